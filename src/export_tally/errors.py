@@ -1,0 +1,26 @@
+"""The tool's exceptions: one base, and one subclass per way a run can fail.
+
+Each subclass names the exit status it maps to, so the CLI can translate any of them in one place.
+"""
+
+from __future__ import annotations
+
+
+class TallyError(Exception):
+    """Base of every error the tool raises on purpose; the message is one line for the user."""
+
+
+class UsageError(TallyError):
+    """The user asked for something that cannot be done (bad flag, unknown export)."""
+
+
+class ServerUnreachableError(TallyError):
+    """The server could not be reached, or an HTTP/transport failure survived the retries."""
+
+
+class ProtocolError(TallyError):
+    """The server answered successfully, but with something the API does not promise."""
+
+
+class CsvFormatError(ProtocolError):
+    """A download's body is not the CSV the API promises (bad header, bad row, no newline)."""
