@@ -1,0 +1,141 @@
+"""The HTTP API of SPEC.md, built by `create_app`; importing this module starts nothing."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from export_server.bodies import GeneratedBodies, etag_of
+from export_server.dataset import EXPORTS, Download, downloads_of, find_download
+from export_server.faults import NO_FAULT, Fault, FaultConfig, FaultInjector
+from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
+
+log = logging.getLogger("export_server")
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything that changes how the server answers."""
+
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    ranges: bool = True
+
+
+class DroppedBody(StreamingResponse):
+    """Streams a body and, when a fault says so, aborts the connection partway.
+
+    Returning from the ASGI call without the final body message makes the server close the
+    connection, so the client sees an incomplete body, never a clean end.
+    """
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], headers: dict[str, str], status_code: int,
+        drop_after: int | None,
+    ) -> None:  # fmt: skip
+        super().__init__(chunks, status_code=status_code, headers=headers, media_type=CSV_MEDIA_TYPE)
+        self.chunks = chunks
+        self.drop_after = drop_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        sent = 0
+        async for chunk in self.chunks:
+            if self.drop_after is not None and sent + len(chunk) >= self.drop_after:
+                await send({"type": "http.response.body", "body": chunk[: self.drop_after - sent], "more_body": True})
+                log.info("fault injection: dropped %s after %d bytes", scope["path"], self.drop_after)
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def create_app(config: ServerConfig | None = None, bodies: GeneratedBodies | None = None) -> FastAPI:
+    """The export server's ASGI app."""
+    config = config or ServerConfig()
+    bodies = bodies or GeneratedBodies()
+    injector = FaultInjector(config.faults)
+    app = FastAPI(title="Mock export server", version="1")
+
+    @app.middleware("http")
+    async def inject_failures(request: Request, call_next):  # type: ignore[no-untyped-def]
+        fault = injector.decide(
+            request.method, request.url.path, request.headers.get("range"),
+            body=request.url.path.endswith("/data"),
+        )  # fmt: skip
+        if fault.status is not None:
+            headers = {"Retry-After": "1"} if fault.status in (429, 503) else {}
+            return JSONResponse({"detail": "injected fault"}, fault.status, headers=headers)
+        request.state.fault = fault
+        return await call_next(request)
+
+    def lookup(export_id: str, download_id: uuid.UUID) -> Download:
+        if export_id not in EXPORTS:
+            raise HTTPException(404, "Export not found")
+        download = find_download(export_id, download_id)
+        if download is None:
+            raise HTTPException(404, "Download not found")
+        return download
+
+    @app.get("/api/export")
+    async def list_exports() -> dict[str, object]:
+        return {"data": {"export_ids": list(EXPORTS)}}
+
+    @app.get("/api/export/{export_id}")
+    async def get_export(export_id: str) -> dict[str, object]:
+        if export_id not in EXPORTS:
+            raise HTTPException(404, "Export not found")
+        ids = [str(d.id) for d in downloads_of(export_id)]
+        return {"data": {"id": export_id, "download_ids": ids}}
+
+    @app.get("/api/export/{export_id}/{download_id}")
+    async def get_download(export_id: str, download_id: uuid.UUID) -> dict[str, object]:
+        return {"data": lookup(export_id, download_id).metadata()}
+
+    @app.get("/api/export/{export_id}/{download_id}/data")
+    async def get_data(export_id: str, download_id: uuid.UUID, request: Request) -> Response:
+        download = lookup(export_id, download_id)
+        fault: Fault = getattr(request.state, "fault", NO_FAULT)
+        if not config.ranges:
+            drop = _drop_point(fault, download.rows * 30)
+            return DroppedBody(bodies.stream(download), {}, 200, drop)
+
+        etag = etag_of(download)
+        headers = {"Accept-Ranges": "bytes", "ETag": etag}
+        spec = parse_range(request.headers.get("range"))
+        if_range = request.headers.get("if-range")
+        if spec is not None and if_range is not None and if_range != etag:
+            spec = None  # the client's copy is stale: send the whole new body
+        size = bodies.known_size(download)
+        if spec is None:
+            if size is not None:
+                headers["Content-Length"] = str(size)
+            drop = _drop_point(fault, size if size is not None else download.rows * 30)
+            return DroppedBody(bodies.stream(download), headers, 200, drop)
+
+        size = size if size is not None else await bodies.size(download)
+        try:
+            start, stop = resolve_range(spec, size)
+        except UnsatisfiableRangeError:
+            headers["Content-Range"] = f"bytes */{size}"
+            return Response(status_code=416, headers=headers)
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        headers["Content-Length"] = str(stop - start)
+        drop = _drop_point(fault, stop - start)
+        return DroppedBody(bodies.stream(download, start, stop), headers, 206, drop)
+
+    return app
+
+
+def _drop_point(fault: Fault, length: int) -> int | None:
+    """How many bytes of a `length`-byte body to send before cutting it off, if at all."""
+    if fault.drop_fraction is None or length <= 1:
+        return None
+    return 1 + int(fault.drop_fraction * (length - 1))

@@ -1,0 +1,43 @@
+"""HTTP Range requests: parse one `bytes=` range of the kinds a resuming client sends."""
+
+from __future__ import annotations
+
+import re
+
+_SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+class UnsatisfiableRangeError(Exception):
+    """The range is well formed but selects no byte of the body (answer 416)."""
+
+
+def parse_range(header: str | None) -> tuple[int, int | None] | None:
+    """(first, last or None) of a single range, or None when absent or not understood.
+
+    A suffix range (`bytes=-500`) comes back as (-500, None). Multiple ranges are not understood:
+    serving the whole body instead is what RFC 9110 allows.
+    """
+    if not header:
+        return None
+    match = _SINGLE_RANGE.match(header)
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:
+        return (-int(last), None)
+    if last and int(last) < int(first):
+        return None
+    return (int(first), int(last) if last else None)
+
+
+def resolve_range(spec: tuple[int, int | None], size: int) -> tuple[int, int]:
+    """The [start, stop) byte span a parsed range selects in a body of `size` bytes."""
+    first, last = spec
+    if first < 0:
+        if size == 0:
+            raise UnsatisfiableRangeError
+        return (max(0, size + first), size)
+    if first >= size:
+        raise UnsatisfiableRangeError
+    stop = size if last is None else min(size, last + 1)
+    return (first, stop)
