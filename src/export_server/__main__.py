@@ -41,20 +41,44 @@ def build_parser() -> argparse.ArgumentParser:
         prog="server",
         description="Mock healthcare bulk-export server: byte-identical to the reference.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=_port, default=8000, help="port (default: 8000; 0 picks a free one)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: 127.0.0.1; 0.0.0.0 for all)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="port (default: 8000; 0 picks a free one)"
+    )
     parser.add_argument(
         "--log-level", default="warning",
         choices=["critical", "error", "warning", "info", "debug", "trace"], help="default: warning",
     )  # fmt: skip
-    parser.add_argument("--fail-rate", type=_rate, default=0.0, metavar="P",
-                        help="answer this fraction of requests with 503/429 (Retry-After: 1) or 500")
-    parser.add_argument("--drop-rate", type=_rate, default=0.0, metavar="P",
-                        help="cut this fraction of /data bodies off after a random number of bytes")
-    parser.add_argument("--fault-seed", type=int, default=None, metavar="N",
-                        help="make injected faults reproducible")
-    parser.add_argument("--no-range", action="store_true",
-                        help="behave like the reference on the wire: chunked, no Range, ETag or Content-Length")
+    parser.add_argument(
+        "--fail-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="answer this fraction of requests with 503/429 (Retry-After: 1) or 500",
+    )
+    parser.add_argument(
+        "--drop-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="cut this fraction of /data bodies off after a random number of bytes",
+    )
+    parser.add_argument(
+        "--fault-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="make injected faults reproducible",
+    )
+    parser.add_argument(
+        "--no-range",
+        action="store_true",
+        help="behave like the reference on the wire: chunked, no Range, ETag or Content-Length",
+    )
     return parser  # fmt: skip
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from export_server.bodies import GeneratedBodies, etag_of
 from export_server.dataset import EXPORTS, Download, downloads_of, find_download
@@ -40,41 +41,70 @@ class DroppedBody(StreamingResponse):
         self, chunks: AsyncIterator[bytes], headers: dict[str, str], status_code: int,
         drop_after: int | None,
     ) -> None:  # fmt: skip
-        super().__init__(chunks, status_code=status_code, headers=headers, media_type=CSV_MEDIA_TYPE)
+        super().__init__(
+            chunks, status_code=status_code, headers=headers, media_type=CSV_MEDIA_TYPE
+        )
         self.chunks = chunks
         self.drop_after = drop_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
         sent = 0
         async for chunk in self.chunks:
             if self.drop_after is not None and sent + len(chunk) >= self.drop_after:
-                await send({"type": "http.response.body", "body": chunk[: self.drop_after - sent], "more_body": True})
-                log.info("fault injection: dropped %s after %d bytes", scope["path"], self.drop_after)
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": chunk[: self.drop_after - sent],
+                        "more_body": True,
+                    }
+                )
+                log.info(
+                    "fault injection: dropped %s after %d bytes", scope["path"], self.drop_after
+                )
                 return
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             sent += len(chunk)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def create_app(config: ServerConfig | None = None, bodies: GeneratedBodies | None = None) -> FastAPI:
+class FaultMiddleware:
+    """Pure ASGI middleware (not BaseHTTPMiddleware, which would finish a body we mean to cut)."""
+
+    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
+        self.app = app
+        self.injector = injector
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        range_header = Headers(scope=scope).get("range")
+        path: str = scope["path"]
+        fault = self.injector.decide(
+            scope["method"], path, range_header, body=path.endswith("/data")
+        )
+        if fault.status is not None:
+            headers = {"Retry-After": "1"} if fault.status in (429, 503) else {}
+            response = JSONResponse({"detail": "injected fault"}, fault.status, headers=headers)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["fault"] = fault
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    config: ServerConfig | None = None, bodies: GeneratedBodies | None = None
+) -> FastAPI:
     """The export server's ASGI app."""
     config = config or ServerConfig()
     bodies = bodies or GeneratedBodies()
     injector = FaultInjector(config.faults)
     app = FastAPI(title="Mock export server", version="1")
 
-    @app.middleware("http")
-    async def inject_failures(request: Request, call_next):  # type: ignore[no-untyped-def]
-        fault = injector.decide(
-            request.method, request.url.path, request.headers.get("range"),
-            body=request.url.path.endswith("/data"),
-        )  # fmt: skip
-        if fault.status is not None:
-            headers = {"Retry-After": "1"} if fault.status in (429, 503) else {}
-            return JSONResponse({"detail": "injected fault"}, fault.status, headers=headers)
-        request.state.fault = fault
-        return await call_next(request)
+    app.add_middleware(FaultMiddleware, injector=injector)
 
     def lookup(export_id: str, download_id: uuid.UUID) -> Download:
         if export_id not in EXPORTS:

@@ -50,6 +50,8 @@ class GeneratedBodies:
         """The size when it is known without generating (never, for this source)."""
         return None
 
-    def stream(self, download: Download, start: int = 0, stop: int | None = None) -> AsyncIterator[bytes]:
+    def stream(
+        self, download: Download, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[bytes]:
         """The bytes [start, stop) of the body, as they are generated."""
         return iterate_in_threadpool(_slice_chunks(generate_chunks(download), start, stop))

@@ -55,7 +55,7 @@ def generate_chunks(download: Download, chunk_rows: int = 16_384) -> Iterator[by
     while remaining:
         n = min(chunk_rows, remaining)
         remaining -= n
-        lines = []
+        lines: list[str] = []
         append = lines.append
         for _ in range(n):
             r = getrandbits(patient_bits)
