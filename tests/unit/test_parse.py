@@ -62,9 +62,7 @@ GOOD = [
         2,
         id="no-final-newline-after-cr",
     ),
-    pytest.param(
-        [HEADER + b"P1,,hr,\n"], {("P1", "hr"): 1}, 1, id="empty-time-value"
-    ),
+    pytest.param([HEADER + b"P1,,hr,\n"], {("P1", "hr"): 1}, 1, id="empty-time-value"),
     pytest.param([HEADER + b'"P,1",t,"hr,x",1\n'], {("P,1", "hr,x"): 1}, 1, id="quoted-commas"),
     pytest.param(
         [HEADER + b'"P\n1",t,"h\r\nr",1\nP2,t,bp,"1\n2"\n'],
