@@ -24,3 +24,7 @@ class ProtocolError(TallyError):
 
 class CsvFormatError(ProtocolError):
     """A download's body is not the CSV the API promises (bad header, bad row, no newline)."""
+
+
+class DownloadGoneError(ServerUnreachableError):
+    """A download the server listed answers 404: it disappeared during the run."""

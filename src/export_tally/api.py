@@ -1,0 +1,116 @@
+"""Discovery over the export server's HTTP API: exports, their downloads, and each one's metadata.
+
+Every answer is checked against the shape the API promises: a successful response with anything
+else (HTML, JSON of the wrong shape) is a ProtocolError, never a traceback or a silent guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from export_tally.client import ClientOptions, Reply, request_with_retries
+from export_tally.errors import DownloadGoneError, ProtocolError, UsageError
+
+
+@dataclass(frozen=True)
+class DownloadInfo:
+    """One download's metadata. `metadata` keeps the server's exact answer (checkpoint keys)."""
+
+    export_id: str
+    id: str
+    rows: int
+    event_types: tuple[str, ...]
+    patients: tuple[str, ...]
+    metadata: str = field(repr=False)
+
+    def data_path(self) -> str:
+        return f"/api/export/{quote(self.export_id, safe='')}/{quote(self.id, safe='')}/data"
+
+
+def _data(reply: Reply) -> dict[str, Any]:
+    """The `data` object of an API answer, or ProtocolError naming what was wrong."""
+    where, content_type = reply.where, reply.content_type
+    try:
+        body = json.loads(reply.content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        kind = (
+            "HTML" if "html" in content_type else f"non-JSON ({content_type or 'no content type'})"
+        )
+        raise ProtocolError(
+            f"{where} answered {kind} instead of JSON: is this an export server?"
+        ) from None
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise ProtocolError(
+            f"{where} answered JSON without a 'data' object: is this an export server?"
+        )
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def _field(data: dict[str, Any], name: str, kind: type, where: str) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(f"{where}: field {name!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _strings(data: dict[str, Any], name: str, where: str) -> list[str]:
+    values = _field(data, name, list, where)
+    if not all(isinstance(v, str) for v in values):
+        raise ProtocolError(f"{where}: field {name!r} must be a list of strings")
+    return [str(v) for v in values]
+
+
+class ExportApi:
+    """The discovery calls, over one HTTP client; transient failures are retried."""
+
+    def __init__(self, client: httpx.Client, options: ClientOptions) -> None:
+        self.client = client
+        self.options = options
+
+    def _get(self, path: str, *, quick_connect: bool = False) -> Reply:
+        return request_with_retries(self.client, self.options, path, quick_connect=quick_connect)
+
+    def list_exports(self) -> list[str]:
+        """The server's export ids. The first call a run makes: an unreachable server fails fast."""
+        response = self._get("/api/export", quick_connect=True)
+        return _strings(_data(response), "export_ids", "GET /api/export")
+
+    def download_ids(self, export_id: str) -> list[str]:
+        """The export's download ids, in the server's order; UsageError for an unknown export."""
+        path = f"/api/export/{quote(export_id, safe='')}"
+        response = self._get(path, quick_connect=True)
+        if response.status == 404:
+            known = self.list_exports()
+            raise UsageError(
+                f"export {export_id!r} not found on {self.options.base_url}; "
+                f"it has: {', '.join(known) or 'none'}"
+            )
+        return _strings(_data(response), "download_ids", f"GET {path}")
+
+    def download_info(self, export_id: str, download_id: str) -> DownloadInfo:
+        """One download's metadata, checked: rows is a non-negative integer, lists are strings."""
+        path = f"/api/export/{quote(export_id, safe='')}/{quote(download_id, safe='')}"
+        response = self._get(path)
+        if response.status == 404:
+            raise DownloadGoneError(
+                f"download {download_id} of export {export_id!r} is gone (HTTP 404 for {path})"
+            )
+        data = _data(response)
+        where = f"GET {path}"
+        rows = _field(data, "rows", int, where)
+        if rows < 0:
+            raise ProtocolError(f"{where}: field 'rows' is negative ({rows})")
+        return DownloadInfo(
+            export_id=export_id,
+            id=download_id,
+            rows=rows,
+            event_types=tuple(_strings(data, "event_types", where)),
+            patients=tuple(_strings(data, "patients", where)),
+            metadata=json.dumps(data, sort_keys=True),
+        )

@@ -1,0 +1,93 @@
+"""A tiny stdlib HTTP server that answers what a test tells it to: for what the real server cannot do.
+
+Routes map a path to a fixed answer (status, content type, body). A body may also be cut short:
+`declared_length` larger than the body makes the client see a truncated response.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Answer:
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+    declared_length: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_answer(data: Any, status: int = 200) -> Answer:
+    return Answer(json.dumps(data).encode(), status)
+
+
+def csv_answer(text: str | bytes, **kwargs: Any) -> Answer:
+    body = text.encode() if isinstance(text, str) else text
+    return Answer(body, content_type="text/csv; charset=utf-8", **kwargs)
+
+
+def export_routes(
+    export_id: str, bodies: dict[str, bytes | str], rows: dict[str, int] | None = None
+) -> dict[str, Answer]:
+    """Routes for a well-formed export whose downloads have these bodies (rows counted from them)."""
+    routes = {
+        "/api/export": json_answer({"data": {"export_ids": [export_id]}}),
+        f"/api/export/{export_id}": json_answer(
+            {"data": {"id": export_id, "download_ids": list(bodies)}}
+        ),
+    }
+    for download_id, body in bodies.items():
+        raw = body.encode() if isinstance(body, str) else body
+        declared = (rows or {}).get(download_id, max(0, raw.count(b"\n") - 1))
+        routes[f"/api/export/{export_id}/{download_id}"] = json_answer(
+            {"data": {"id": download_id, "rows": declared, "event_types": [], "patients": [],
+                      "start_time": "2025-08-26T00:00:00", "end_time": "2025-08-26T00:00:00"}}
+        )  # fmt: skip
+        routes[f"/api/export/{export_id}/{download_id}/data"] = csv_answer(raw)
+    return routes
+
+
+@contextmanager
+def fixture_server(routes: dict[str, Answer]) -> Iterator[str]:
+    """Serve `routes` on a free loopback port; yields the base URL. Unknown paths answer 404."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            answer = routes.get(self.path.split("?")[0])
+            if answer is None:
+                answer = json_answer({"detail": "Not Found"}, 404)
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            length = (
+                answer.declared_length if answer.declared_length is not None else len(answer.body)
+            )
+            self.send_header("Content-Length", str(length))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            if answer.declared_length is not None:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(answer.body)
+            if answer.declared_length is not None:
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

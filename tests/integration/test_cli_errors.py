@@ -1,0 +1,152 @@
+"""Every error path: its exit status and its one-line message."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from export_tally.exitcodes import ExitCode
+from tests.cli_run import run_cli
+from tests.fixture_server import Answer, csv_answer, export_routes, fixture_server, json_answer
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_exit_codes_are_pinned() -> None:
+    assert {code.name: code.value for code in ExitCode} == {
+        "OK": 0, "UNEXPECTED": 1, "USAGE": 2, "UNREACHABLE": 3, "PROTOCOL": 4,
+        "INTERRUPTED": 130, "TERMINATED": 143,
+    }  # fmt: skip
+
+
+def test_unknown_export_is_a_usage_error_listing_the_known_ones(server_url: str) -> None:
+    outcome = run_cli("nope", "--server", server_url)
+    assert outcome.status == ExitCode.USAGE
+    message = one_line(outcome.stderr)
+    assert "'nope' not found" in message
+    assert "demo, small, large" in message
+
+
+def test_unreachable_explicit_server_fails_fast() -> None:
+    started = time.monotonic()
+    outcome = run_cli("demo", "--server", "http://127.0.0.1:9")
+    elapsed = time.monotonic() - started
+    assert outcome.status == ExitCode.UNREACHABLE
+    message = one_line(outcome.stderr)
+    assert "cannot reach http://127.0.0.1:9" in message
+    assert "uv run server" in message and "--server" in message
+    assert elapsed < 10  # generous: the contract is "about two seconds", not a benchmark
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        pytest.param([], "export id is required", id="no-export-id"),
+        pytest.param(["demo", "-j", "0"], "must be at least 1", id="zero-jobs"),
+        pytest.param(["demo", "--jobs", "x"], "not a whole number", id="jobs-not-a-number"),
+        pytest.param(["demo", "--bogus"], "unrecognized arguments", id="unknown-flag"),
+        pytest.param(["demo", "--server", "ftp://x"], "not an http", id="bad-server-url"),
+        pytest.param(["demo", "--timeout", "0"], "more than 0", id="zero-timeout"),
+        pytest.param(["demo", "--retries", "-1"], "0 or more", id="negative-retries"),
+        pytest.param(["demo", "--on-bad-row", "ignore"], "invalid choice", id="bad-row-mode"),
+        pytest.param(["demo", "-o", "/nonexistent/dir/out.json"], "does not exist", id="output-dir-missing"),
+    ],
+)  # fmt: skip
+def test_usage_errors(argv: list[str], fragment: str) -> None:
+    outcome = run_cli(*argv)
+    assert outcome.status == ExitCode.USAGE
+    assert fragment in one_line(outcome.stderr)
+
+
+def test_html_instead_of_json_is_a_protocol_error() -> None:
+    page = Answer(b"<html><body>Login</body></html>", content_type="text/html")
+    with fixture_server({"/api/export": page, "/api/export/demo": page}) as url:
+        outcome = run_cli("demo", "--server", url)
+    assert outcome.status == ExitCode.PROTOCOL
+    assert "HTML instead of JSON" in one_line(outcome.stderr)
+
+
+def test_wrong_shape_json_is_a_protocol_error() -> None:
+    routes = {"/api/export/demo": json_answer({"data": {"id": "demo", "download_ids": "nope"}})}
+    with fixture_server(routes) as url:
+        outcome = run_cli("demo", "--server", url)
+    assert outcome.status == ExitCode.PROTOCOL
+    assert "download_ids" in one_line(outcome.stderr)
+
+
+def test_metadata_with_unknown_extra_fields_is_tolerated() -> None:
+    routes = export_routes("x", {"d1": "patient_id,event_time,event_type,value\nA,t,hr,1\n"})
+    meta = routes["/api/export/x/d1"]
+    data = json_answer({"data": {"id": "d1", "rows": 1, "event_types": ["hr"], "patients": ["A"],
+                                 "start_time": "", "end_time": "", "shiny": {"new": True}}})  # fmt: skip
+    routes["/api/export/x/d1"] = data
+    assert meta.status == 200
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url)
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.json() == {"patients": {"A": {"hr": 1}}, "totals": {"hr": 1}}
+
+
+def test_row_count_mismatch_is_a_protocol_error_naming_both_numbers() -> None:
+    body = "patient_id,event_time,event_type,value\nA,t,hr,1\nB,t,hr,2\n"
+    with fixture_server(export_routes("x", {"d1": body}, rows={"d1": 5})) as url:
+        outcome = run_cli("x", "--server", url)
+    assert outcome.status == ExitCode.PROTOCOL
+    message = one_line(outcome.stderr)
+    assert "d1" in message and "counted 2 rows" in message and "declares 5" in message
+
+
+def test_header_without_the_four_columns_is_a_protocol_error() -> None:
+    body = "patient_id,when,event_type,value\nA,t,hr,1\n"
+    with fixture_server(export_routes("x", {"d1": body})) as url:
+        outcome = run_cli("x", "--server", url)
+    assert outcome.status == ExitCode.PROTOCOL
+    assert "d1" in one_line(outcome.stderr)
+
+
+def test_body_that_is_html_is_a_protocol_error() -> None:
+    routes = export_routes("x", {"d1": "patient_id,event_time,event_type,value\n"})
+    routes["/api/export/x/d1/data"] = Answer(b"<html></html>", content_type="text/html")
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url)
+    assert outcome.status == ExitCode.PROTOCOL
+    assert "instead of CSV" in one_line(outcome.stderr)
+
+
+def test_malformed_row_fails_with_its_line_number() -> None:
+    body = "patient_id,event_time,event_type,value\nA,t,hr,1\nB,t,hr\nC,t,hr,3\n"
+    with fixture_server(export_routes("x", {"d1": body})) as url:
+        outcome = run_cli("x", "--server", url)
+    assert outcome.status == ExitCode.PROTOCOL
+    message = one_line(outcome.stderr)
+    assert "d1" in message and "line 3" in message
+
+
+def test_truncated_body_fails_with_exit_3() -> None:
+    body = b"patient_id,event_time,event_type,value\nA,t,hr,1\nB,t,h"
+    routes = export_routes("x", {"d1": body}, rows={"d1": 2})
+    routes["/api/export/x/d1/data"] = csv_answer(body, declared_length=len(body) + 100)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "--retries", "1")
+    assert outcome.status == ExitCode.UNREACHABLE
+    assert "d1" in one_line(outcome.stderr)
+
+
+@pytest.mark.parametrize(
+    "bodies",
+    [
+        pytest.param({}, id="no-downloads"),
+        pytest.param({"d1": "patient_id,event_time,event_type,value\n"}, id="header-only"),
+        pytest.param({"d1": ""}, id="empty-body"),
+    ],
+)
+def test_empty_is_valid(bodies: dict[str, str]) -> None:
+    with fixture_server(export_routes("x", bodies)) as url:  # type: ignore[arg-type]
+        outcome = run_cli("x", "--server", url)
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.json() == {"patients": {}, "totals": {}}
