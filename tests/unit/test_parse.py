@@ -220,7 +220,7 @@ HEADER_ERRORS = [
 def test_header_errors(body: bytes, message: str) -> None:
     for on_bad_row in ("fail", "skip"):
         with pytest.raises(CsvFormatError, match=re.escape(message)) as caught:
-            parse_bytes(body, on_bad_row=on_bad_row)  # type: ignore[arg-type]
+            parse_bytes(body, on_bad_row=on_bad_row)
         assert not isinstance(caught.value, BadRowError)
 
 
