@@ -133,6 +133,10 @@ class CountingParser:
     than `max_line_bytes` bytes without a line end outside quotes (checked on what is buffered
     between chunks, so memory stays bounded), or a quoted field still open at the end. After an
     error the parser is spent.
+
+    Known limit: csv.reader refuses a field longer than `csv.field_size_limit()` (128 KiB unless
+    raised), so such a field makes its row bad when its block needs csv.reader, while the fast
+    path accepts it. Changing that limit is process-wide, so it is left to the application.
     """
 
     def __init__(
