@@ -23,7 +23,7 @@ from export_tally.exitcodes import ExitCode, exit_code_for
 from export_tally.output import check_writable, render, write_atomically
 from export_tally.progress import Progress
 from export_tally.retry import RetryPolicy
-from export_tally.run import RunOptions, count_downloads, discover
+from export_tally.run import ExportResult, RunOptions, count_downloads, discover
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -180,6 +180,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         run_options = RunOptions(options, args.jobs, args.on_bad_row)
         with Progress(total, args.export_id, stderr, show) as progress:
             result = count_downloads(downloads, run_options, progress.advance)
+        _report_recoveries(result, stderr)
         for download in result.downloads:
             parsed = download.result
             if parsed.skipped:
@@ -197,6 +198,19 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         stdout.write(text)
         stdout.flush()
     return ExitCode.OK
+
+
+def _report_recoveries(result: ExportResult, stderr: TextIO) -> None:
+    """One line on what the retries cured, so a flaky server does not go unnoticed."""
+    retried = sum(d.attempts - 1 for d in result.downloads)
+    if retried:
+        resumes = sum(d.resumes for d in result.downloads)
+        restarts = sum(d.restarts for d in result.downloads)
+        print(
+            f"cli: recovered from {retried} failed attempt(s): {resumes} resumed with Range, "
+            f"{restarts} restarted from the beginning; the counts are exact",
+            file=stderr,
+        )
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

@@ -40,6 +40,8 @@ class DownloadResult:
     result: ParseResult
     bytes: int
     attempts: int
+    resumes: int = 0  # attempts that continued where a cut-off body stopped
+    restarts: int = 0  # times the partial count was thrown away and the body started again
 
 
 class _Restart(Exception):
@@ -57,12 +59,15 @@ class _Stream:
         self.report = report
         self.etag: str | None = None
         self.reported = 0
+        self.resumes = 0
+        self.restarts = -1  # the first reset is the start, not a restart
         self.reset()
 
     def reset(self) -> None:
         """Throw away everything counted so far (and take it back from the progress shown)."""
         self.parser = CountingParser(on_bad_row=self.on_bad_row)  # type: ignore[arg-type]
         self.offset = 0
+        self.restarts += 1
         self._report()
         self.resumable = False
 
@@ -80,6 +85,22 @@ class _Stream:
         self.offset += len(chunk)
         self._report()
 
+    def consume(self, response: httpx.Response) -> None:
+        """Feed the body in blocks of about CHUNK_BYTES; on a cut, what did arrive is fed too.
+
+        Every byte received is kept, so a resume asks for exactly the first byte not yet seen.
+        """
+        buffer = bytearray()
+        try:
+            for piece in response.iter_raw():
+                buffer += piece
+                if len(buffer) >= CHUNK_BYTES:
+                    self.feed(bytes(buffer))
+                    buffer.clear()
+        finally:
+            if buffer:
+                self.feed(bytes(buffer))
+
     def request_headers(self) -> dict[str, str]:
         if self.offset and self.resumable and self.etag:
             return {"Range": f"bytes={self.offset}-", "If-Range": self.etag}
@@ -91,6 +112,7 @@ class _Stream:
             match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
             if not match or int(match.group(1)) != self.offset:
                 raise _Restart
+            self.resumes += 1
             return
         if response.status_code != 200:
             raise ProtocolError(f"download {self.info.id}: unexpected HTTP {response.status_code}")
@@ -130,8 +152,7 @@ def count_download(
                 status = response.status_code
                 if status in (200, 206):
                     stream.accept(response)
-                    for chunk in response.iter_raw(CHUNK_BYTES):
-                        stream.feed(chunk)
+                    stream.consume(response)
                 else:
                     _check_status(url, info, status)
                     if not budget.record_failure(stream.offset):
@@ -159,7 +180,9 @@ def count_download(
         except CsvFormatError as exc:
             raise CsvFormatError(f"download {info.id}: {exc}") from exc
         if result.rows == info.rows:
-            return DownloadResult(info.id, result, stream.offset, budget.attempts + 1)
+            return DownloadResult(
+                info.id, result, stream.offset, budget.attempts + 1, stream.resumes, stream.restarts
+            )
         if integrity_retried:
             raise ProtocolError(
                 f"download {info.id}: counted {result.rows} rows but the metadata declares "
