@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from export_tally import __version__
 from export_tally.api import ExportApi
+from export_tally.checkpoint import CheckpointStore
 from export_tally.client import ClientOptions, make_client
 from export_tally.embedded import EmbeddedServer, is_listening
 from export_tally.errors import TallyError, UsageError
@@ -126,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="fail",
         help="a malformed row fails the run (default) or is skipped and reported",
     )
+    add(
+        "--checkpoint-dir",
+        type=Path,
+        metavar="DIR",
+        help="save each finished download's result here; a rerun skips the downloads saved",
+    )
     add("--debug", action="store_true", help="show the traceback of an error")
     add("--version", action="store_true", help="print the version and exit")
     return parser  # fmt: skip
@@ -178,8 +185,18 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         show = args.progress if args.progress is not None else stderr.isatty()
         total = sum(d.rows for d in downloads)
         run_options = RunOptions(options, args.jobs, args.on_bad_row)
+        checkpoints = None
+        if args.checkpoint_dir is not None:
+            identity = f"embedded-export-server/{__version__}" if embedded else url
+            checkpoints = CheckpointStore(
+                args.checkpoint_dir, identity, f"counts/{args.on_bad_row}"
+            )
         with Progress(total, args.export_id, stderr, show) as progress:
-            result = count_downloads(downloads, run_options, progress.advance)
+            result = count_downloads(downloads, run_options, progress.advance, checkpoints)
+        restored = sum(d.restored for d in result.downloads)
+        if restored:
+            print(f"cli: {restored} of {len(downloads)} download(s) taken from checkpoints in "
+                  f"{args.checkpoint_dir}", file=stderr)  # fmt: skip
         _report_recoveries(result, stderr)
         for download in result.downloads:
             parsed = download.result
@@ -202,7 +219,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
 
 def _report_recoveries(result: ExportResult, stderr: TextIO) -> None:
     """One line on what the retries cured, so a flaky server does not go unnoticed."""
-    retried = sum(d.attempts - 1 for d in result.downloads)
+    retried = sum(d.attempts - 1 for d in result.downloads if not d.restored)
     if retried:
         resumes = sum(d.resumes for d in result.downloads)
         restarts = sum(d.restarts for d in result.downloads)

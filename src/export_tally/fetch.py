@@ -42,6 +42,7 @@ class DownloadResult:
     attempts: int
     resumes: int = 0  # attempts that continued where a cut-off body stopped
     restarts: int = 0  # times the partial count was thrown away and the body started again
+    restored: bool = False  # taken from a checkpoint, not downloaded in this run
 
 
 class _Restart(Exception):

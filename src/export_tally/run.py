@@ -21,6 +21,7 @@ from multiprocessing.queues import Queue
 import httpx
 
 from export_tally.api import DownloadInfo, ExportApi
+from export_tally.checkpoint import CheckpointStore
 from export_tally.client import ClientOptions, make_client
 from export_tally.errors import DownloadGoneError
 from export_tally.fetch import DownloadResult, count_download
@@ -104,15 +105,42 @@ def _drain(progress: Queue[int], sink: ProgressSink | None) -> None:
 
 
 def count_downloads(
-    downloads: Sequence[DownloadInfo], options: RunOptions, on_progress: ProgressSink | None = None
+    downloads: Sequence[DownloadInfo],
+    options: RunOptions,
+    on_progress: ProgressSink | None = None,
+    checkpoints: CheckpointStore | None = None,
 ) -> ExportResult:
     """Count every download in a pool of `options.jobs` processes and merge the results.
 
+    Downloads saved in `checkpoints` are not fetched again; each one finished now is saved there.
     The first error stops the run (workers are terminated) and is raised, except downloads that
     disappeared (404): the others finish first, then one DownloadGoneError names them all.
     """
+    results: list[DownloadResult] = []
+    todo: list[DownloadInfo] = []
+    for info in downloads:
+        saved = checkpoints.load(info) if checkpoints is not None else None
+        if saved is None:
+            todo.append(info)
+        else:
+            results.append(saved)
+            if on_progress is not None:
+                on_progress(saved.result.rows)
+    results.extend(_count_in_pool(todo, options, on_progress, checkpoints))
+    order = {info.id: i for i, info in enumerate(downloads)}
+    results.sort(key=lambda r: order[r.download_id])
+    return ExportResult(merge_tallies(*(r.result.tally for r in results)), tuple(results))
+
+
+def _count_in_pool(
+    downloads: Sequence[DownloadInfo],
+    options: RunOptions,
+    on_progress: ProgressSink | None,
+    checkpoints: CheckpointStore | None,
+) -> list[DownloadResult]:
     if not downloads:
-        return ExportResult(Tally(), ())
+        return []
+    by_id = {info.id: info for info in downloads}
     context = multiprocessing.get_context("spawn")
     progress: Queue[int] = context.Queue()
     pool = ProcessPoolExecutor(
@@ -132,9 +160,13 @@ def count_downloads(
             _drain(progress, on_progress)
             for future in done:
                 try:
-                    results.append(future.result())
+                    result = future.result()
                 except DownloadGoneError as exc:
                     gone.append(str(exc))
+                    continue
+                results.append(result)
+                if checkpoints is not None:
+                    checkpoints.save(by_id[result.download_id], result)
     except BaseException:
         _terminate(pool)
         progress.close()
@@ -146,6 +178,4 @@ def count_downloads(
         raise DownloadGoneError(
             f"{len(gone)} download(s) disappeared during the run: " + "; ".join(gone)
         )
-    order = {info.id: i for i, info in enumerate(downloads)}
-    results.sort(key=lambda r: order[r.download_id])
-    return ExportResult(merge_tallies(*(r.result.tally for r in results)), tuple(results))
+    return results
