@@ -22,6 +22,7 @@ class Answer:
     content_type: str = "application/json"
     declared_length: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    require: tuple[str, str] | None = None  # answer 401 unless this header has this value
 
 
 def json_answer(data: Any, status: int = 200) -> Answer:
@@ -55,16 +56,25 @@ def export_routes(
 
 
 @contextmanager
-def fixture_server(routes: dict[str, Answer]) -> Iterator[str]:
-    """Serve `routes` on a free loopback port; yields the base URL. Unknown paths answer 404."""
+def fixture_server(
+    routes: dict[str, Answer], seen: list[tuple[str, dict[str, str]]] | None = None
+) -> Iterator[str]:
+    """Serve `routes` on a free loopback port; yields the base URL. Unknown paths answer 404.
+
+    Each request's path and headers are appended to `seen`, when given.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
+            if seen is not None:
+                seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
             answer = routes.get(self.path.split("?")[0])
             if answer is None:
                 answer = json_answer({"detail": "Not Found"}, 404)
+            elif answer.require and self.headers.get(answer.require[0]) != answer.require[1]:
+                answer = json_answer({"detail": "Not authenticated"}, 401)
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
             length = (

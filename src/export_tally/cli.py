@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import traceback
@@ -133,6 +134,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save each finished download's result here; a rerun skips the downloads saved",
     )
+    add(
+        "--token",
+        metavar="TOKEN",
+        help="send Authorization: Bearer TOKEN (also: $EXPORT_SERVER_TOKEN, kept out of shell history)",
+    )
+    add(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this header with every request (repeatable)",
+    )
+    add("--cacert", type=Path, metavar="FILE", help="trust this CA bundle for https:// servers")
+    add(
+        "--insecure", action="store_true", help="do not verify the server's TLS certificate (warns)"
+    )
+    add(
+        "--follow-redirects-anywhere",
+        action="store_true",
+        help="follow redirects to other hosts too (credentials are never sent there)",
+    )
     add("--debug", action="store_true", help="show the traceback of an error")
     add("--version", action="store_true", help="print the version and exit")
     return parser  # fmt: skip
@@ -149,6 +171,34 @@ def _server_url(args: argparse.Namespace) -> tuple[str, bool]:
     return url.rstrip("/"), explicit
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The user's extra headers, checked; the token becomes an Authorization header."""
+    headers = []
+    for text in args.header:
+        name, sep, value = text.partition(":")
+        if not sep or not _HEADER_NAME.match(name.strip()):
+            raise UsageError(f"--header must look like 'Name: value', got {name.strip()!r}...")
+        headers.append((name.strip(), value.strip()))
+    token = args.token or os.environ.get("EXPORT_SERVER_TOKEN")
+    if token:
+        headers.append(("Authorization", f"Bearer {token}"))
+    return tuple(headers)
+
+
+def _verify(args: argparse.Namespace, stderr: TextIO) -> bool | str:
+    if args.insecure:
+        print("cli: warning: --insecure: the server's TLS certificate is not verified", file=stderr)
+        return False
+    if args.cacert is not None:
+        if not args.cacert.is_file():
+            raise UsageError(f"--cacert {args.cacert}: no such file")
+        return str(args.cacert)
+    return True
+
+
 def _embedded_allowed(args: argparse.Namespace) -> bool:
     return not args.no_embedded and os.environ.get("EXPORT_TALLY_NO_EMBEDDED", "") in ("", "0")
 
@@ -162,6 +212,8 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
     if args.output is not None:
         check_writable(args.output)
     url, explicit = _server_url(args)
+    headers = _headers(args)
+    verify = _verify(args, stderr)
 
     embedded: EmbeddedServer | None = None
     try:
@@ -173,7 +225,14 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
                 file=stderr,
             )
             url = embedded.url
-        options = ClientOptions(url, args.timeout, RetryPolicy(retries=args.retries))
+        options = ClientOptions(
+            url,
+            args.timeout,
+            RetryPolicy(retries=args.retries),
+            headers=headers,
+            verify=verify,
+            redirects_anywhere=args.follow_redirects_anywhere,
+        )
         with make_client(options) as client:
             api = ExportApi(client, options)
             if args.list:
@@ -187,7 +246,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         run_options = RunOptions(options, args.jobs, args.on_bad_row)
         checkpoints = None
         if args.checkpoint_dir is not None:
-            identity = f"embedded-export-server/{__version__}" if embedded else url
+            identity = f"embedded-export-server/{__version__}" if embedded else options.shown_url
             checkpoints = CheckpointStore(
                 args.checkpoint_dir, identity, f"counts/{args.on_bad_row}"
             )

@@ -1,18 +1,26 @@
 """The HTTP client: how it is configured, and one request with retries.
 
 `ClientOptions` is small and picklable: worker processes (or Dask workers) build their own client
-from it, since an open connection pool cannot travel between processes.
+from it, since an open connection pool cannot travel between processes. It carries the user's
+headers (credentials among them), so its repr never shows them, and neither does any message.
+
+Redirects are followed only within the server's origin (scheme, host and port) unless the user
+allows any host; even then, the user's headers are never sent to another origin. Proxies come
+from the standard environment variables, except for a loopback server, which is always direct.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from export_tally import __version__
-from export_tally.errors import ProtocolError, ServerUnreachableError
+from export_tally.errors import ProtocolError, RedirectRefusedError, ServerUnreachableError
 from export_tally.retry import (
     RetryBudget,
     RetryPolicy,
@@ -27,30 +35,98 @@ MAX_METADATA_BYTES = 16 * 1024 * 1024
 QUICK_CONNECT_DELAYS = (0.5, 1.0)
 
 
+MAX_REDIRECTS = 5
+
+
 @dataclass(frozen=True)
 class ClientOptions:
-    """Where the server is and how to talk to it; `timeout` applies to connect and each read."""
+    """Where the server is and how to talk to it; `timeout` applies to connect and each read.
+
+    `verify` is True (the system's CAs), False (--insecure) or the path of a CA bundle.
+    """
 
     base_url: str
     timeout: float = 30.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    verify: bool | str = True
+    redirects_anywhere: bool = False
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
 
+    @property
+    def shown_url(self) -> str:
+        """The server's URL as messages show it: without any user:password part."""
+        return shown(self.base_url)
+
+
+def shown(url: str) -> str:
+    """A URL safe to print: user information removed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
+    url = httpx.URL(url)
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a URL's host is this machine (such a server is never reached through a proxy)."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
 
 def make_client(options: ClientOptions) -> httpx.Client:
     """A client for one process. `identity` encoding keeps byte offsets valid for Range resumes."""
+    home = _origin(options.base_url)
+    secret_names = {name.lower() for name, _ in options.headers}
+
+    def guard_redirect(request: httpx.Request) -> None:
+        if _origin(request.url) == home:
+            return
+        if not options.redirects_anywhere:
+            raise RedirectRefusedError(
+                f"{options.shown_url} redirected to another host ({request.url.host}); "
+                "pass --follow-redirects-anywhere to allow it"
+            )
+        for name in secret_names:  # credentials stay with the server they were meant for
+            request.headers.pop(name, None)
+
     return httpx.Client(
         timeout=httpx.Timeout(options.timeout),
-        headers={"Accept-Encoding": "identity", "User-Agent": f"export-tally/{__version__}"},
-        follow_redirects=False,
+        headers={
+            "Accept-Encoding": "identity",
+            "User-Agent": f"export-tally/{__version__}",
+            **dict(options.headers),
+        },
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        verify=_ssl_context(options.verify),
+        trust_env=not is_loopback(urlsplit(options.base_url).hostname),
+        event_hooks={"request": [guard_redirect]},
     )
 
 
 def unreachable_message(options: ClientOptions, cause: str) -> str:
     return (
-        f"cannot reach {options.base_url} ({cause}): start the server with "
+        f"cannot reach {options.shown_url} ({cause}): start the server with "
         "`uv run server`, or pass --server"
     )
 
@@ -88,6 +164,7 @@ def request_with_retries(
     retries did not cure.
     """
     url = options.url(path)
+    where = shown(url)
     budget = RetryBudget(options.policy)
     quick_delays = list(QUICK_CONNECT_DELAYS)
     while True:
@@ -96,7 +173,7 @@ def request_with_retries(
                 status = response.status_code
                 if 200 <= status < 300 or status == 404:
                     content_type = response.headers.get("content-type", "")
-                    return Reply(status, _read_capped(response), content_type, f"GET {url}")
+                    return Reply(status, _read_capped(response), content_type, f"GET {where}")
                 retry_after = retry_after_seconds(response)
         except httpx.ConnectError as exc:
             if quick_connect:
@@ -107,23 +184,27 @@ def request_with_retries(
                 time.sleep(quick_delays.pop(0))
                 continue
             if not budget.record_failure():
-                raise ServerUnreachableError(f"GET {url} failed: {describe(exc)}") from exc
+                raise ServerUnreachableError(f"GET {where} failed: {describe(exc)}") from exc
             budget.wait()
             continue
+        except httpx.TooManyRedirects as exc:
+            raise ServerUnreachableError(
+                f"GET {where}: more than {MAX_REDIRECTS} redirects"
+            ) from exc
         except httpx.TransportError as exc:
             if not budget.record_failure():
-                raise ServerUnreachableError(f"GET {url} failed: {describe(exc)}") from exc
+                raise ServerUnreachableError(f"GET {where} failed: {describe(exc)}") from exc
             budget.wait()
             continue
         if status in (401, 403):
             raise ServerUnreachableError(
-                f"GET {url}: the server refused the credentials (HTTP {status}); "
+                f"GET {where}: the server refused the credentials (HTTP {status}); "
                 "check --token or --header"
             )
         if not is_retryable_status(status):
-            raise ServerUnreachableError(f"GET {url} answered HTTP {status}")
+            raise ServerUnreachableError(f"GET {where} answered HTTP {status}")
         if not budget.record_failure():
             raise ServerUnreachableError(
-                f"GET {url} failed: HTTP {status}, {budget.attempts} attempts"
+                f"GET {where} failed: HTTP {status}, {budget.attempts} attempts"
             )
         budget.wait(retry_after)

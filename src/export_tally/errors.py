@@ -28,3 +28,7 @@ class CsvFormatError(ProtocolError):
 
 class DownloadGoneError(ServerUnreachableError):
     """A download the server listed answers 404: it disappeared during the run."""
+
+
+class RedirectRefusedError(ServerUnreachableError):
+    """The server redirected to another host, which the user did not allow."""

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import httpx
 
 from export_tally.api import DownloadInfo
-from export_tally.client import ClientOptions
+from export_tally.client import MAX_REDIRECTS, ClientOptions, shown
 from export_tally.errors import (
     CsvFormatError,
     DownloadGoneError,
     ProtocolError,
     ServerUnreachableError,
 )
-from export_tally.parse import CountingParser, ParseResult
+from export_tally.parse import BadRowMode, CountingParser, ParseResult
 from export_tally.retry import RetryBudget, describe, is_retryable_status, retry_after_seconds
 
 CHUNK_BYTES = 256 * 1024
@@ -53,7 +53,7 @@ class _Stream:
     """One download's state across attempts: the parser, the bytes fed to it, the resume token."""
 
     def __init__(
-        self, info: DownloadInfo, on_bad_row: str, report: ProgressCallback | None
+        self, info: DownloadInfo, on_bad_row: BadRowMode, report: ProgressCallback | None
     ) -> None:
         self.info = info
         self.on_bad_row = on_bad_row
@@ -66,7 +66,7 @@ class _Stream:
 
     def reset(self) -> None:
         """Throw away everything counted so far (and take it back from the progress shown)."""
-        self.parser = CountingParser(on_bad_row=self.on_bad_row)  # type: ignore[arg-type]
+        self.parser = CountingParser(on_bad_row=self.on_bad_row)
         self.offset = 0
         self.restarts += 1
         self._report()
@@ -134,7 +134,7 @@ def count_download(
     client: httpx.Client,
     options: ClientOptions,
     info: DownloadInfo,
-    on_bad_row: str = "fail",
+    on_bad_row: BadRowMode = "fail",
     report: ProgressCallback | None = None,
 ) -> DownloadResult:
     """Stream and count one download, retrying transient failures per `options.policy`.
@@ -144,6 +144,7 @@ def count_download(
     that differs from the metadata's twice in a row.
     """
     url = options.url(info.data_path())
+    where = shown(url)
     stream = _Stream(info, on_bad_row, report)
     budget = RetryBudget(options.policy)
     integrity_retried = False
@@ -155,23 +156,27 @@ def count_download(
                     stream.accept(response)
                     stream.consume(response)
                 else:
-                    _check_status(url, info, status)
+                    _check_status(where, info, status)
                     if not budget.record_failure(stream.offset):
                         raise ServerUnreachableError(
-                            f"GET {url} failed: HTTP {status}, {budget.attempts} attempts"
+                            f"GET {where} failed: HTTP {status}, {budget.attempts} attempts"
                         )
                     budget.wait(retry_after_seconds(response))
                     continue
         except _Restart:
             stream.reset()
             continue
+        except httpx.TooManyRedirects as exc:
+            raise ServerUnreachableError(
+                f"GET {where}: more than {MAX_REDIRECTS} redirects"
+            ) from exc
         except httpx.TransportError as exc:
             reached = stream.offset
             if not stream.resumable:
                 stream.reset()
             if not budget.record_failure(reached):
                 raise ServerUnreachableError(
-                    f"GET {url} failed after {budget.attempts} attempts: {describe(exc)}"
+                    f"GET {where} failed after {budget.attempts} attempts: {describe(exc)}"
                 ) from exc
             budget.wait()
             continue

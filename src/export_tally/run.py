@@ -25,6 +25,7 @@ from export_tally.checkpoint import CheckpointStore
 from export_tally.client import ClientOptions, make_client
 from export_tally.errors import DownloadGoneError
 from export_tally.fetch import DownloadResult, count_download
+from export_tally.parse import BadRowMode
 from export_tally.tally import Tally, merge_tallies
 
 ProgressSink = Callable[[int], None]
@@ -36,7 +37,7 @@ class RunOptions:
 
     client: ClientOptions
     jobs: int = 4
-    on_bad_row: str = "fail"
+    on_bad_row: BadRowMode = "fail"
 
 
 @dataclass(frozen=True)
