@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +35,7 @@ def csv_answer(text: str | bytes, **kwargs: Any) -> Answer:
 
 
 def export_routes(
-    export_id: str, bodies: dict[str, bytes | str], rows: dict[str, int] | None = None
+    export_id: str, bodies: Mapping[str, bytes | str], rows: Mapping[str, int] | None = None
 ) -> dict[str, Answer]:
     """Routes for a well-formed export whose downloads have these bodies (rows counted from them)."""
     routes = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from export_tally.aggregation import Aggregation
 from export_tally.api import DownloadInfo
 from export_tally.client import MAX_REDIRECTS, ClientOptions, shown
 from export_tally.errors import (
@@ -23,11 +24,11 @@ from export_tally.errors import (
     ProtocolError,
     ServerUnreachableError,
 )
-from export_tally.parse import BadRowMode, CountingParser, ParseResult
+from export_tally.parse import ParseResult
 from export_tally.retry import RetryBudget, describe, is_retryable_status, retry_after_seconds
 
 CHUNK_BYTES = 256 * 1024
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 ProgressCallback = Callable[[int], None]
 
@@ -43,6 +44,7 @@ class DownloadResult:
     resumes: int = 0  # attempts that continued where a cut-off body stopped
     restarts: int = 0  # times the partial count was thrown away and the body started again
     restored: bool = False  # taken from a checkpoint, not downloaded in this run
+    parts: int = 1  # byte ranges it was counted in (see split.py)
 
 
 class _Restart(Exception):
@@ -53,10 +55,10 @@ class _Stream:
     """One download's state across attempts: the parser, the bytes fed to it, the resume token."""
 
     def __init__(
-        self, info: DownloadInfo, on_bad_row: BadRowMode, report: ProgressCallback | None
+        self, info: DownloadInfo, aggregation: Aggregation, report: ProgressCallback | None
     ) -> None:
         self.info = info
-        self.on_bad_row = on_bad_row
+        self.aggregation = aggregation
         self.report = report
         self.etag: str | None = None
         self.reported = 0
@@ -66,7 +68,7 @@ class _Stream:
 
     def reset(self) -> None:
         """Throw away everything counted so far (and take it back from the progress shown)."""
-        self.parser = CountingParser(on_bad_row=self.on_bad_row)
+        self.parser = self.aggregation.new_parser()
         self.offset = 0
         self.restarts += 1
         self._report()
@@ -110,7 +112,7 @@ class _Stream:
     def accept(self, response: httpx.Response) -> None:
         """Check a successful response against where we are; _Restart when it cannot continue."""
         if response.status_code == 206 and self.offset:
-            match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+            match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
             if not match or int(match.group(1)) != self.offset:
                 raise _Restart
             self.resumes += 1
@@ -134,7 +136,7 @@ def count_download(
     client: httpx.Client,
     options: ClientOptions,
     info: DownloadInfo,
-    on_bad_row: BadRowMode = "fail",
+    aggregation: Aggregation,
     report: ProgressCallback | None = None,
 ) -> DownloadResult:
     """Stream and count one download, retrying transient failures per `options.policy`.
@@ -145,7 +147,7 @@ def count_download(
     """
     url = options.url(info.data_path())
     where = shown(url)
-    stream = _Stream(info, on_bad_row, report)
+    stream = _Stream(info, aggregation, report)
     budget = RetryBudget(options.policy)
     integrity_retried = False
     while True:
@@ -156,7 +158,7 @@ def count_download(
                     stream.accept(response)
                     stream.consume(response)
                 else:
-                    _check_status(where, info, status)
+                    check_status(where, info, status)
                     if not budget.record_failure(stream.offset):
                         raise ServerUnreachableError(
                             f"GET {where} failed: HTTP {status}, {budget.attempts} attempts"
@@ -198,7 +200,7 @@ def count_download(
         stream.reset()
 
 
-def _check_status(url: str, info: DownloadInfo, status: int) -> None:
+def check_status(url: str, info: DownloadInfo, status: int) -> None:
     """Raise for a status that no retry can cure; return for a transient one."""
     if status == 404:
         raise DownloadGoneError(

@@ -1,43 +1,33 @@
-"""Scheduling: every download of an export counted in worker processes, the partial tallies merged.
+"""Scheduling: every download of an export counted by a backend's workers, the results merged.
 
 Parsing is CPU-bound, so downloads run in separate processes (threads would share one GIL; asyncio
-would share one core). Each worker streams its own download over its own connection and returns a
-small partial tally; nothing about the data is ever held whole in memory.
+would share one core), or on a Dask cluster. Each task streams its own bytes over its own
+connection and returns a small partial result; nothing about the data is ever held whole.
+
+When there are more workers than downloads and the server allows it, downloads are split into
+byte ranges (split.py). A download any of whose parts saw a quote is counted again whole, and the
+parts' row counts must add up to the metadata's, as a whole download's must.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import queue
-import signal
-import threading
-import time
+import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from multiprocessing.queues import Queue
-
-import httpx
 
 from export_tally.api import DownloadInfo, ExportApi
 from export_tally.checkpoint import CheckpointStore
-from export_tally.client import ClientOptions, make_client
-from export_tally.errors import DownloadGoneError
-from export_tally.fetch import DownloadResult, count_download
-from export_tally.parse import BadRowMode
+from export_tally.errors import DownloadGoneError, ProtocolError
+from export_tally.executors import Backend, ProgressSink
+from export_tally.fetch import DownloadResult
+from export_tally.fetch_part import PartResult, PartTask, Splittable
+from export_tally.parse import ParseResult
+from export_tally.split import part_ranges
 from export_tally.tally import Tally, merge_tallies
+from export_tally.tasks import RunOptions, Task, TaskResult
 
-ProgressSink = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What a run needs besides the export id; picklable, as it travels to the workers."""
-
-    client: ClientOptions
-    jobs: int = 4
-    on_bad_row: BadRowMode = "fail"
+Probe = Callable[[DownloadInfo], Splittable | None]
 
 
 @dataclass(frozen=True)
@@ -47,74 +37,143 @@ class ExportResult:
     tally: Tally
     downloads: tuple[DownloadResult, ...]
 
+    @property
+    def split(self) -> int:
+        """How many downloads were counted in parts."""
+        return sum(d.parts > 1 for d in self.downloads)
+
+
+@dataclass(frozen=True)
+class SplitPolicy:
+    """Split downloads into parts of at least `min_part_bytes` when workers outnumber them."""
+
+    probe: Probe
+    min_part_bytes: int
+
 
 def discover(api: ExportApi, export_id: str) -> list[DownloadInfo]:
     """The export's downloads with their metadata, in the server's order."""
     return [api.download_info(export_id, d) for d in api.download_ids(export_id)]
 
 
-# --- worker side: runs in the pool's processes --------------------------------------------------
-
-_progress: Queue[int] | None = None
-_client: tuple[ClientOptions, httpx.Client] | None = None
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit when the parent dies (even by kill -9): a worker must never outlive the run."""
-    while os.getppid() == parent_pid:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-def _init_worker(progress: Queue[int], parent_pid: int) -> None:
-    global _progress
-    _progress = progress
-    # Ctrl-C reaches the whole process group; the parent alone decides what happens next.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _count_in_worker(options: RunOptions, info: DownloadInfo) -> DownloadResult:
-    global _client
-    if _client is None or _client[0] != options.client:
-        _client = (options.client, make_client(options.client))
-    progress = _progress
-    report = progress.put if progress is not None else None
-    return count_download(_client[1], options.client, info, options.on_bad_row, report)
+def plan_tasks(
+    downloads: Sequence[DownloadInfo], slots: int, split: SplitPolicy | None
+) -> list[Task]:
+    """Whole downloads, or parts of them when there are more worker slots than downloads."""
+    if split is None or slots <= len(downloads) or not downloads:
+        return list(downloads)
+    parts_each = math.ceil(slots / len(downloads))
+    planned: list[Task] = []
+    for info in downloads:
+        splittable = split.probe(info) if info.rows else None
+        if splittable is None:
+            planned.append(info)
+            continue
+        ranges = part_ranges(
+            len(splittable.header), splittable.size, parts_each, split.min_part_bytes
+        )
+        if len(ranges) < 2:
+            planned.append(info)
+            continue
+        planned.extend(PartTask(info, splittable, r, i, len(ranges)) for i, r in enumerate(ranges))
+    return planned
 
 
-# --- parent side --------------------------------------------------------------------------------
+class _Scheduler:
+    """Submits tasks, collects results, reassembles split downloads, saves checkpoints."""
 
+    def __init__(
+        self,
+        backend: Backend,
+        options: RunOptions,
+        on_progress: ProgressSink | None,
+        checkpoints: CheckpointStore | None,
+    ) -> None:
+        self.backend = backend
+        self.options = options
+        self.on_progress = on_progress
+        self.checkpoints = checkpoints
+        self.pending: dict[Future[TaskResult], Task] = {}
+        self.infos: dict[str, DownloadInfo] = {}
+        self.parts: dict[str, list[PartResult]] = {}
+        self.results: list[DownloadResult] = []
+        self.gone: list[str] = []
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers now. ProcessPoolExecutor has no public way before Python 3.14."""
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
-        process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
+    def submit(self, task: Task) -> None:
+        info = task.info if isinstance(task, PartTask) else task
+        self.infos[info.id] = info
+        self.pending[self.backend.submit(self.options, task)] = task
 
+    def advance(self, rows: int) -> None:
+        if self.on_progress is not None and rows:
+            self.on_progress(rows)
 
-def _drain(progress: Queue[int], sink: ProgressSink | None) -> None:
-    total = 0
-    try:
-        while True:
-            total += progress.get_nowait()
-    except queue.Empty:
-        pass
-    if sink is not None and total:
-        sink(total)
+    def run(self) -> None:
+        while self.pending:
+            done, _ = wait(list(self.pending), timeout=0.2, return_when=FIRST_COMPLETED)
+            self.backend.drain_progress(self.on_progress)
+            for future in done:
+                self.pending.pop(future)
+                try:
+                    result = future.result()
+                except DownloadGoneError as exc:
+                    self.gone.append(str(exc))
+                    continue
+                if isinstance(result, PartResult):
+                    self.part_done(result)
+                else:
+                    self.download_done(result)
+        self.backend.drain_progress(self.on_progress)
+
+    def part_done(self, part: PartResult) -> None:
+        if not self.backend.live_progress:
+            self.advance(part.result.rows)
+        info = part.task.info
+        collected = self.parts.setdefault(info.id, [])
+        collected.append(part)
+        if len(collected) < part.task.count:
+            return
+        del self.parts[info.id]
+        if any(p.saw_quote for p in collected):
+            # A quoted field may hide a newline that is not a record boundary: count it whole.
+            self.advance(-sum(p.result.rows for p in collected))
+            self.submit(info)
+            return
+        rows = sum(p.result.rows for p in collected)
+        if rows != info.rows:
+            raise ProtocolError(
+                f"download {info.id}: its parts counted {rows} rows but the metadata declares {info.rows}"
+            )
+        merged = ParseResult(
+            merge_tallies(*(p.result.tally for p in collected)),
+            rows,
+            sum(p.result.skipped for p in collected),
+            (),  # part-relative line numbers would mislead
+        )
+        size = part.task.splittable.size
+        attempts = sum(p.attempts for p in collected)
+        self.download_done(DownloadResult(info.id, merged, size, attempts, parts=len(collected)))
+
+    def download_done(self, result: DownloadResult) -> None:
+        if not self.backend.live_progress and result.parts == 1:
+            self.advance(result.result.rows)
+        self.results.append(result)
+        if self.checkpoints is not None:
+            self.checkpoints.save(self.infos[result.download_id], result)
 
 
 def count_downloads(
     downloads: Sequence[DownloadInfo],
     options: RunOptions,
+    backend: Backend,
     on_progress: ProgressSink | None = None,
     checkpoints: CheckpointStore | None = None,
+    split: SplitPolicy | None = None,
 ) -> ExportResult:
-    """Count every download in a pool of `options.jobs` processes and merge the results.
+    """Count every download on `backend`'s workers (closed when done) and merge the results.
 
     Downloads saved in `checkpoints` are not fetched again; each one finished now is saved there.
-    The first error stops the run (workers are terminated) and is raised, except downloads that
+    The first error stops the run (workers are stopped) and is raised, except downloads that
     disappeared (404): the others finish first, then one DownloadGoneError names them all.
     """
     results: list[DownloadResult] = []
@@ -127,56 +186,21 @@ def count_downloads(
             results.append(saved)
             if on_progress is not None:
                 on_progress(saved.result.rows)
-    results.extend(_count_in_pool(todo, options, on_progress, checkpoints))
+    scheduler = _Scheduler(backend, options, on_progress, checkpoints)
+    try:
+        for task in plan_tasks(todo, backend.slots, split):
+            scheduler.submit(task)
+        scheduler.run()
+    except BaseException:
+        backend.abort()
+        raise
+    backend.close()
+    if scheduler.gone:
+        raise DownloadGoneError(
+            f"{len(scheduler.gone)} download(s) disappeared during the run: "
+            + "; ".join(scheduler.gone)
+        )
+    results.extend(scheduler.results)
     order = {info.id: i for i, info in enumerate(downloads)}
     results.sort(key=lambda r: order[r.download_id])
     return ExportResult(merge_tallies(*(r.result.tally for r in results)), tuple(results))
-
-
-def _count_in_pool(
-    downloads: Sequence[DownloadInfo],
-    options: RunOptions,
-    on_progress: ProgressSink | None,
-    checkpoints: CheckpointStore | None,
-) -> list[DownloadResult]:
-    if not downloads:
-        return []
-    by_id = {info.id: info for info in downloads}
-    context = multiprocessing.get_context("spawn")
-    progress: Queue[int] = context.Queue()
-    pool = ProcessPoolExecutor(
-        max_workers=max(1, min(options.jobs, len(downloads))),
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(progress, os.getpid()),
-    )
-    results: list[DownloadResult] = []
-    gone: list[str] = []
-    try:
-        pending: set[Future[DownloadResult]] = {
-            pool.submit(_count_in_worker, options, info) for info in downloads
-        }
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(progress, on_progress)
-            for future in done:
-                try:
-                    result = future.result()
-                except DownloadGoneError as exc:
-                    gone.append(str(exc))
-                    continue
-                results.append(result)
-                if checkpoints is not None:
-                    checkpoints.save(by_id[result.download_id], result)
-    except BaseException:
-        _terminate(pool)
-        progress.close()
-        raise
-    pool.shutdown(wait=True)
-    _drain(progress, on_progress)
-    progress.close()
-    if gone:
-        raise DownloadGoneError(
-            f"{len(gone)} download(s) disappeared during the run: " + "; ".join(gone)
-        )
-    return results

@@ -52,7 +52,7 @@ def test_unreachable_explicit_server_fails_fast() -> None:
         pytest.param(["demo", "--bogus"], "unrecognized arguments", id="unknown-flag"),
         pytest.param(["demo", "--server", "ftp://x"], "not an http", id="bad-server-url"),
         pytest.param(["demo", "--timeout", "0"], "more than 0", id="zero-timeout"),
-        pytest.param(["demo", "--retries", "-1"], "0 or more", id="negative-retries"),
+        pytest.param(["demo", "--retries", "-1"], "at least 0", id="negative-retries"),
         pytest.param(["demo", "--on-bad-row", "ignore"], "invalid choice", id="bad-row-mode"),
         pytest.param(["demo", "-o", "/nonexistent/dir/out.json"], "does not exist", id="output-dir-missing"),
     ],
@@ -146,7 +146,7 @@ def test_truncated_body_fails_with_exit_3() -> None:
     ],
 )
 def test_empty_is_valid(bodies: dict[str, str]) -> None:
-    with fixture_server(export_routes("x", bodies)) as url:  # type: ignore[arg-type]
+    with fixture_server(export_routes("x", bodies)) as url:
         outcome = run_cli("x", "--server", url)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.json() == {"patients": {}, "totals": {}}

@@ -1,0 +1,205 @@
+"""The command line's grammar: flags, their checks, and what they turn into.
+
+Every mistake becomes a UsageError with one line that says what is wrong (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from export_tally.errors import UsageError
+from export_tally.split import DEFAULT_MIN_PART_BYTES
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see cli --help)")
+
+
+def _whole(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text} must be at least {least}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole(text, 0)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cli",
+        description="Count an export's events per patient and event type, exactly, as JSON.",
+    )
+    add = parser.add_argument
+    add("export_id", nargs="?", help="the export to count (see --list)")
+    add(
+        "--server",
+        metavar="URL",
+        help=f"export server (default: $EXPORT_SERVER_URL, else {DEFAULT_SERVER})",
+    )
+    add(
+        "-o",
+        "--output",
+        metavar="FILE",
+        type=Path,
+        help="write the JSON here (atomically) instead of stdout",
+    )
+    add(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=min(os.cpu_count() or 1, 8),
+        metavar="N",
+        help="downloads processed at once = connections to the server (default: CPU count, at most 8)",
+    )
+    add(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rows done, rate and ETA on stderr (default: on when stderr is a terminal)",
+    )
+    add("--list", action="store_true", help="print the server's export ids and exit")
+    add(
+        "--no-embedded",
+        action="store_true",
+        help="never start the bundled mock server (also: EXPORT_TALLY_NO_EMBEDDED=1)",
+    )
+
+    failures = parser.add_argument_group("failures and bad data")
+    failures.add_argument(
+        "--retries",
+        type=_non_negative_int,
+        default=5,
+        metavar="N",
+        help="consecutive failures without progress before giving up (default: 5)",
+    )
+    failures.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="connect and read timeout; a stream silent this long is retried (default: 30)",
+    )
+    failures.add_argument(
+        "--on-bad-row",
+        choices=["fail", "skip"],
+        default="fail",
+        help="a malformed row fails the run (default) or is skipped and reported",
+    )
+    failures.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        metavar="DIR",
+        help="save each finished download's result here; a rerun skips the downloads saved",
+    )
+
+    real = parser.add_argument_group("real servers")
+    real.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="send Authorization: Bearer TOKEN (also: $EXPORT_SERVER_TOKEN, kept out of shell history)",
+    )
+    real.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this header with every request (repeatable)",
+    )
+    real.add_argument(
+        "--cacert", type=Path, metavar="FILE", help="trust this CA bundle for https:// servers"
+    )
+    real.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's TLS certificate (warns)"
+    )
+    real.add_argument(
+        "--follow-redirects-anywhere",
+        action="store_true",
+        help="follow redirects to other hosts too (credentials are never sent there)",
+    )
+
+    cluster = parser.add_argument_group("beyond one machine")
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the work on this Dask cluster (e.g. tcp://10.0.0.5:8786); needs --server",
+    )
+    cluster.add_argument(
+        "--min-part-bytes",
+        type=_positive_int,
+        default=DEFAULT_MIN_PART_BYTES,
+        metavar="N",
+        help="when workers outnumber downloads, split downloads into parts of at "
+        f"least N bytes (default: {DEFAULT_MIN_PART_BYTES})",
+    )
+
+    add("--debug", action="store_true", help="show the traceback of an error")
+    add("--version", action="store_true", help="print the version and exit")
+    return parser  # fmt: skip
+
+
+def server_url(args: argparse.Namespace) -> tuple[str, bool]:
+    """The server to use, and whether the user chose it (an explicit server is never replaced)."""
+    url = args.server or os.environ.get("EXPORT_SERVER_URL")
+    explicit = url is not None
+    url = url or DEFAULT_SERVER
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--server {url!r} is not an http:// or https:// URL")
+    return url.rstrip("/"), explicit
+
+
+def embedded_allowed(args: argparse.Namespace) -> bool:
+    return not args.no_embedded and os.environ.get("EXPORT_TALLY_NO_EMBEDDED", "") in ("", "0")
+
+
+def extra_headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The user's extra headers, checked; the token becomes an Authorization header."""
+    headers = []
+    for text in args.header:
+        name, sep, value = text.partition(":")
+        if not sep or not _HEADER_NAME.match(name.strip()):
+            raise UsageError("--header must look like 'Name: value'")
+        headers.append((name.strip(), value.strip()))
+    token = args.token or os.environ.get("EXPORT_SERVER_TOKEN")
+    if token:
+        headers.append(("Authorization", f"Bearer {token}"))
+    return tuple(headers)
+
+
+def tls_verify(args: argparse.Namespace) -> bool | str:
+    """True (system CAs), False (--insecure) or a CA bundle's path."""
+    if args.insecure:
+        return False
+    if args.cacert is not None:
+        if not args.cacert.is_file():
+            raise UsageError(f"--cacert {args.cacert}: no such file")
+        return str(args.cacert)
+    return True

@@ -1,0 +1,147 @@
+"""Where tasks run: a local process pool, or a Dask cluster. One interface, two implementations.
+
+Both hand out `concurrent.futures` futures, so the scheduling loop in run.py is the same code for
+both. A local pool also streams live progress (rows counted so far) back through a queue; on Dask,
+progress comes from finished tasks. Dask is an optional dependency, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from multiprocessing.queues import Queue
+from typing import Any
+
+from export_tally import tasks
+from export_tally.errors import ServerUnreachableError, UsageError
+from export_tally.tasks import RunOptions, Task, TaskResult
+
+ProgressSink = Callable[[int], None]
+
+
+class Backend(ABC):
+    """A place to run tasks; `slots` is how many run at once."""
+
+    slots: int
+    live_progress: bool
+
+    @abstractmethod
+    def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]: ...
+
+    def drain_progress(self, sink: ProgressSink | None) -> None:  # noqa: B027 (optional hook)
+        """Pass on the progress workers reported since the last call (live backends only)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the workers after a successful run."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Stop everything now: an error, Ctrl-C or SIGTERM."""
+
+
+# --- local processes ----------------------------------------------------------------------------
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the parent dies (even by kill -9): a worker must never outlive the run."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _init_worker(progress: Queue[int], parent_pid: int) -> None:
+    tasks.progress_report = progress.put
+    # Ctrl-C reaches the whole process group; the parent alone decides what happens next.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+
+
+class LocalBackend(Backend):
+    """`jobs` worker processes on this machine (spawned: no state inherited from the parent)."""
+
+    live_progress = True
+
+    def __init__(self, jobs: int) -> None:
+        self.slots = jobs
+        context = multiprocessing.get_context("spawn")
+        self._progress: Queue[int] = context.Queue()
+        self._pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self._progress, os.getpid()),
+        )
+
+    def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]:
+        return self._pool.submit(tasks.run_task, options, task)
+
+    def drain_progress(self, sink: ProgressSink | None) -> None:
+        total = 0
+        try:
+            while True:
+                total += self._progress.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            pass
+        if sink is not None and total:
+            sink(total)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._progress.close()
+
+    def abort(self) -> None:
+        # ProcessPoolExecutor has no public way to stop running workers before Python 3.14.
+        processes: dict[Any, multiprocessing.Process] = (
+            getattr(self._pool, "_processes", None) or {}
+        )
+        for process in list(processes.values()):
+            process.terminate()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._progress.close()
+
+
+# --- Dask ---------------------------------------------------------------------------------------
+
+
+class DaskBackend(Backend):
+    """Tasks on a Dask cluster: workers fetch from the export server themselves and send back
+    only their small partial results."""
+
+    live_progress = False
+
+    def __init__(self, address: str, connect_timeout: float = 10.0) -> None:
+        try:
+            from distributed import Client  # an optional dependency: the `dask` extra
+        except ImportError:
+            raise UsageError(
+                "--scheduler needs Dask: install it with `uv sync --extra dask` "
+                "(or pip install 'export-tally[dask]')"
+            ) from None
+        try:
+            self._client = Client(address, timeout=connect_timeout, set_as_default=False)  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise ServerUnreachableError(
+                f"cannot reach the Dask scheduler at {address}: {exc}"
+            ) from exc
+        workers = self._client.scheduler_info().get("workers", {})
+        self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+        self._executor: Executor = self._client.get_executor(pure=False)  # type: ignore[no-untyped-call]
+
+    def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]:
+        return self._executor.submit(tasks.run_task, options, task)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    def abort(self) -> None:
+        self._executor.shutdown(wait=False)  # cancels what has not finished
+        self._client.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,142 @@
+"""Count one byte range of a download (see split.py), and find out whether a download can be split.
+
+A download can be split when the server serves ranges of it (`Accept-Ranges: bytes`), names its
+version (`ETag`, sent back as `If-Range` so every part reads the same bytes) and declares its size
+(`Content-Length`). The client reads the header line first and hands it to every part, so each
+part knows the column order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from export_tally.aggregation import Aggregation
+from export_tally.api import DownloadInfo
+from export_tally.client import ClientOptions, shown
+from export_tally.errors import CsvFormatError, ProtocolError, ServerUnreachableError
+from export_tally.fetch import CONTENT_RANGE, ProgressCallback, check_status
+from export_tally.parse import ParseResult
+from export_tally.retry import RetryBudget, describe, retry_after_seconds
+from export_tally.split import ByteRange, PartCutter
+
+# A header line longer than this is not the export's CSV header; such a download is not split.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Splittable:
+    """What splitting a download needs: its header line, its size and its version."""
+
+    header: bytes
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class PartTask:
+    info: DownloadInfo
+    splittable: Splittable
+    part: ByteRange
+    index: int
+    count: int
+
+
+@dataclass(frozen=True)
+class PartResult:
+    task: PartTask
+    result: ParseResult
+    saw_quote: bool
+    attempts: int
+
+
+def probe_splittable(
+    client: httpx.Client, options: ClientOptions, info: DownloadInfo
+) -> Splittable | None:
+    """Read a download's header line and headers; None when it cannot be split (or any doubt)."""
+    try:
+        with client.stream("GET", options.url(info.data_path())) as response:
+            etag = response.headers.get("etag")
+            length = response.headers.get("content-length")
+            ranges = response.headers.get("accept-ranges", "").lower() == "bytes"
+            if (
+                response.status_code != 200
+                or not etag
+                or not ranges
+                or not (length or "").isdigit()
+            ):
+                return None
+            head = b""
+            for piece in response.iter_raw():
+                head += piece
+                if b"\n" in head or len(head) > MAX_HEADER_BYTES:
+                    break
+    except httpx.HTTPError:
+        return None  # counting the download whole will retry and report properly
+    newline = head.find(b"\n")
+    if newline < 0 or b'"' in head[:newline]:
+        return None
+    return Splittable(head[: newline + 1], int(length or 0), etag)
+
+
+def count_part(
+    client: httpx.Client,
+    options: ClientOptions,
+    task: PartTask,
+    aggregation: Aggregation,
+    report: ProgressCallback | None = None,
+) -> PartResult:
+    """Count the records of one part, resuming at the next unread byte after any cut."""
+    info = task.info
+    url = options.url(info.data_path())
+    where = shown(url)
+    label = f"download {info.id} part {task.index + 1}/{task.count}"
+    cutter = PartCutter(task.part)
+    parser = aggregation.new_parser()
+    parser.feed(task.splittable.header)
+    budget = RetryBudget(options.policy)
+    reported = 0
+    finished = False
+    while not (finished or cutter.done):
+        headers = {"Range": f"bytes={cutter.offset}-", "If-Range": task.splittable.etag}
+        try:
+            with client.stream("GET", url, headers=headers) as response:
+                status = response.status_code
+                if status == 206:
+                    match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+                    if not match or int(match.group(1)) != cutter.offset:
+                        raise ProtocolError(f"{label}: the server sent another range than asked")
+                    for piece in response.iter_raw():
+                        parser.feed(cutter.take(piece))
+                        if report is not None and parser.rows != reported:
+                            report(parser.rows - reported)
+                            reported = parser.rows
+                        if cutter.done:
+                            break
+                    else:
+                        finished = True  # the body ended: the last part's last record is done
+                    continue
+                if status == 200:
+                    raise ProtocolError(f"{label}: the download changed during the run (ETag)")
+                check_status(where, info, status)
+                retry_after = retry_after_seconds(response)
+        except CsvFormatError as exc:
+            raise CsvFormatError(f"{label}: {exc}") from exc
+        except httpx.TransportError as exc:
+            if not budget.record_failure(cutter.offset - cutter.first_offset):
+                raise ServerUnreachableError(
+                    f"GET {where} failed after {budget.attempts} attempts: {describe(exc)}"
+                ) from exc
+            budget.wait()
+            continue
+        if not budget.record_failure():
+            raise ServerUnreachableError(
+                f"GET {where} failed: HTTP {status}, {budget.attempts} attempts"
+            )
+        budget.wait(retry_after)
+    try:
+        result = parser.finish()
+    except CsvFormatError as exc:
+        raise CsvFormatError(f"{label}: {exc}") from exc
+    return PartResult(task, result, cutter.saw_quote, budget.attempts + 1)
