@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
+from export_server.errors import UnsatisfiableRangeError
+
+__all__ = ["UnsatisfiableRangeError", "parse_range", "resolve_range"]
+
 _SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
-
-
-class UnsatisfiableRangeError(Exception):
-    """The range is well formed but selects no byte of the body (answer 416)."""
 
 
 def parse_range(header: str | None) -> tuple[int, int | None] | None:

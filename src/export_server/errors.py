@@ -1,0 +1,15 @@
+"""The server's exception hierarchy: one base, so callers can catch everything the server raises."""
+
+from __future__ import annotations
+
+
+class ExportServerError(Exception):
+    """Base of every exception the export server raises on purpose."""
+
+
+class UnsatisfiableRangeError(ExportServerError):
+    """The range is well formed but selects no byte of the body (answer 416)."""
+
+
+class GenerationError(ExportServerError):
+    """A body could not be generated: its generator process failed, died or was shut down."""
