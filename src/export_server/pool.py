@@ -1,0 +1,212 @@
+"""The pool of generator processes, as the front process drives it: start, schedule, stream, stop.
+
+Generation is CPU-bound Python, so it runs in processes (one GIL each), while the front's event
+loop only moves bytes. Every job goes to the process with the fewest jobs at that moment, so two
+concurrent downloads always land on two different processes when there are two; that is the
+point of scheduling here rather than letting processes race for a shared accept socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import subprocess
+import sys
+from collections import deque
+
+from export_server.dataset import Download
+from export_server.errors import GenerationError
+from export_server.worker import CANCEL, COUNT, CREDIT, DATA, END, HEADER, encode, start_message
+
+log = logging.getLogger("export_server")
+
+# Messages carry whole chunks (hundreds of kilobytes); a larger limit avoids pausing the socket
+# between the reads of one chunk.
+_STREAM_LIMIT = 1 << 22
+_RESPAWN_DELAY = 1.0
+_job_ids = itertools.count(1)
+
+
+class Generation:
+    """The chunks of one job, in order, as they arrive: `async for chunk in generation`.
+
+    Raises GenerationError if the job fails. Call `cancel()` when abandoning it early, so its
+    process stops generating.
+    """
+
+    def __init__(self, process: _GeneratorProcess, job_id: int) -> None:
+        self._process = process
+        self._job_id = job_id
+        self._chunks: deque[bytes] = deque()
+        self._arrived = asyncio.Event()
+        self._finished = False
+        self._error: str | None = None
+
+    def deliver(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._arrived.set()
+
+    def finish(self, error: str | None = None) -> None:
+        self._finished = True
+        self._error = error
+        self._arrived.set()
+
+    def cancel(self) -> None:
+        if not self._finished:
+            self._process.cancel(self._job_id)
+            self.finish("cancelled")
+
+    def __aiter__(self) -> Generation:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._chunks:
+            if self._finished:
+                if self._error is not None:
+                    raise GenerationError(self._error)
+                raise StopAsyncIteration
+            self._arrived.clear()
+            await self._arrived.wait()
+        if not self._finished:
+            self._process.grant(self._job_id)
+        return self._chunks.popleft()
+
+
+class _GeneratorProcess:
+    """One `export_server.worker` process, the socket to it, and the jobs it is running."""
+
+    def __init__(self, pool: GeneratorPool) -> None:
+        self.pool = pool
+        self.jobs: dict[int, Generation] = {}
+        self.alive = False
+        self.process: subprocess.Popen[bytes] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._receiving: asyncio.Task[None] | None = None
+
+    async def spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            # Started from the event loop's thread, which lives as long as the front process:
+            # Linux's parent-death signal fires when the starting thread exits.
+            command = [sys.executable, "-m", "export_server.worker", str(theirs.fileno())]
+            self.process = subprocess.Popen(
+                [*command, str(os.getpid())], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL
+            )
+        reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=_STREAM_LIMIT)
+        self._receiving = asyncio.create_task(self._receive(reader))
+        self.alive = True
+
+    def submit(self, download: Download, start: int, stop: int | None, window: int) -> Generation:
+        assert self._writer is not None
+        job_id = next(_job_ids)
+        generation = Generation(self, job_id)
+        self.jobs[job_id] = generation
+        export_id = download.export.export_id
+        self._writer.write(start_message(job_id, export_id, download.id, start, stop, window))
+        return generation
+
+    def grant(self, job_id: int) -> None:
+        if self._writer is not None and job_id in self.jobs:
+            self._writer.write(encode(job_id, CREDIT, COUNT.pack(1)))
+
+    def cancel(self, job_id: int) -> None:
+        if self._writer is not None and self.jobs.pop(job_id, None) is not None:
+            self._writer.write(encode(job_id, CANCEL))
+
+    async def _receive(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                job_id, operation, length = HEADER.unpack(await reader.readexactly(HEADER.size))
+                payload = await reader.readexactly(length) if length else b""
+                generation = self.jobs.get(job_id)
+                if generation is None:
+                    continue  # cancelled: chunks already on their way are dropped
+                if operation == DATA:
+                    generation.deliver(payload)
+                else:
+                    del self.jobs[job_id]
+                    generation.finish(None if operation == END else payload.decode())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        self._lost("generator process exited")
+        if not self.pool.closing:
+            log.error("a generator process exited unexpectedly; starting another")
+            await asyncio.sleep(_RESPAWN_DELAY)
+            if not self.pool.closing:
+                await self.spawn()
+
+    def _lost(self, reason: str) -> None:
+        self.alive = False
+        for generation in self.jobs.values():
+            generation.finish(reason)
+        self.jobs.clear()
+        if self._writer is not None:
+            self._writer.close()
+
+    async def stop(self, grace: float) -> None:
+        """Close the socket (the process exits on EOF); kill it if it has not after `grace` s."""
+        self._lost("the server is shutting down")
+        if self.process is not None:
+            try:
+                await asyncio.to_thread(self.process.wait, grace)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._receiving is not None and self._receiving is not asyncio.current_task():
+            self._receiving.cancel()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class GeneratorPool:
+    """`size` generator processes; `generate` streams any byte range of any body from one."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("a pool needs at least one process")
+        self.size = size
+        self.closing = False
+        self._processes = [_GeneratorProcess(self) for _ in range(size)]
+
+    async def start(self) -> None:
+        await asyncio.gather(*(process.spawn() for process in self._processes))
+
+    def generate(
+        self, download: Download, start: int = 0, stop: int | None = None, window: int = 4
+    ) -> Generation:
+        """Bytes [start, stop) of the body (stop None: to the end), on the least busy process.
+
+        At most `window` chunks are generated ahead of what the caller has consumed. Raises
+        GenerationError when no process is running.
+        """
+        running = [process for process in self._processes if process.alive]
+        if self.closing or not running:
+            raise GenerationError("no generator process is running")
+        process = min(running, key=lambda p: len(p.jobs))
+        return process.submit(download, start, stop, window)
+
+    def busy(self) -> list[int]:
+        """How many jobs each process is running, in process order."""
+        return [len(process.jobs) for process in self._processes]
+
+    def alive(self) -> list[bool]:
+        """Whether each process is running (False while one that died is being replaced)."""
+        return [process.alive for process in self._processes]
+
+    def pids(self) -> list[int]:
+        return [p.process.pid for p in self._processes if p.process is not None]
+
+    async def close(self, grace: float = 1.0) -> None:
+        self.closing = True
+        await asyncio.gather(*(process.stop(grace) for process in self._processes))
+
+    def kill(self) -> None:
+        """Stop every process at once, without the event loop (for emergency exits)."""
+        self.closing = True
+        for process in self._processes:
+            process.kill()
