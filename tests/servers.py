@@ -10,25 +10,60 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
 class RunningServer:
+    """A server process, its URL and its stderr lines so far (still growing while it runs)."""
+
     url: str
     process: subprocess.Popen[str]
     log: list[str]
+    _grew: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for_line(self, pattern: str, timeout: float = 300.0) -> str:
+        """The first stderr line matching the regex `pattern`, waiting for it if need be.
+
+        Raises RuntimeError if the server exits, or `timeout` seconds pass, before it appears.
+        """
+        deadline = time.monotonic() + timeout
+        with self._grew:
+            while True:
+                for line in self.log:
+                    if re.search(pattern, line):
+                        return line
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"no line matching {pattern!r}:\n" + "".join(self.log))
+                self._grew.wait(0.5)
+
+
+def server_command(args: Sequence[str], cache_dir: Path | None = None) -> list[str]:
+    """The command line of a server on `--port 0` with `args`, using `cache_dir` unless `args`
+    choose a cache directory or no cache themselves."""
+    command = [sys.executable, "-m", "export_server", "--port", "0", *args]
+    if cache_dir is not None and not {"--cache-dir", "--no-cache"} & set(args):
+        command += ["--cache-dir", str(cache_dir)]
+    return command
 
 
 @contextmanager
-def running_server(args: Sequence[str] = (), timeout: float = 30.0) -> Iterator[RunningServer]:
-    """A server started with `--port 0` plus `args`; stopped (and reaped) on exit."""
+def running_server(
+    args: Sequence[str] = (), timeout: float = 30.0, cache_dir: Path | None = None
+) -> Iterator[RunningServer]:
+    """A server started with `--port 0` plus `args`; stopped (and reaped) on exit.
+
+    `cache_dir` is its cache directory unless `args` choose one (or `--no-cache`); None leaves
+    the server's default (the user's cache directory).
+    """
     process = subprocess.Popen(
-        [sys.executable, "-m", "export_server", "--port", "0", *args],
+        server_command(args, cache_dir),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     assert process.stderr is not None
+    grew = threading.Condition()
     log: list[str] = []
     found = threading.Event()
     url: list[str] = []
@@ -36,12 +71,16 @@ def running_server(args: Sequence[str] = (), timeout: float = 30.0) -> Iterator[
     def read_stderr() -> None:
         assert process.stderr is not None
         for line in process.stderr:
-            log.append(line)
+            with grew:
+                log.append(line)
+                grew.notify_all()
             match = re.search(r"listening on (http\S+)", line)
             if match and not found.is_set():
                 url.append(match.group(1))
                 found.set()
         found.set()
+        with grew:
+            grew.notify_all()
 
     threading.Thread(target=read_stderr, daemon=True).start()
     deadline = time.monotonic() + timeout
@@ -53,7 +92,7 @@ def running_server(args: Sequence[str] = (), timeout: float = 30.0) -> Iterator[
         process.wait()
         raise RuntimeError("server exited:\n" + "".join(log))
     try:
-        yield RunningServer(url[0], process, log)
+        yield RunningServer(url[0], process, log, grew)
     finally:
         process.terminate()
         try:

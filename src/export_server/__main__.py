@@ -1,98 +1,107 @@
-"""`uv run server`: the mock export server's command line."""
+"""`uv run server`: the mock export server's command line.
+
+One front process serves HTTP and streams bodies (from the cache, or as they are generated); a
+pool of `--workers` generator processes does the generating. Everything the server has to say
+goes to stderr: where the cache is, `listening on URL` once it accepts connections, prewarm
+progress, warnings.
+"""
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import logging
+import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
 from export_server.app import ServerConfig, create_app
+from export_server.bodies import Bodies
+from export_server.cache import Cache, default_cache_dir
+from export_server.dataset import Download, downloads_of
 from export_server.faults import FaultConfig
+from export_server.lifeline import watch_parent
+from export_server.options import parse_args
+from export_server.pool import GeneratorPool
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+# How long streams get to finish when the server is asked to stop; then they are cut.
+GRACEFUL_SECONDS = 1
+# After its parent died, the server exits within this even if a graceful stop hangs.
+ORPHAN_DEADLINE_SECONDS = 1.5
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
-    return value
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0-65535 (0 picks a free port)")
-    return value
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="server",
-        description="Mock healthcare bulk-export server: byte-identical to the reference.",
-    )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="interface to bind (default: 127.0.0.1; 0.0.0.0 for all)",
-    )
-    parser.add_argument(
-        "--port", type=_port, default=8000, help="port (default: 8000; 0 picks a free one)"
-    )
-    parser.add_argument(
-        "--log-level", default="warning",
-        choices=["critical", "error", "warning", "info", "debug", "trace"], help="default: warning",
-    )  # fmt: skip
-    parser.add_argument(
-        "--fail-rate",
-        type=_rate,
-        default=0.0,
-        metavar="P",
-        help="answer this fraction of requests with 503/429 (Retry-After: 1) or 500",
-    )
-    parser.add_argument(
-        "--drop-rate",
-        type=_rate,
-        default=0.0,
-        metavar="P",
-        help="cut this fraction of /data bodies off after a random number of bytes",
-    )
-    parser.add_argument(
-        "--fault-seed",
-        type=int,
-        default=None,
-        metavar="N",
-        help="make injected faults reproducible",
-    )
-    parser.add_argument(
-        "--no-range",
-        action="store_true",
-        help="behave like the reference on the wire: chunked, no Range, ETag or Content-Length",
-    )
-    return parser  # fmt: skip
+class _Server(uvicorn.Server):
+    """A uvicorn server that says where it listens once it accepts connections, then prewarms."""
 
-
-class _AnnouncingServer(uvicorn.Server):
-    """A uvicorn server that says where it listens once it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config, url: str) -> None:
+    def __init__(
+        self, config: uvicorn.Config, url: str, bodies: Bodies, prewarm: Sequence[str]
+    ) -> None:
         super().__init__(config)
         self.url = url
+        self.bodies = bodies
+        self.prewarm = prewarm
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            print(f"listening on {self.url}", file=sys.stderr, flush=True)
+            say(f"listening on {self.url}")
+            if self.prewarm:
+                task = asyncio.create_task(self._prewarm())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _prewarm(self) -> None:
+        downloads = [d for export_id in self.prewarm for d in downloads_of(export_id)]
+        started = time.monotonic()
+        done: list[Download] = []
+        cached = 0
+
+        def report(download: Download, ok: bool) -> None:
+            nonlocal cached
+            done.append(download)
+            cached += ok
+            name = f"{download.export.export_id}/{download.id}"
+            state = megabytes(self.bodies.size(download)) if ok else "not cached"
+            say(f"prewarm: {len(done)}/{len(downloads)} {name} ({state})")
+
+        say(f"prewarm: {len(downloads)} downloads of {', '.join(self.prewarm)}")
+        await self.bodies.prewarm(downloads, report)
+        elapsed = time.monotonic() - started
+        say(f"prewarm: done, {cached}/{len(downloads)} downloads cached in {elapsed:.1f} s")
+
+
+def _open_cache(directory: Path | None, clear: bool) -> Cache | None:
+    """The cache, ready to use, with what it holds said on stderr; None if it cannot be used."""
+    cache = Cache(directory or default_cache_dir())
+    try:
+        cache.ensure_writable()
+        if clear:
+            cleared = cache.clear()
+            say(f"cache: cleared {cleared.entries} downloads ({megabytes(cleared.size)})")
+        stale = cache.remove_stale_temporaries()
+        if stale:
+            say(f"cache: removed {stale} unfinished files left by a stopped server")
+        usage = cache.usage()
+    except OSError as exc:
+        say(f"cache: cannot use {cache.root} ({exc.strerror or exc}): serving without a cache")
+        return None
+    say(f"cache: {cache.root} ({usage.entries} downloads, {megabytes(usage.size)})")
+    return cache
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -104,8 +113,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _exit_when_orphaned(server: _Server, pool: GeneratorPool) -> None:
+    """Stop the server when its parent process exits; hard-exit if stopping takes too long."""
+
+    def on_orphaned() -> None:
+        server.should_exit = True
+        time.sleep(ORPHAN_DEADLINE_SECONDS)
+        pool.kill()
+        os._exit(0)
+
+    watch_parent(on_orphaned)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(list(argv) if argv is not None else None)
     config = ServerConfig(
         faults=FaultConfig(args.fail_rate, args.drop_rate, args.fault_seed),
         ranges=not args.no_range,
@@ -113,13 +134,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
-        print(f"server: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        say(f"server: cannot listen on {args.host}:{args.port}: {exc.strerror}")
         return EXIT_USAGE
+    if args.no_cache:
+        say("cache: off")
+        cache = None
+    else:
+        cache = _open_cache(args.cache_dir, args.clear_cache)
     port = sock.getsockname()[1]
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     logging.basicConfig(level=args.log_level.upper() if args.log_level != "trace" else "DEBUG")
-    uv_config = uvicorn.Config(create_app(config), log_level=args.log_level, access_log=False)
-    _AnnouncingServer(uv_config, f"http://{shown_host}:{port}").run(sockets=[sock])
+    pool = GeneratorPool(args.workers)
+    bodies = Bodies(pool, cache)
+    uv_config = uvicorn.Config(
+        create_app(config, bodies), log_level=args.log_level, access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )  # fmt: skip
+    server = _Server(uv_config, f"http://{shown_host}:{port}", bodies, args.prewarm)
+    if args.exit_with_parent:
+        _exit_when_orphaned(server, pool)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        pool.kill()  # normally a no-op: the app's shutdown has stopped them already
     return 0
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, HTTPException, Request
@@ -12,9 +13,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from export_server.bodies import GeneratedBodies, etag_of
+from export_server.bodies import Bodies, etag_of
 from export_server.dataset import EXPORTS, Download, downloads_of, find_download
+from export_server.errors import GenerationError
 from export_server.faults import NO_FAULT, Fault, FaultConfig, FaultInjector
+from export_server.pool import GeneratorPool
 from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
 
 log = logging.getLogger("export_server")
@@ -33,12 +36,14 @@ class ServerConfig:
 class DroppedBody(StreamingResponse):
     """Streams a body and, when a fault says so, aborts the connection partway.
 
-    Returning from the ASGI call without the final body message makes the server close the
-    connection, so the client sees an incomplete body, never a clean end.
+    Returning without the final body message makes the server close the connection, so the client
+    sees an incomplete body, never a clean end. A body that cannot be generated ends the same way.
+    The chunks are closed as soon as the response ends, however it ends (a client that hangs up
+    included: StreamingResponse cancels the stream then), so that their generation stops.
     """
 
     def __init__(
-        self, chunks: AsyncIterator[bytes], headers: dict[str, str], status_code: int,
+        self, chunks: AsyncGenerator[bytes, None], headers: dict[str, str], status_code: int,
         drop_after: int | None,
     ) -> None:  # fmt: skip
         super().__init__(
@@ -47,7 +52,16 @@ class DroppedBody(StreamingResponse):
         self.chunks = chunks
         self.drop_after = drop_after
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await self._send_body(send)
+        except GenerationError as exc:
+            log.warning("body cut off: %s", exc)
+        finally:
+            # Synchronous clean-up only, so it completes even inside a cancelled task.
+            await self.chunks.aclose()
+
+    async def _send_body(self, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
@@ -61,9 +75,7 @@ class DroppedBody(StreamingResponse):
                         "more_body": True,
                     }
                 )
-                log.info(
-                    "fault injection: dropped %s after %d bytes", scope["path"], self.drop_after
-                )
+                log.info("fault injection: dropped a body after %d bytes", self.drop_after)
                 return
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             sent += len(chunk)
@@ -95,14 +107,25 @@ class FaultMiddleware:
         await self.app(scope, receive, send)
 
 
-def create_app(
-    config: ServerConfig | None = None, bodies: GeneratedBodies | None = None
-) -> FastAPI:
-    """The export server's ASGI app."""
+def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None) -> FastAPI:
+    """The export server's ASGI app.
+
+    `bodies` serves the CSV bodies (default: one generator process, no cache). The app's lifespan
+    starts and stops it, so run the app with lifespan events (uvicorn does).
+    """
     config = config or ServerConfig()
-    bodies = bodies or GeneratedBodies()
+    source = bodies or Bodies(GeneratorPool(1))
     injector = FaultInjector(config.faults)
-    app = FastAPI(title="Mock export server", version="1")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await source.start()
+        try:
+            yield
+        finally:
+            await source.close()
+
+    app = FastAPI(title="Mock export server", version="1", lifespan=lifespan)
 
     app.add_middleware(FaultMiddleware, injector=injector)
 
@@ -133,24 +156,20 @@ def create_app(
     async def get_data(export_id: str, download_id: uuid.UUID, request: Request) -> Response:
         download = lookup(export_id, download_id)
         fault: Fault = getattr(request.state, "fault", NO_FAULT)
+        size = source.size(download)
         if not config.ranges:
-            drop = _drop_point(fault, download.rows * 30)
-            return DroppedBody(bodies.stream(download), {}, 200, drop)
+            return DroppedBody(source.stream(download), {}, 200, _drop_point(fault, size))
 
         etag = etag_of(download)
+        # The size is known before a byte is generated, like the ETag: every answer can carry it.
         headers = {"Accept-Ranges": "bytes", "ETag": etag}
         spec = parse_range(request.headers.get("range"))
         if_range = request.headers.get("if-range")
         if spec is not None and if_range is not None and if_range != etag:
             spec = None  # the client's copy is stale: send the whole new body
-        size = bodies.known_size(download)
         if spec is None:
-            if size is not None:
-                headers["Content-Length"] = str(size)
-            drop = _drop_point(fault, size if size is not None else download.rows * 30)
-            return DroppedBody(bodies.stream(download), headers, 200, drop)
-
-        size = size if size is not None else await bodies.size(download)
+            headers["Content-Length"] = str(size)
+            return DroppedBody(source.stream(download), headers, 200, _drop_point(fault, size))
         try:
             start, stop = resolve_range(spec, size)
         except UnsatisfiableRangeError:
@@ -159,7 +178,7 @@ def create_app(
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
         headers["Content-Length"] = str(stop - start)
         drop = _drop_point(fault, stop - start)
-        return DroppedBody(bodies.stream(download, start, stop), headers, 206, drop)
+        return DroppedBody(source.stream(download, start, stop), headers, 206, drop)
 
     return app
 

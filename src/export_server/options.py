@@ -1,0 +1,144 @@
+"""The server's command-line options: the parser, and the checks that turn bad values into exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from export_server.cache import default_cache_dir
+from export_server.dataset import EXPORTS
+
+
+def default_workers() -> int:
+    """The number of CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-65535 (0 picks a free port)")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is less than 1")
+    return value
+
+
+def _exports(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in EXPORTS]
+    if unknown or not names:
+        known = ", ".join(EXPORTS)
+        raise argparse.ArgumentTypeError(f"{text!r}: not a list of exports (choose from {known})")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="server",
+        description="Mock healthcare bulk-export server: byte-identical to the reference.",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: 127.0.0.1; 0.0.0.0 for all)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="port (default: 8000; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--log-level", default="warning",
+        choices=["critical", "error", "warning", "info", "debug", "trace"], help="default: warning",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fail-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="answer this fraction of requests with 503/429 (Retry-After: 1) or 500",
+    )
+    parser.add_argument(
+        "--drop-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="cut this fraction of /data bodies off after a random number of bytes",
+    )
+    parser.add_argument(
+        "--fault-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="make injected faults reproducible",
+    )
+    parser.add_argument(
+        "--no-range",
+        action="store_true",
+        help="behave like the reference on the wire: chunked, no Range, ETag or Content-Length",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_count,
+        default=default_workers(),
+        metavar="N",
+        help="generator processes (default: the number of usable CPUs)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"where generated bodies are kept (default: {default_cache_dir()})",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="never read or write the cache")
+    parser.add_argument("--clear-cache", action="store_true", help="empty the cache before serving")
+    parser.add_argument(
+        "--prewarm",
+        type=_exports,
+        default=(),
+        metavar="EXPORTS",
+        help="generate these exports (comma-separated) into the cache on all cores, while serving",
+    )
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="exit (with every generator process) when the process that started the server exits",
+    )
+    return parser  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, checked; exits with status 2 and a one-line error when they are not valid."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.no_cache:
+        for flag, given in [
+            ("--cache-dir", args.cache_dir is not None), ("--clear-cache", args.clear_cache),
+            ("--prewarm", bool(args.prewarm)),
+        ]:  # fmt: skip
+            if given:
+                parser.error(f"argument --no-cache: not allowed with {flag}")
+    return args
