@@ -7,6 +7,7 @@ Routes map a path to a fixed answer (status, content type, body). A body may als
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ class Answer:
     declared_length: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     require: tuple[str, str] | None = None  # answer 401 unless this header has this value
+    ranges: bool = False  # serve `Range: bytes=N-` with 206, an ETag and Accept-Ranges
 
 
 def json_answer(data: Any, status: int = 200) -> Answer:
@@ -75,18 +77,30 @@ def fixture_server(
                 answer = json_answer({"detail": "Not Found"}, 404)
             elif answer.require and self.headers.get(answer.require[0]) != answer.require[1]:
                 answer = json_answer({"detail": "Not authenticated"}, 401)
-            self.send_response(answer.status)
+            body = answer.body
+            status = answer.status
+            if answer.ranges:
+                wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+                if wanted and int(wanted[1]) < len(body):
+                    status, body = 206, body[int(wanted[1]) :]
+            self.send_response(status)
             self.send_header("Content-Type", answer.content_type)
-            length = (
-                answer.declared_length if answer.declared_length is not None else len(answer.body)
-            )
+            if answer.ranges:
+                total = len(answer.body)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", '"fixture"')
+                if status == 206:
+                    self.send_header(
+                        "Content-Range", f"bytes {total - len(body)}-{total - 1}/{total}"
+                    )
+            length = answer.declared_length if answer.declared_length is not None else len(body)
             self.send_header("Content-Length", str(length))
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             if answer.declared_length is not None:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(answer.body)
+            self.wfile.write(body)
             if answer.declared_length is not None:
                 self.close_connection = True
 

@@ -134,6 +134,10 @@ def _report(result: ExportResult, args: argparse.Namespace, stderr: TextIO) -> N
     if restored:
         _say(stderr, f"{restored} of {len(downloads)} download(s) taken from checkpoints in "
              f"{args.checkpoint_dir}")  # fmt: skip
+    split = [d for d in downloads if d.parts > 1]
+    if split:
+        _say(stderr, f"counted {len(split)} download(s) in {sum(d.parts for d in split)} "
+             "byte-range parts")  # fmt: skip
     retried = sum(d.attempts - d.parts for d in downloads if not d.restored)
     if retried:
         resumes = sum(d.resumes for d in downloads)

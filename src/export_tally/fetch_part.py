@@ -108,7 +108,13 @@ def count_part(
                     if not match or int(match.group(1)) != cutter.offset:
                         raise ProtocolError(f"{label}: the server sent another range than asked")
                     for piece in response.iter_raw():
-                        parser.feed(cutter.take(piece))
+                        chunk = cutter.take(piece)
+                        if cutter.saw_quote:
+                            # The download will be counted whole; this part's count is moot.
+                            return PartResult(
+                                task, _nothing(aggregation), True, budget.attempts + 1
+                            )
+                        parser.feed(chunk)
                         if report is not None and parser.rows != reported:
                             report(parser.rows - reported)
                             reported = parser.rows
@@ -140,3 +146,8 @@ def count_part(
     except CsvFormatError as exc:
         raise CsvFormatError(f"{label}: {exc}") from exc
     return PartResult(task, result, cutter.saw_quote, budget.attempts + 1)
+
+
+def _nothing(aggregation: Aggregation) -> ParseResult:
+    """An empty result, for a part whose count is thrown away."""
+    return aggregation.new_parser().finish()

@@ -37,11 +37,6 @@ class ExportResult:
     tally: Tally
     downloads: tuple[DownloadResult, ...]
 
-    @property
-    def split(self) -> int:
-        """How many downloads were counted in parts."""
-        return sum(d.parts > 1 for d in self.downloads)
-
 
 @dataclass(frozen=True)
 class SplitPolicy:

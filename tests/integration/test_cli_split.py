@@ -1,0 +1,45 @@
+"""Downloads split into byte ranges give exactly the answer of whole downloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from export_tally.exitcodes import ExitCode
+from tests.cli_run import run_cli
+from tests.fixture_server import csv_answer, export_routes, fixture_server
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "patient_id,event_time,event_type,value\n"
+
+
+def test_local_split_matches_whole(server_url: str) -> None:
+    whole = run_cli("demo", "--server", server_url)  # also makes sure the bodies are cached
+    split = run_cli("demo", "--server", server_url, "-j", "6", "--min-part-bytes", "50000")
+    assert split.status == ExitCode.OK, split.stderr
+    assert split.stdout == whole.stdout == (ROOT / "demo.json").read_text()
+    assert "counted 2 download(s) in 6 byte-range parts" in split.stderr
+
+
+def test_a_quoted_download_is_counted_again_whole() -> None:
+    plain = HEADER + "".join(f"P{i % 3},t,hr,{i}\n" for i in range(300))
+    quoted = HEADER + "".join(f'"Q,{i % 2}",t,"multi\nline",{i}\n' for i in range(300))
+    routes = export_routes("x", {"d1": plain, "d2": quoted}, rows={"d2": 300})
+    for name, body in (("d1", plain), ("d2", quoted)):
+        routes[f"/api/export/x/{name}/data"] = csv_answer(body, ranges=True)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "-j", "8", "--min-part-bytes", "500")
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    report = outcome.json()
+    assert report["totals"] == {"hr": 300, "multi\nline": 300}
+    assert report["patients"]["Q,0"] == {"multi\nline": 150}
+    assert "counted 1 download(s) in" in outcome.stderr
+
+
+def test_parts_that_do_not_add_up_are_a_protocol_error() -> None:
+    body = HEADER + "".join(f"P{i},t,hr,1\n" for i in range(100))
+    routes = export_routes("x", {"d1": body}, rows={"d1": 101})
+    routes["/api/export/x/d1/data"] = csv_answer(body, ranges=True)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "-j", "4", "--min-part-bytes", "100")
+    assert outcome.status == ExitCode.PROTOCOL
+    assert "counted 100 rows" in outcome.stderr and "declares 101" in outcome.stderr
