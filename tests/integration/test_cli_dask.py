@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def scheduler() -> Iterator[str]:
     with LocalCluster(
         n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
-    ) as cluster:
+    ) as cluster:  # type: ignore[no-untyped-call]
         yield cluster.scheduler_address
 
 
@@ -60,7 +60,7 @@ def test_a_worker_killed_mid_task_is_survived(server_url: str, scheduler: str) -
             run_cli("small", "--server", server_url, "--scheduler", scheduler)
         )
     )
-    with Client(scheduler) as client:
+    with Client(scheduler) as client:  # type: ignore[no-untyped-call]
         workers = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
     run.start()
     time.sleep(2.0)
