@@ -6,9 +6,19 @@ The per-row draws must consume the `random.Random` stream exactly as `choice`, `
   value is below n (rejection sampling; note the bit length of n, not of n - 1);
 - `uniform(0, b)` is `0 + (b - 0) * random()`;
 - `gauss` draws two `random()` values every other call and caches the second normal deviate.
-Timestamps are integer microseconds instead of `datetime` objects: `timedelta(seconds=x)` keeps the
-whole seconds exactly and rounds the fraction's microseconds half to even, which is what
-`round()` does. The text of a timestamp is built from a cached minute prefix.
+
+Everything after the draws avoids Python's slow paths (integer conversions, `divmod`, format
+specs), with float arithmetic that stays exact:
+- Times are microseconds since 1970 held in floats: every value is a whole number below 2**53, so
+  sums, `//` and `%` on them are exact. `timedelta(seconds=x)` keeps whole seconds and rounds the
+  fraction's microseconds half to even; adding and subtracting 1.5 * 2**52 rounds the same way.
+- A timestamp's text is a cached minute prefix, then seconds, then the microseconds as two
+  3-digit halves, each from a small table (a 60,000-entry table would be one lookup, but a slower
+  one: its random accesses miss the CPU caches). Rows with zero microseconds get `.000000` too,
+  and a replace per chunk removes it, as `isoformat` does.
+- The value: `int()` truncates and `//` floors, but they differ only below zero, where both clamp
+  to the (positive) lower bound; so a table keyed by the floor gives the clamped text directly.
+  Its keys cover |z| < 10, beyond what `gauss` can draw (|z| <= 8.6 with 53-bit randoms).
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from math import cos, log, sin, sqrt, tau
+from math import ceil, cos, floor, log, sin, sqrt, tau
 
 from export_server.dataset import EVENTS, Download
 
@@ -25,7 +35,22 @@ FORMAT_VERSION = "1"
 
 HEADER = b"patient_id,event_time,event_type,value\n"
 _EPOCH = datetime(1970, 1, 1)
-_SECONDS = [f"{s:02d}" for s in range(60)]
+_ROUND_HALF_EVEN = 6755399441055744.0  # 1.5 * 2**52
+_MINUTE = 60e6
+_SECONDS = {float(s): f"{s:02d}." for s in range(60)}
+_DIGITS3 = {float(n): f"{n:03d}" for n in range(1000)}
+
+
+def _minute_prefix(minute_start: float) -> str:
+    """`2025-08-26T00:12:` for the minute starting at `minute_start` microseconds since 1970."""
+    return (_EPOCH + timedelta(microseconds=int(minute_start))).isoformat()[:17]
+
+
+def _value_tails(event_type: str) -> dict[float, str]:
+    """Everything after the timestamp ("Z,heart_rate,72\n"), keyed by floor(mu + z * sigma)."""
+    e = EVENTS[event_type]
+    keys = range(floor(e.mu - 10 * e.sigma), ceil(e.mu + 10 * e.sigma) + 1)
+    return {float(v): f"Z,{e.name},{min(max(v, e.lo), e.hi)}\n" for v in keys}
 
 
 def generate_chunks(download: Download, chunk_rows: int = 16_384) -> Iterator[bytes]:
@@ -39,20 +64,20 @@ def generate_chunks(download: Download, chunk_rows: int = 16_384) -> Iterator[by
     patients = [f"{p}," for p in download.patients]
     n_patients = len(patients)
     patient_bits = n_patients.bit_length()
-    types = spec.event_types
-    n_types = len(types)
+    n_types = len(spec.event_types)
     type_bits = n_types.bit_length()
-    events = [EVENTS[name] for name in types]
-    # Everything after the timestamp, for each event type and value: "Z,heart_rate,72\n".
-    tails = [[f"Z,{e.name},{v}\n" for v in range(e.lo, e.hi + 1)] for e in events]
-    params = [(e.mu, e.sigma, e.lo, e.hi) for e in events]
+    params = [
+        (float(EVENTS[name].mu), float(EVENTS[name].sigma), _value_tails(name))
+        for name in spec.event_types
+    ]
 
-    step_us = spec.step_us
-    step_seconds = step_us / 1_000_000
-    t_us = (download.start_time - _EPOCH) // timedelta(microseconds=1)
+    step_us = float(spec.step_us)
+    step_seconds = spec.step_us / 1_000_000
+    t_us = float((download.start_time - _EPOCH) // timedelta(microseconds=1))
+    minute_start = t_us - t_us % _MINUTE
+    minute_end = minute_start + _MINUTE
+    prefix = _minute_prefix(minute_start)
     gauss_next: float | None = None
-    minute = -1
-    minute_prefix = ""
 
     remaining = download.rows
     while remaining:
@@ -71,7 +96,7 @@ def generate_chunks(download: Download, chunk_rows: int = 16_384) -> Iterator[by
             r = getrandbits(type_bits)
             while r >= n_types:
                 r = getrandbits(type_bits)
-            mu, sigma, lo, hi = params[r]
+            mu, sigma, tails = params[r]
 
             if gauss_next is None:
                 x2pi = uniform01() * tau
@@ -81,26 +106,27 @@ def generate_chunks(download: Download, chunk_rows: int = 16_384) -> Iterator[by
             else:
                 z = gauss_next
                 gauss_next = None
-            value = int(mu + z * sigma)
-            if value < lo:
-                value = lo
-            elif value > hi:
-                value = hi
 
-            whole = int(jitter)
-            ts_us = t_us + whole * 1_000_000 + round((jitter - whole) * 1e6)
+            whole = jitter // 1.0
+            ts = (
+                t_us
+                + whole * 1e6
+                + (((jitter - whole) * 1e6 + _ROUND_HALF_EVEN) - _ROUND_HALF_EVEN)
+            )
             t_us += step_us
-
-            seconds, micros = divmod(ts_us, 1_000_000)
-            m, s = divmod(seconds, 60)
-            if m != minute:
-                minute = m
-                minute_prefix = (_EPOCH + timedelta(minutes=m)).isoformat()[:-2]
-            if micros:
-                append(f"{patient}{minute_prefix}{_SECONDS[s]}.{micros:06d}{tails[r][value - lo]}")
-            else:
-                append(f"{patient}{minute_prefix}{_SECONDS[s]}{tails[r][value - lo]}")
-        yield "".join(lines).encode()
+            if ts >= minute_end:
+                minute_start = ts - ts % _MINUTE
+                minute_end = minute_start + _MINUTE
+                prefix = _minute_prefix(minute_start)
+            offset = ts - minute_start
+            seconds = offset // 1e6
+            micros = offset - seconds * 1e6
+            millis = micros // 1000.0
+            append(
+                f"{patient}{prefix}{_SECONDS[seconds]}{_DIGITS3[millis]}"
+                f"{_DIGITS3[micros - millis * 1000.0]}{tails[(mu + z * sigma) // 1.0]}"
+            )
+        yield "".join(lines).replace(".000000Z", "Z").encode()
 
 
 def generate_range(download: Download, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
