@@ -1,0 +1,377 @@
+"""Bytes to Stats, chunk by chunk: the parser behind `--stats`.
+
+`StatsParser` is a `RecordParser` (see `records`: chunking, header, bad-row modes, csv.reader
+path) with the same interface as `CountingParser`, that also reads two columns:
+
+- `value` must be a decimal number: `[-+]?[0-9]+(\\.[0-9]+)?` (so `72`, `-3`, `72.5`; not `1e3`,
+  ` 72`, `.5` or an empty field).
+- `event_time` must be an ISO 8601 time with a UTC offset or `Z`, as `datetime.fromisoformat`
+  reads it (`2025-08-26T00:00:07.123456Z`, `2025-08-26T00:00:07Z`, `...+02:00`); a time
+  without an offset names no instant. Times are compared as instants, in integer microseconds.
+
+A row breaking either rule is a bad row, failed or skipped like any other, with its line number.
+
+The fast path takes a quote-free block with one regex (anchored at line starts, so one match per
+line proves every line a good row) that captures patient_id, event_time, event_type and value,
+and stays in C per row: a Counter of (patient_id, event_type, value) bytes, which `_fold` turns
+into exact sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or
+when it holds more than `fold_at` entries, so memory stays bounded for values that rarely
+repeat); and the list of event times, normalized to the fixed-width form `...:07.000000Z`, in
+which byte order is instant order.
+
+Only the earliest and latest time per key matter (see `stats` on latency). When a block's times
+are in order, which the exports promise and one C-level comparison checks, those are the first
+and last occurrence of each key: a short scan from each end finds them. When they are not, every
+row is looked at; the answer is exact either way, so rows out of order and downloads that
+overlap in time are not errors.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from itertools import islice
+from operator import itemgetter, le
+from typing import Any
+
+from export_tally.records import (
+    DEFAULT_MAX_LINE_BYTES,
+    BadRowMode,
+    Columns,
+    RecordParser,
+    is_plain_text,
+)
+from export_tally.stats import KeyStats, Number, Stats, higher, is_anomaly, lower
+from export_tally.tally import Key
+
+FOLD_AT = 100_000
+"""Distinct (patient_id, event_type, value) entries held before they are folded into sums."""
+
+VALUE_TEXT = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+
+_VALUE = rb"[-+]?[0-9]+(?:\.[0-9]+)?"
+# The shape `datetime.isoformat` gives a UTC time, with or without microseconds. The date is
+# checked for real by `_is_date`, once per distinct date in a block.
+_TIME = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{6})?Z"
+_WIDE = len(b"2025-08-26T00:00:07.123456Z")
+_DAY = itemgetter(slice(0, 10))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+RawKey = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsResult:
+    """What one body added up to; the same fields as `ParseResult`, with Stats as the tally.
+
+    `rows` counts every data row, skipped ones included; `skipped_lines` holds the first few
+    skipped line numbers.
+    """
+
+    tally: Stats
+    rows: int
+    skipped: int
+    skipped_lines: tuple[int, ...]
+
+
+def parse_value(text: str) -> Number | None:
+    """The exact number `text` writes (int, or Fraction for decimal text), or None."""
+    if VALUE_TEXT.fullmatch(text) is None:
+        return None
+    return _number(text)
+
+
+def parse_instant(text: str) -> int | None:
+    """Microseconds since the epoch of an ISO 8601 time with an offset, or None."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.utcoffset() is None:
+        return None
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The regex that matches one plain row, and getters for its groups (in column order)."""
+
+    plain_row: re.Pattern[bytes]
+    entry_of: itemgetter[Any]  # (patient_id, event_type, value)
+    key_of: itemgetter[Any]  # (patient_id, event_type)
+    time_of: itemgetter[Any]
+
+    @classmethod
+    def from_columns(cls, columns: Columns) -> _Layout:
+        patterns = {
+            columns.patient: None,  # a key: anything but a comma, not empty
+            columns.event_type: None,
+            columns.time: _TIME,
+            columns.value: _VALUE,
+        }
+        last = columns.width - 1
+        fields = []
+        for k in range(columns.width):
+            if k not in patterns:
+                fields.append(rb"[^,\n]*" if k == last else rb"[^,]*")
+                continue
+            pattern = patterns[k] or (rb"[^,\r\n]+" if k == last else rb"[^,]+")
+            fields.append(b"(" + pattern + (rb")\r?" if k == last else b")"))
+        # `^`: a match starts at a line start and ends at a newline, so as many matches as
+        # lines means each line is one whole match: the right fields, each of the right form.
+        plain_row = re.compile(rb"(?m)^" + b",".join(fields) + b"\n")
+        group = {k: position for position, k in enumerate(sorted(patterns))}
+        patient, event_type = group[columns.patient], group[columns.event_type]
+        return cls(
+            plain_row,
+            itemgetter(patient, event_type, group[columns.value]),
+            itemgetter(patient, event_type),
+            itemgetter(group[columns.time]),
+        )
+
+
+class _Sums:
+    """The value statistics of one key, added to in place while parsing."""
+
+    __slots__ = ("anomalies", "count", "high", "low", "sum")
+
+    def __init__(self, value: Number) -> None:
+        self.count = 0
+        self.sum: Number = 0
+        self.low = self.high = value
+        self.anomalies = 0
+
+    def add(self, event_type: str, value: Number, times: int) -> None:
+        self.count += times
+        self.sum += value * times
+        self.low = lower(self.low, value)
+        self.high = higher(self.high, value)
+        if is_anomaly(event_type, value):
+            self.anomalies += times
+
+
+class StatsParser(RecordParser):
+    """Statistics of value and event_time per (patient_id, event_type) of an export CSV.
+
+    The same interface and CSV rules as `CountingParser` (see `records.RecordParser`), plus the
+    value and event_time rules of this module; `finish` returns a StatsResult. `fold_at` bounds
+    the distinct (patient_id, event_type, value) entries held before folding them into sums.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_bad_row: BadRowMode = "fail",
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        fold_at: int = FOLD_AT,
+    ) -> None:
+        super().__init__(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
+        self._fold_at = fold_at
+        self._layout: _Layout | None = None
+        # Fast path: bytes keys, times as normalized fixed-width text (byte order = time order).
+        self._raw_entries: Counter[tuple[bytes, bytes, bytes]] = Counter()
+        self._raw_first: dict[RawKey, bytes] = {}
+        self._raw_last: dict[RawKey, bytes] = {}
+        self._good_days: set[bytes] = set()
+        # csv path: text keys, times in microseconds.
+        self._text_entries: Counter[tuple[str, str, str]] = Counter()
+        self._text_first: dict[Key, int] = {}
+        self._text_last: dict[Key, int] = {}
+        self._sums: dict[Key, _Sums] = {}  # folded entries of both paths
+
+    def finish(self) -> StatsResult:
+        """Take the last record (a final newline is optional) and return the result."""
+        self._finish_records()
+        return StatsResult(self._stats(), self._rows, self._skipped, tuple(self._skipped_lines))
+
+    def _start(self, columns: Columns, names: list[str]) -> None:
+        self._layout = _Layout.from_columns(columns)
+
+    def _take_plain(self, block: bytes, lines: int) -> int | None:
+        layout = self._layout
+        assert layout is not None
+        if not is_plain_text(block):
+            return None
+        rows = layout.plain_row.findall(block)
+        if len(rows) != lines:
+            return None
+        if not rows:
+            return 0
+        times = list(map(layout.time_of, rows))
+        if sum(map(len, times)) != _WIDE * len(times):
+            times = [t if len(t) == _WIDE else t[:-1] + b".000000Z" for t in times]
+        in_order = all(map(le, times, times[1:]))
+        if not self._days_are_dates(times, in_order):
+            return None
+        entries = self._raw_entries
+        known = len(entries)
+        entries.update(map(layout.entry_of, rows))
+        if in_order:
+            # Entries new to the Counter sit at its end; entries seen before have keys seen.
+            new = {entry[:2] for entry in islice(reversed(entries), len(entries) - known)}
+            self._note_ordered_times(rows, times, new)
+        else:
+            self._note_times(rows, times)
+        if len(entries) + len(self._text_entries) > self._fold_at:
+            self._fold()
+        return len(rows)
+
+    def _days_are_dates(self, times: list[bytes], in_order: bool) -> bool:
+        """Whether every time's date (its first 10 bytes) is a real date."""
+        good = self._good_days
+        if in_order:  # the days come in runs: jump from one to the next
+            i = 0
+            while i < len(times):
+                day = times[i][:10]
+                if day not in good and not _is_date(day):
+                    return False
+                good.add(day)
+                i = bisect_right(times, day + b"U", i)  # every time of that day is below
+            return True
+        for day in set(map(_DAY, times)) - good:
+            if not _is_date(day):
+                return False
+            good.add(day)
+        return True
+
+    def _note_ordered_times(self, rows: list[Any], times: list[bytes], new: set[RawKey]) -> None:
+        """Update the earliest and latest times per key from a block in time order."""
+        assert self._layout is not None
+        key_of, first, last = self._layout.key_of, self._raw_first, self._raw_last
+        # Latest: the last occurrence of each key. The block's keys are among `wanted`; a key
+        # missing from the block makes this scan go through it all, which is still exact.
+        wanted = len(last.keys() | new)
+        found: dict[RawKey, bytes] = {}
+        for i in range(len(rows) - 1, -1, -1):
+            key = key_of(rows[i])
+            if key not in found:
+                found[key] = times[i]
+                if len(found) == wanted:
+                    break
+        for key, time in found.items():
+            if key not in last or last[key] < time:
+                last[key] = time
+        # Earliest: only keys this block could move back need their first occurrence.
+        start = times[0]
+        need = {key for key in found if key not in first or start < first[key]}
+        for i, row in enumerate(rows):
+            if not need:
+                break
+            key = key_of(row)
+            if key in need:
+                need.discard(key)
+                if key not in first or times[i] < first[key]:
+                    first[key] = times[i]
+
+    def _note_times(self, rows: list[Any], times: list[bytes]) -> None:
+        """Update the earliest and latest times per key from a block in any order."""
+        assert self._layout is not None
+        key_of, first, last = self._layout.key_of, self._raw_first, self._raw_last
+        for key, time in zip(map(key_of, rows), times, strict=True):
+            if key not in first or time < first[key]:
+                first[key] = time
+            if key not in last or last[key] < time:
+                last[key] = time
+
+    def _take_row(self, line_number: int, row: list[str]) -> None:
+        assert self._columns is not None
+        columns = self._columns
+        micros = parse_instant(row[columns.time])
+        if micros is None:
+            self._reject(
+                line_number,
+                f"event_time {_shown(row[columns.time])} is not an ISO 8601 time with a UTC offset",
+            )
+            return
+        value = row[columns.value]
+        if VALUE_TEXT.fullmatch(value) is None:
+            self._reject(line_number, f"value {_shown(value)} is not a decimal number")
+            return
+        key = (row[columns.patient], row[columns.event_type])
+        self._text_entries[key[0], key[1], value] += 1
+        first, last = self._text_first, self._text_last
+        if key not in first or micros < first[key]:
+            first[key] = micros
+        if key not in last or last[key] < micros:
+            last[key] = micros
+        if len(self._raw_entries) + len(self._text_entries) > self._fold_at:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Add the held (patient_id, event_type, value) entries to the sums, and drop them."""
+        numbers: dict[str, Number] = {}
+        text_entries = (
+            ((p.decode(), t.decode(), v.decode()), n) for (p, t, v), n in self._raw_entries.items()
+        )
+        for entries in (text_entries, self._text_entries.items()):
+            for (patient_id, event_type, text), times in entries:
+                value = numbers.get(text)
+                if value is None:
+                    value = numbers[text] = _number(text)
+                sums = self._sums.get((patient_id, event_type))
+                if sums is None:
+                    sums = self._sums[patient_id, event_type] = _Sums(value)
+                sums.add(event_type, value, times)
+        self._raw_entries.clear()
+        self._text_entries.clear()
+
+    def _stats(self) -> Stats:
+        self._fold()
+        first, last = dict(self._text_first), dict(self._text_last)
+        for (patient_id, event_type), time in self._raw_first.items():
+            key = (patient_id.decode(), event_type.decode())
+            micros = _micros(time)
+            first[key] = min(first.get(key, micros), micros)
+        for (patient_id, event_type), time in self._raw_last.items():
+            key = (patient_id.decode(), event_type.decode())
+            micros = _micros(time)
+            last[key] = max(last.get(key, micros), micros)
+        return Stats(
+            {
+                key: KeyStats(s.count, s.sum, s.low, s.high, s.anomalies, first[key], last[key])
+                for key, s in self._sums.items()
+            }
+        )
+
+
+def parse_stats_bytes(
+    body: bytes,
+    *,
+    on_bad_row: BadRowMode = "fail",
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> StatsResult:
+    """The stats of a whole body at once; the same as feeding it in one chunk."""
+    parser = StatsParser(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
+    parser.feed(body)
+    return parser.finish()
+
+
+def _number(text: str) -> Number:
+    """The exact value of text that VALUE_TEXT matched."""
+    whole, dot, fraction = text.partition(".")
+    if not dot:
+        return int(text)
+    return Fraction(int(whole + fraction), 10 ** len(fraction))
+
+
+def _is_date(day: bytes) -> bool:
+    try:
+        date.fromisoformat(day.decode("ascii"))
+    except ValueError:
+        return False
+    return True
+
+
+def _micros(time: bytes) -> int:
+    """Microseconds since the epoch of a time the fast path accepted (normalized)."""
+    return (datetime.fromisoformat(time.decode("ascii")) - _EPOCH) // _MICROSECOND
+
+
+def _shown(field: str) -> str:
+    """A field for an error message: quoted, and cut short if long."""
+    return repr(field if len(field) <= 40 else field[:37] + "...")

@@ -1,0 +1,304 @@
+"""The stats parser against edge cases, checked against the naive reference report."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from export_tally.errors import CsvFormatError
+from export_tally.records import BadRowError, Columns
+from export_tally.stats import Stats
+from export_tally.stats_parse import (
+    StatsParser,
+    StatsResult,
+    _Layout,
+    parse_instant,
+    parse_stats_bytes,
+    parse_value,
+)
+from tests.unit import stats_reference as reference
+
+HEADER = b"patient_id,event_time,event_type,value\n"
+T7 = "2025-08-26T00:00:07"
+
+
+def feed_all(chunks: list[bytes], **options: object) -> StatsResult:
+    parser = StatsParser(**options)  # type: ignore[arg-type]
+    for chunk in chunks:
+        parser.feed(chunk)
+    return parser.finish()
+
+
+def one_byte_at_a_time(body: bytes) -> list[bytes]:
+    return [body[i : i + 1] for i in range(len(body))]
+
+
+def time_text(micros: int, offset_hours: int | None = None) -> str:
+    """As `isoformat` writes it: `Z` for UTC, no `.ffffff` when the microseconds are zero."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    if offset_hours is None:
+        return moment.isoformat().replace("+00:00", "Z")
+    return moment.astimezone(timezone(timedelta(hours=offset_hours))).isoformat()
+
+
+def assert_matches_reference(body: bytes, result: StatsResult) -> None:
+    events = reference.events_of(body)
+    assert result.rows == len(events)
+    assert (result.skipped, result.skipped_lines) == (0, ())
+    for precision in (1, 6, 0):
+        assert result.tally.to_report(precision) == reference.report(events, precision)
+
+
+def rows(*lines: str) -> bytes:
+    return HEADER + "".join(line + "\n" for line in lines).encode()
+
+
+GOOD = [
+    pytest.param(b"", id="empty-body"),
+    pytest.param(HEADER, id="header-only"),
+    pytest.param(b"\xef\xbb\xbf", id="bom-only"),
+    pytest.param(rows(f"P1,{T7}.000001Z,heart_rate,72", f"P1,{T7}.5Z,heart_rate,75"), id="short-fractions-read-by-fromisoformat"),
+    pytest.param(rows(f"P1,{T7}Z,heart_rate,72", f"P2,{T7}.250000Z,spo2,99", f"P1,{T7}.500000Z,heart_rate,190"), id="plain"),
+    pytest.param(rows(f"P1,{T7}Z,heart_rate,72").replace(b"\n", b"\r\n"), id="crlf"),
+    pytest.param(rows(f"P1,{T7}Z,heart_rate,72", f"P1,{T7}.100000Z,heart_rate,73").rstrip(), id="no-final-newline"),
+    pytest.param(rows(f'"P,1",{T7}Z,"heart_rate","72"', f"P1,{T7}.100000Z,heart_rate,1"), id="quoted-fields"),
+    pytest.param(
+        b"value,event_type,event_time,patient_id\r\n72,heart_rate,2025-08-26T00:00:07Z,P1\r\n"
+        b"80,heart_rate,2025-08-26T00:00:09Z,P1\r\n",
+        id="key-last-crlf",
+    ),
+    pytest.param(
+        b"event_time,value,patient_id,event_type,note\n2025-08-26T00:00:07Z,72,P1,spo2,\n"
+        b"2025-08-26T00:00:08Z,73,P1,spo2,x\n",
+        id="columns-in-another-order-extra-last",
+    ),
+    pytest.param(rows("", f"P1,{T7}Z,heart_rate,72", "", f"P1,{T7}Z,heart_rate,72", ""), id="blank-lines-and-ties"),
+    pytest.param(
+        rows(f"P1,{T7}Z,x,72.5", f"P1,{T7}.100000Z,x,-3", f"P1,{T7}.200000Z,x,+4", f"P1,{T7}.300000Z,x,007", f"P1,{T7}.400000Z,x,-0.25"),
+        id="decimals-negatives-signs-zeros",
+    ),
+    pytest.param(
+        rows(f"P1,{T7}Z,spo2,72.0", f"P1,{T7}.100000Z,spo2,72", f"P1,{T7}.200000Z,spo2,100.00", f"P1,{T7}.300000Z,spo2,100"),
+        id="equal-values-written-two-ways",
+    ),
+    pytest.param(
+        rows("P1,2025-08-26T00:00:06.999999Z,x,1", f"P1,{T7}Z,x,1", f"P1,{T7}.000001Z,x,1", f"P1,{T7}.000002Z,x,1"),
+        id="no-fraction-between-fractions",
+    ),
+    pytest.param(
+        rows(f"P1,{T7}.500000Z,x,1", f"P1,{T7}Z,x,1", f"P1,{T7}.600000Z,x,1"),
+        id="no-fraction-after-a-later-fraction",  # raw text order would call this in order
+    ),
+    pytest.param(
+        rows(f"P1,{T7}.900000Z,x,1", f"P2,{T7}.100000Z,x,2", f"P1,{T7}.200000Z,x,3", "P2,2025-08-25T00:00:00Z,x,4"),
+        id="times-going-backwards",
+    ),
+    pytest.param(
+        rows(f"P1,{T7}+00:00,x,1", "P1,2025-08-26T02:00:08+02:00,x,2", f"P1,{T7}.500000-01:00,x,3"),
+        id="utc-offsets",
+    ),
+    pytest.param(
+        rows("P1,2025-08-26T23:59:59.5Z,x,1", "P1,2025-08-27T00:00:00Z,x,2", "P2,2025-08-28T12:00:00Z,x,3",
+             "P1,2025-09-01T00:00:00.000001Z,x,4", "P1,2028-02-29T00:00:00Z,x,5"),
+        id="several-days-in-a-block",
+    ),
+    pytest.param(
+        rows(*(f"P{i % 3},{time_text(1_756_166_400_000_000 + i * 999_999)},{t},{i % 250}"
+               for i in range(300) for t in ("heart_rate", "spo2", "bp_sys", "bp_dia", "temp"))),
+        id="every-event-type-and-anomalies",
+    ),
+    pytest.param(rows(f"P\u00e9,{T7}Z,h\u2764,1", f"P\u00e9,{T7}.100000Z,h\u2764,2"), id="utf8-keys"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", GOOD)
+def test_matches_the_reference(body: bytes) -> None:
+    result = parse_stats_bytes(body)
+    assert_matches_reference(body, result)
+    assert feed_all(one_byte_at_a_time(body)) == result
+    assert feed_all([body], fold_at=1) == result
+
+
+T = f"{T7}Z"
+BAD_ROWS = [
+    pytest.param(rows(f"P1,{T},x,"), 2, "value '' is not a decimal number", id="empty-value"),
+    pytest.param(rows(f"P1,{T},x,1", f"P1,{T},x,abc"), 3, "value 'abc' is not a decimal number", id="word"),
+    pytest.param(rows(f"P1,{T},x,1e3"), 2, "value '1e3' is not", id="exponent"),
+    pytest.param(rows(f"P1,{T},x, 72"), 2, "value ' 72' is not", id="space"),
+    pytest.param(rows(f"P1,{T},x,72."), 2, "value '72.' is not", id="trailing-dot"),
+    pytest.param(rows(f"P1,{T},x,.5"), 2, "value '.5' is not", id="leading-dot"),
+    pytest.param(rows(f"P1,{T},x,NaN"), 2, "value 'NaN' is not", id="nan"),
+    pytest.param(rows(f"P1,{T},x,\u0663"), 2, "value '\u0663' is not", id="arabic-digit"),
+    pytest.param(rows(f"P1,{T},x,{'9' * 50}x"), 2, f"value '{'9' * 37}...' is not", id="long-value-cut-short"),
+    pytest.param(rows("P1,,x,1"), 2, "event_time '' is not an ISO 8601 time with a UTC offset", id="empty-time"),
+    pytest.param(rows("P1,yesterday,x,1"), 2, "event_time 'yesterday' is not", id="word-time"),
+    pytest.param(rows(f"P1,{T7},x,1"), 2, f"event_time '{T7}' is not", id="no-offset"),
+    pytest.param(rows("P1,2025-08-26,x,1"), 2, "event_time '2025-08-26' is not", id="date-only"),
+    pytest.param(rows(f"P1,{T},x,1", "P1,2025-02-30T00:00:00Z,x,1"), 3, "event_time '2025-02-30", id="no-such-day"),
+    pytest.param(rows("P1,2025-02-29T00:00:00Z,x,1"), 2, "event_time '2025-02-29", id="not-a-leap-year"),
+    pytest.param(rows("P1,0000-01-01T00:00:00Z,x,1"), 2, "event_time '0000-01-01", id="year-zero"),
+    pytest.param(rows("P1,2025-13-01T00:00:00Z,x,1"), 2, "event_time '2025-13-01", id="month-13"),
+    pytest.param(rows("P1,2025-08-26T24:00:00Z,x,1"), 2, "event_time '2025-08-26T24", id="hour-24"),
+    pytest.param(rows("P1,2025-08-26T00:60:00Z,x,1"), 2, "event_time '2025-08-26T00:60", id="minute-60"),
+    pytest.param(rows("P1,2025-08-26T23:59:60Z,x,1"), 2, "event_time '2025-08-26T23:59:60", id="leap-second"),
+    pytest.param(rows(f'P1,"{T}",x,1', "P1,later,x,2"), 3, "event_time 'later' is not", id="in-a-quoted-block"),
+    pytest.param(rows(f"P1,{T},x,1", f"P1,{T},x"), 3, "expected 4 fields, found 3", id="field-count-still-checked"),
+    pytest.param(rows(f"P1,{T},x,1", f"P1,{T},,1"), 3, "empty event_type", id="empty-key-still-checked"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "line", "reason"), BAD_ROWS)
+def test_bad_row_fails_with_line_number(body: bytes, line: int, reason: str) -> None:
+    with pytest.raises(BadRowError) as caught:
+        parse_stats_bytes(body)
+    assert caught.value.line_number == line
+    assert caught.value.reason.startswith(reason)
+    assert isinstance(caught.value, CsvFormatError)
+
+
+@pytest.mark.parametrize(("body", "line", "reason"), BAD_ROWS)
+def test_bad_row_is_skipped_and_left_out(body: bytes, line: int, reason: str) -> None:
+    result = parse_stats_bytes(body, on_bad_row="skip")
+    assert (result.skipped, result.skipped_lines) == (1, (line,))
+    lines = body.split(b"\n")
+    good = b"\n".join(lines[: line - 1] + lines[line:])
+    assert result.rows == len(reference.events_of(good)) + 1
+    assert result.tally.to_report() == reference.report(reference.events_of(good))
+
+
+def test_without_stats_the_same_rows_are_fine() -> None:
+    from export_tally.parse import parse_bytes
+
+    assert parse_bytes(rows("P1,yesterday,x,abc")).tally.total == 1
+
+
+def test_skip_keeps_counting_after_bad_rows_in_both_paths() -> None:
+    body = rows(*(f"P1,{T7}.{i:06d}Z,x,{'bad' if i % 3 == 0 else i}" for i in range(1, 30)))
+    for chunks in ([body], one_byte_at_a_time(body)):
+        result = feed_all(chunks, on_bad_row="skip")
+        assert (result.rows, result.skipped, result.skipped_lines) == (29, 9, (4, 7, 10, 13, 16))
+        assert result.tally.total == 20
+
+
+def test_header_is_checked_as_without_stats() -> None:
+    with pytest.raises(CsvFormatError, match="header lacks column"):
+        parse_stats_bytes(b"patient_id,event_time,event_type\n")
+
+
+def test_plain_blocks_take_the_fast_path() -> None:
+    parser = StatsParser()
+    parser.feed(rows(*(f"P{i % 4},{time_text(10**15 + i * 10**6)},x,{i}" for i in range(200))))
+    assert len(parser._raw_entries) == 200
+    assert not parser._text_entries
+    parser.feed(
+        rows(f"P1,{T7}.900000Z,x,1000", f"P1,{T7}.100000Z,x,1001")[len(HEADER) :]
+    )  # out of order
+    assert len(parser._raw_entries) == 202
+
+
+def test_layout_regex_proves_every_line_a_row() -> None:
+    def accepts(names: str, block: bytes) -> bool:
+        columns = Columns.from_header(names.split(","))
+        return len(_Layout.from_columns(columns).plain_row.findall(block)) == block.count(b"\n")
+
+    standard = "patient_id,event_time,event_type,value"
+    assert accepts(standard, f"P1,{T},x,1\r\nP2,{T7}.123456Z,y,-2.5\n".encode())
+    assert not accepts(standard, f"P1,{T},x,1,2\n".encode())
+    assert not accepts(standard, f"P1,{T},x\n".encode())
+    assert not accepts(standard, f"P1,{T7}.1234567Z,x,1\n".encode())
+    assert not accepts(standard, f"P1,{T7}.12345Z,x,1\n".encode())
+    time_first = "event_time,patient_id,event_type,value"
+    assert not accepts(time_first, f"xx{T},P1,x,1\n".encode())  # a match must start a line
+    assert accepts(time_first, f"{T},P1,x,1\n".encode())
+    extra_last = standard + ",note"
+    assert not accepts(extra_last, f"P1,{T},x,1,a,b\n".encode())
+    key_last = "value,event_time,patient_id,event_type"
+    assert accepts(key_last, f"1,{T},P1,x\r\n".encode())
+    assert not accepts(key_last, f"1,{T},P1,x,y\r\n".encode())
+    assert not accepts(key_last, f"1,{T},P1,\r\n".encode())
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        (f"{T7}Z", 1_756_166_407_000_000),
+        (f"{T7}.000001Z", 1_756_166_407_000_001),
+        (f"{T7}+00:00", 1_756_166_407_000_000),
+        ("2025-08-26T02:00:07+02:00", 1_756_166_407_000_000),
+        ("1969-12-31T23:59:59.999999Z", -1),
+        (T7, None),
+        ("nonsense", None),
+    ],
+)
+def test_parse_instant(text: str, micros: int | None) -> None:
+    assert parse_instant(text) == micros
+
+
+def test_parse_value() -> None:
+    assert parse_value("72") == 72
+    assert type(parse_value("72")) is int
+    assert parse_value("-0.25") == -0.25
+    assert parse_value("1e3") is None
+
+
+def test_rows_reports_progress() -> None:
+    parser = StatsParser()
+    assert parser.rows == 0
+    parser.feed(rows(f"P1,{T},x,1") + b"P1,")
+    assert parser.rows == 1
+    parser.feed(f'{T},x,1\n"P\n2",{T},x,1\n'.encode())
+    assert parser.rows == 3
+    assert parser.finish().rows == 3
+
+
+def test_parser_is_spent_after_finish() -> None:
+    parser = StatsParser()
+    parser.finish()
+    with pytest.raises(RuntimeError):
+        parser.feed(HEADER)
+
+
+@pytest.mark.parametrize("options", [{"on_bad_row": "ignore"}, {"max_line_bytes": 0}])
+def test_bad_options(options: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        StatsParser(**options)  # type: ignore[arg-type]
+
+
+def test_line_too_long() -> None:
+    parser = StatsParser(max_line_bytes=64)
+    parser.feed(HEADER)
+    with pytest.raises(CsvFormatError, match=re.escape("line 2 is longer than 64 bytes")):
+        parser.feed(b"P1," + b"9" * 80)
+
+
+def test_result_pickles_small() -> None:
+    body = rows(
+        *(
+            f"P{i % 6},{time_text(10**15 + i * 10**6)},heart_rate,{40 + i % 150}"
+            for i in range(5000)
+        )
+    )
+    result = parse_stats_bytes(body)
+    data = pickle.dumps(result)
+    assert pickle.loads(data) == result
+    assert len(data) < 1000
+    assert isinstance(result.tally, Stats)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        pytest.param(["06.999999Z", "07Z", "07.000001Z"], id="in-order"),
+        pytest.param(["07.500000Z", "07Z", "07.600000Z"], id="raw-text-order-would-lie"),
+        pytest.param(["07.000001Z", "07Z", "06.999999Z"], id="backwards"),
+    ],
+)
+def test_fast_path_compares_times_as_instants(times: list[str]) -> None:
+    body = rows(*(f"P1,2025-08-26T00:00:{t},x,1" for t in times))
+    parser = StatsParser()
+    parser.feed(body)
+    assert not parser._text_entries  # all of it went the fast way
+    assert_matches_reference(body, parser.finish())
