@@ -1,9 +1,9 @@
 """Where a body's bytes come from: the disk cache when it has them, else a generator process.
 
 - warm: the committed cache entry is read from disk;
-- cold, with a cache: a `Fill` generates the body into the cache once, and every request for that
-  download, whatever its range, follows the file as it grows (no request ever waits for the whole
-  body, and concurrent requests share one generation);
+- cold, with a cache: a `Fill` has a generator process write the body into the cache once, and
+  every request for that download, whatever its range, follows the file as it grows (no request
+  ever waits for the whole body, and concurrent requests share one generation);
 - without a cache (`--no-cache`, or after the disk filled up): each request runs its own
   generation job, from its first byte ("generate and skip" for a range).
 
@@ -114,14 +114,15 @@ class Bodies:
         if fill is not None or self.cache is None:
             return fill
         try:
-            writer = self.cache.create_writer(download)
+            entry = self.cache.create_entry(download)
         except OSError as exc:
-            self._cache_failed(exc)
+            self._cache_failed(exc.strerror or str(exc))
             return None
-        generation = self.pool.generate(download, window=WINDOW)
+        filling = self.pool.fill(download, entry.path)
         fill = Fill(
-            download, self.size(download), writer, generation,
-            on_disk_full=self._cache_failed, on_finished=self._fill_finished, grace=ABANDON_GRACE,
+            download, self.size(download), entry, filling,
+            on_disk_full=lambda exc: self._cache_failed(str(exc)), on_finished=self._fill_finished,
+            grace=ABANDON_GRACE,
         )  # fmt: skip
         self._fills[download] = fill
         return fill
@@ -130,12 +131,12 @@ class Bodies:
         if self._fills.get(fill.download) is fill:
             del self._fills[fill.download]
 
-    def _cache_failed(self, exc: OSError) -> None:
+    def _cache_failed(self, reason: str) -> None:
         """Stop caching for good, with one warning: serving bodies matters more than caching them."""
         if self.cache is not None:
             log.warning(
                 "cache: cannot write to %s (%s): serving without the cache from now on",
-                self.cache.root, exc.strerror or exc,
+                self.cache.root, reason,
             )  # fmt: skip
             self.cache = None
 

@@ -5,9 +5,9 @@ path, so a generator whose bytes change (and bumps the version) never finds a st
 
 An entry is written under a temporary name (`.{download_id}.{random}.tmp` beside it) and renamed
 into place only once complete and synced, so a crash, a kill or a failed write never leaves a
-partial file under an entry's name. The writer holds an exclusive `flock` on its temporary file for
-as long as it lives: the kernel drops the lock when the writer dies, which is how start-up tells
-the leftovers of a killed writer from a file another running server is still writing.
+partial file under an entry's name. The server holds an exclusive `flock` on its temporary file
+for as long as it lives: the kernel drops the lock when the server dies, which is how start-up
+tells the leftovers of a killed server from a file another running server is still writing.
 """
 
 from __future__ import annotations
@@ -64,11 +64,12 @@ class OpenFile:
             os.close(self.fd)
 
 
-class CacheWriter(OpenFile):
-    """One entry being written: append with `write`, then `commit` (or `discard`).
+class PendingEntry(OpenFile):
+    """An entry being written, by a generator process, under a temporary name.
 
-    The file is open for reading too, so readers can `pread` bytes already written while the rest
-    is still being generated; reads stay valid after `commit` renames the file.
+    The front creates the file and holds it open (and locked) while a generator process opens it
+    by `path` and writes the body; readers `pread` the bytes already written. `commit` renames it
+    into place once the writer has synced it; `discard` removes it. Reads stay valid either way.
     """
 
     def __init__(self, final: Path) -> None:
@@ -76,18 +77,9 @@ class CacheWriter(OpenFile):
         self.path = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
         super().__init__(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644))
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        """Append all of `data`; raises OSError (ENOSPC on a full disk). Blocking: call in a thread."""
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        self.size += len(data)
 
     def commit(self) -> None:
-        """Make the entry visible under its final name, durably. Blocking: call in a thread."""
-        os.fsync(self.fd)
+        """Make the entry visible under its final name (its bytes must be synced already)."""
         os.replace(self.path, self.final)
 
     def discard(self) -> None:
@@ -120,10 +112,11 @@ class Cache:
         except FileNotFoundError:
             return None
 
-    def create_writer(self, download: Download) -> CacheWriter:
+    def create_entry(self, download: Download) -> PendingEntry:
+        """A new, empty temporary file for the download's entry; raises OSError."""
         final = self.entry_path(download)
         final.parent.mkdir(parents=True, exist_ok=True)
-        return CacheWriter(final)
+        return PendingEntry(final)
 
     def _files(self, pattern: str) -> list[Path]:
         """Files of this cache's layout only: a mistaken --cache-dir never loses other files."""

@@ -13,3 +13,7 @@ class UnsatisfiableRangeError(ExportServerError):
 
 class GenerationError(ExportServerError):
     """A body could not be generated: its generator process failed, died or was shut down."""
+
+
+class DiskFullError(GenerationError):
+    """A body could not be written to the cache: the disk (or the user's quota) is full."""

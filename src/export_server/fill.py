@@ -1,41 +1,39 @@
 """A fill: one download being generated into the cache, readable while it grows.
 
-A pump task moves the chunks of one generation job into the cache's temporary file; any number of
-requests follow that file from their own offsets, so concurrent requests for a cold download share
-one generation, and a request never waits for more than the bytes it is about to send. The entry
-is committed (renamed into place) only when the whole body is written and has the expected size.
+A generator process writes the body into the entry's temporary file and reports its progress;
+any number of requests follow that file from their own offsets, so concurrent requests for a cold
+download share one generation, a request never waits for more than the bytes it is about to send,
+and cold bytes reach a client the way warm ones do: from the file. The entry is committed (renamed
+into place) only when the whole body is written, synced, and has the expected size.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from export_server.cache import CacheWriter
+from export_server.cache import PendingEntry
 from export_server.dataset import Download
-from export_server.errors import GenerationError
-from export_server.pool import Generation
+from export_server.errors import DiskFullError, GenerationError
+from export_server.pool import Filling
 
 log = logging.getLogger("export_server")
 
 READ_CHUNK = 1 << 20
-# Out-of-space errors: the fill gives up on the cache, and the server stops caching.
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Fill:
-    """Writes `generation` (the whole body of `download`, `size` bytes) through `writer`.
+    """Follows `filling`, the job writing the whole body of `download` (`size` bytes) into `entry`.
 
-    `on_disk_full` is called if a write fails for lack of space. `on_finished` is called once the
+    `on_disk_full` is called if the disk fills up. `on_finished` is called once the
     fill has ended, committed or not. A fill that nobody follows for `grace` seconds is cancelled,
     unless `keep` is set (prewarming): a client that was cut off usually resumes within that time.
     """
 
     def __init__(
-        self, download: Download, size: int, writer: CacheWriter, generation: Generation,
-        on_disk_full: Callable[[OSError], None], on_finished: Callable[[Fill], None],
+        self, download: Download, size: int, entry: PendingEntry, filling: Filling,
+        on_disk_full: Callable[[DiskFullError], None], on_finished: Callable[[Fill], None],
         grace: float,
     ) -> None:  # fmt: skip
         self.download = download
@@ -44,8 +42,8 @@ class Fill:
         self.written = 0
         self.finished = False
         self.committed = False
-        self._writer = writer
-        self._generation = generation
+        self._entry = entry
+        self._filling = filling
         self._on_disk_full = on_disk_full
         self._on_finished = on_finished
         self._grace = grace
@@ -56,27 +54,24 @@ class Fill:
 
     async def _pump(self) -> None:
         try:
-            async for chunk in self._generation:
-                await asyncio.to_thread(self._writer.write, chunk)
-                self.written += len(chunk)
+            async for written in self._filling:
+                self.written = written
                 self._notify()
             if self.written != self.size:
                 raise GenerationError(f"generated {self.written} bytes, expected {self.size}")
-            await asyncio.to_thread(self._writer.commit)
+            self._entry.commit()
             self.committed = True
-        except OSError as exc:
-            self._generation.cancel()
-            if exc.errno in DISK_FULL:
-                self._on_disk_full(exc)
-            else:
-                log.warning("cannot cache %s: %s", self.download.id, exc)
+        except DiskFullError as exc:
+            self._on_disk_full(exc)
         except GenerationError as exc:
             if str(exc) != "cancelled":
-                log.error("generating %s failed: %s", self.download.id, exc)
+                log.error("generating %s into the cache failed: %s", self.download.id, exc)
+        except OSError as exc:
+            log.error("cannot commit %s to the cache: %s", self.download.id, exc)
         finally:
-            self._generation.cancel()
+            self._filling.cancel()
             if not self.committed:
-                self._writer.discard()
+                self._entry.discard()
             self.finished = True
             self._notify()
             self._on_finished(self)
@@ -97,7 +92,7 @@ class Fill:
             while offset < stop:
                 if offset < self.written:
                     length = min(READ_CHUNK, self.written - offset, stop - offset)
-                    chunk = await asyncio.to_thread(self._writer.pread, length, offset)
+                    chunk = await asyncio.to_thread(self._entry.pread, length, offset)
                     offset += len(chunk)
                     yield chunk
                 elif self.finished:
@@ -113,7 +108,7 @@ class Fill:
     def _abandon_if_unused(self) -> None:
         if self._readers == 0 and not self.keep and not self.finished:
             log.info("nobody reads %s any more: generation stopped", self.download.id)
-            self._generation.cancel()
+            self._filling.cancel()
 
     async def wait(self) -> bool:
         """Wait until the fill has ended; True if the entry was committed to the cache."""

@@ -16,10 +16,12 @@ import socket
 import subprocess
 import sys
 from collections import deque
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
+from export_server import worker as wire
 from export_server.dataset import Download
-from export_server.errors import GenerationError
-from export_server.worker import CANCEL, COUNT, CREDIT, DATA, END, HEADER, encode, start_message
+from export_server.errors import DiskFullError, GenerationError
 
 log = logging.getLogger("export_server")
 
@@ -28,51 +30,73 @@ log = logging.getLogger("export_server")
 _STREAM_LIMIT = 1 << 22
 _RESPAWN_DELAY = 1.0
 _job_ids = itertools.count(1)
+T = TypeVar("T")
 
 
-class Generation:
-    """The chunks of one job, in order, as they arrive: `async for chunk in generation`.
+def _error(operation: int, reason: str) -> GenerationError | None:
+    """The outcome of a job that ended with `operation`: None for success."""
+    if operation == wire.END:
+        return None
+    return DiskFullError(reason) if operation == wire.FULL else GenerationError(reason)
 
-    Raises GenerationError if the job fails. Call `cancel()` when abandoning it early, so its
-    process stops generating.
+
+class _Job(Generic[T]):
+    """What one job produces, in order, as it arrives: `async for item in job`.
+
+    Raises GenerationError (DiskFullError for a fill on a full disk) if the job fails. Call
+    `cancel()` when abandoning it early, so that its process stops.
     """
 
     def __init__(self, process: _GeneratorProcess, job_id: int) -> None:
         self._process = process
-        self._job_id = job_id
-        self._chunks: deque[bytes] = deque()
+        self.job_id = job_id
+        self._items: deque[T] = deque()
         self._arrived = asyncio.Event()
         self._finished = False
-        self._error: str | None = None
+        self._error: GenerationError | None = None
 
-    def deliver(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
+    def deliver(self, item: T) -> None:
+        self._items.append(item)
         self._arrived.set()
 
-    def finish(self, error: str | None = None) -> None:
+    def finish(self, error: GenerationError | None = None) -> None:
         self._finished = True
         self._error = error
         self._arrived.set()
 
     def cancel(self) -> None:
         if not self._finished:
-            self._process.cancel(self._job_id)
-            self.finish("cancelled")
+            self._process.cancel(self.job_id)
+            self.finish(GenerationError("cancelled"))
 
-    def __aiter__(self) -> Generation:
+    def __aiter__(self) -> _Job[T]:
         return self
 
-    async def __anext__(self) -> bytes:
-        while not self._chunks:
+    async def __anext__(self) -> T:
+        while not self._items:
             if self._finished:
                 if self._error is not None:
-                    raise GenerationError(self._error)
+                    raise self._error
                 raise StopAsyncIteration
             self._arrived.clear()
             await self._arrived.wait()
+        self._consumed()
+        return self._items.popleft()
+
+    def _consumed(self) -> None:
+        pass
+
+
+class Generation(_Job[bytes]):
+    """A stream: bytes of a body, sent by the process, at most `window` chunks ahead."""
+
+    def _consumed(self) -> None:
         if not self._finished:
-            self._process.grant(self._job_id)
-        return self._chunks.popleft()
+            self._process.grant(self.job_id)
+
+
+class Filling(_Job[int]):
+    """A fill: how many bytes of the body the process has written to the file so far."""
 
 
 class _GeneratorProcess:
@@ -80,7 +104,7 @@ class _GeneratorProcess:
 
     def __init__(self, pool: GeneratorPool) -> None:
         self.pool = pool
-        self.jobs: dict[int, Generation] = {}
+        self.jobs: dict[int, _Job[Any]] = {}
         self.alive = False
         self.process: subprocess.Popen[bytes] | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -99,36 +123,37 @@ class _GeneratorProcess:
         self._receiving = asyncio.create_task(self._receive(reader))
         self.alive = True
 
-    def submit(self, download: Download, start: int, stop: int | None, window: int) -> Generation:
+    def submit(self, job: _Job[Any], download: Download, **spec: object) -> None:
         assert self._writer is not None
-        job_id = next(_job_ids)
-        generation = Generation(self, job_id)
-        self.jobs[job_id] = generation
+        self.jobs[job.job_id] = job
         export_id = download.export.export_id
-        self._writer.write(start_message(job_id, export_id, download.id, start, stop, window))
-        return generation
+        self._writer.write(wire.start_message(job.job_id, export_id, download.id, **spec))
 
     def grant(self, job_id: int) -> None:
         if self._writer is not None and job_id in self.jobs:
-            self._writer.write(encode(job_id, CREDIT, COUNT.pack(1)))
+            self._writer.write(wire.encode(job_id, wire.CREDIT, wire.COUNT.pack(1)))
 
     def cancel(self, job_id: int) -> None:
         if self._writer is not None and self.jobs.pop(job_id, None) is not None:
-            self._writer.write(encode(job_id, CANCEL))
+            self._writer.write(wire.encode(job_id, wire.CANCEL))
 
     async def _receive(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                job_id, operation, length = HEADER.unpack(await reader.readexactly(HEADER.size))
+                job_id, operation, length = wire.HEADER.unpack(
+                    await reader.readexactly(wire.HEADER.size)
+                )
                 payload = await reader.readexactly(length) if length else b""
-                generation = self.jobs.get(job_id)
-                if generation is None:
-                    continue  # cancelled: chunks already on their way are dropped
-                if operation == DATA:
-                    generation.deliver(payload)
+                job = self.jobs.get(job_id)
+                if job is None:
+                    continue  # cancelled: what was already on its way is dropped
+                if operation == wire.DATA:
+                    job.deliver(payload)
+                elif operation == wire.PROGRESS:
+                    job.deliver(wire.OFFSET.unpack(payload)[0])
                 else:
                     del self.jobs[job_id]
-                    generation.finish(None if operation == END else payload.decode())
+                    job.finish(_error(operation, payload.decode()))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         self._lost("generator process exited")
@@ -140,8 +165,8 @@ class _GeneratorProcess:
 
     def _lost(self, reason: str) -> None:
         self.alive = False
-        for generation in self.jobs.values():
-            generation.finish(reason)
+        for job in self.jobs.values():
+            job.finish(GenerationError(reason))
         self.jobs.clear()
         if self._writer is not None:
             self._writer.close()
@@ -184,11 +209,25 @@ class GeneratorPool:
         At most `window` chunks are generated ahead of what the caller has consumed. Raises
         GenerationError when no process is running.
         """
+        process = self._least_busy()
+        generation = Generation(process, next(_job_ids))
+        process.submit(generation, download, start=start, stop=stop, credit=window)
+        return generation
+
+    def fill(self, download: Download, path: Path) -> Filling:
+        """Write the whole body into the existing, empty file at `path`, on the least busy
+        process; it is synced to disk before the job ends. Raises GenerationError when no process
+        is running."""
+        process = self._least_busy()
+        filling = Filling(process, next(_job_ids))
+        process.submit(filling, download, path=str(path))
+        return filling
+
+    def _least_busy(self) -> _GeneratorProcess:
         running = [process for process in self._processes if process.alive]
         if self.closing or not running:
             raise GenerationError("no generator process is running")
-        process = min(running, key=lambda p: len(p.jobs))
-        return process.submit(download, start, stop, window)
+        return min(running, key=lambda p: len(p.jobs))
 
     def busy(self) -> list[int]:
         """How many jobs each process is running, in process order."""

@@ -2,22 +2,30 @@
 
 Run as `python -m export_server.worker FD PARENT_PID`, where FD is this process's end of a Unix
 socket pair whose other end the front process holds. Every message, both ways, is a header
-(job id, operation, payload length) followed by the payload:
+(job id, operation, payload length) followed by the payload.
 
-- front to worker: START (JSON: export, download, start, stop, credit), CREDIT (u32), CANCEL;
-- worker to front: DATA (bytes of the body, in order), END, FAIL (a one-line reason).
+A job is one of two kinds:
+- a *fill* writes the whole body into a cache file the front has created, and reports its
+  progress (bytes written so far, synced to disk before the end): the bytes never cross the
+  socket, so a cold download costs the front what a warm one does;
+- a *stream* sends bytes [start, stop) of the body over the socket, for requests the cache cannot
+  serve (no cache, or the disk is full). A stream produces a chunk only while it holds credit; the
+  front grants one per chunk consumed, so a slow client holds generation back.
 
-Flow control: a job produces a chunk only while it holds credit, and the front grants one credit
-per chunk it has consumed, so a slow consumer holds generation back instead of filling memory.
+front to worker: START (JSON: export, download, start, stop, credit, path), CREDIT (u32), CANCEL
+worker to front: DATA (bytes), PROGRESS (u64 bytes written), END, FAIL (reason), FULL (reason:
+the disk is full)
+
 Jobs take turns a chunk at a time, so every download in progress moves, however many there are.
-
 The process exits with the front: on EOF of the socket (the front closed it or died), on a broken
 pipe, on Linux's parent-death signal, and when `os.getppid()` changes.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import select
 import signal
 import socket
@@ -33,7 +41,10 @@ from export_server.lifeline import POLL_SECONDS, die_with_parent, parent_is_aliv
 
 HEADER = struct.Struct("<IBI")  # job id, operation, payload length
 COUNT = struct.Struct("<I")
-START, CREDIT, CANCEL, DATA, END, FAIL = range(1, 7)
+OFFSET = struct.Struct("<Q")
+START, CREDIT, CANCEL, DATA, PROGRESS, END, FAIL, FULL = range(1, 9)
+# Out-of-space errors: the front stops caching instead of failing the request.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def encode(job_id: int, operation: int, payload: bytes = b"") -> bytes:
@@ -41,18 +52,28 @@ def encode(job_id: int, operation: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(job_id, operation, len(payload)) + payload
 
 
-def start_message(
-    job_id: int, export_id: str, download_id: uuid.UUID, start: int, stop: int | None, credit: int
-) -> bytes:
-    """The START message for bytes [start, stop) of a download (stop None: to the end)."""
-    spec = {"export": export_id, "download": str(download_id), "start": start, "stop": stop}
-    return encode(job_id, START, json.dumps({**spec, "credit": credit}).encode())
+def start_message(job_id: int, export_id: str, download_id: uuid.UUID, **job: object) -> bytes:
+    """A START message. `job`: `start`, `stop` (None: to the end) and `credit` for a stream;
+    `path` (the file to write the whole body into) for a fill."""
+    spec = {"export": export_id, "download": str(download_id), **job}
+    return encode(job_id, START, json.dumps(spec).encode())
 
 
 @dataclass
 class _Job:
     chunks: Iterator[bytes]
-    credit: int
+    credit: int | None  # None: unlimited (a fill)
+    file: int | None = None  # a fill's file descriptor
+    written: int = 0
+
+    @property
+    def runnable(self) -> bool:
+        return self.credit is None or self.credit > 0
+
+    def close(self) -> None:
+        if self.file is not None:
+            os.close(self.file)
+            self.file = None
 
 
 class _Worker:
@@ -64,7 +85,7 @@ class _Worker:
 
     def run(self) -> None:
         while parent_is_alive(self.parent_pid):
-            runnable = [job_id for job_id, job in self.jobs.items() if job.credit > 0]
+            runnable = [job_id for job_id, job in self.jobs.items() if job.runnable]
             # Busy: only peek at the socket between chunks. Idle: sleep until a message comes.
             timeout = 0 if runnable else POLL_SECONDS
             if select.select([self.sock], [], [], timeout)[0]:
@@ -84,47 +105,80 @@ class _Worker:
                 return
             payload = bytes(self.inbox[HEADER.size : end])
             del self.inbox[:end]
+            job = self.jobs.get(job_id)
             if operation == START:
-                self._start(job_id, payload)
-            elif operation == CREDIT and job_id in self.jobs:
-                self.jobs[job_id].credit += COUNT.unpack(payload)[0]
-            elif operation == CANCEL:
-                self.jobs.pop(job_id, None)
+                self._start(job_id, json.loads(payload))
+            elif operation == CREDIT and job is not None and job.credit is not None:
+                job.credit += COUNT.unpack(payload)[0]
+            elif operation == CANCEL and job is not None:
+                del self.jobs[job_id]
+                job.close()
 
-    def _start(self, job_id: int, payload: bytes) -> None:
-        spec = json.loads(payload)
+    def _start(self, job_id: int, spec: dict[str, object]) -> None:
+        export_id, download_id = str(spec["export"]), str(spec["download"])
         download = None
-        if spec["export"] in EXPORTS:
-            download = find_download(spec["export"], uuid.UUID(spec["download"]))
+        if export_id in EXPORTS:
+            download = find_download(export_id, uuid.UUID(download_id))
         if download is None:
-            self._send(job_id, FAIL, f"no download {spec['export']}/{spec['download']}".encode())
+            self._send(job_id, FAIL, f"no download {export_id}/{download_id}".encode())
             return
-        chunks = generate_range(download, spec["start"], spec["stop"])
-        self.jobs[job_id] = _Job(chunks, spec["credit"])
+        path = spec.get("path")
+        if isinstance(path, str):
+            try:
+                file = os.open(path, os.O_WRONLY)
+            except OSError as exc:
+                self._send(job_id, FAIL, f"cannot open {path}: {exc.strerror}".encode())
+                return
+            self.jobs[job_id] = _Job(generate_range(download), None, file)
+        else:
+            start, stop, credit = spec["start"], spec["stop"], spec["credit"]
+            assert isinstance(start, int) and isinstance(credit, int)
+            assert stop is None or isinstance(stop, int)
+            self.jobs[job_id] = _Job(generate_range(download, start, stop), credit)
 
     def _advance(self, job_id: int) -> None:
-        """Produce and send the job's next chunk, or its end."""
+        """Produce the job's next chunk (send it, or write it), or finish the job."""
         job = self.jobs.get(job_id)
-        if job is None or job.credit <= 0:
+        if job is None or not job.runnable:
             return  # cancelled, or out of credit since the round began
         try:
             chunk = next(job.chunks, None)
+            if job.file is not None:
+                if chunk is None:
+                    os.fsync(job.file)
+                else:
+                    _write_all(job.file, chunk)
+                    job.written += len(chunk)
+        except OSError as exc:
+            self._finish(job_id, FULL if exc.errno in DISK_FULL else FAIL, exc.strerror or "")
+            return
         except Exception as exc:  # a bug in generation must fail one job, not the process
-            del self.jobs[job_id]
-            self._send(job_id, FAIL, f"generation failed: {exc!r}".encode())
+            self._finish(job_id, FAIL, f"generation failed: {exc!r}")
             return
         if chunk is None:
-            del self.jobs[job_id]
-            self._send(job_id, END)
-            return
-        job.credit -= 1
-        self._send(job_id, DATA, chunk)
+            self._finish(job_id, END)
+        elif job.file is not None:
+            self._send(job_id, PROGRESS, OFFSET.pack(job.written))
+        else:
+            assert job.credit is not None
+            job.credit -= 1
+            self._send(job_id, DATA, chunk)
+
+    def _finish(self, job_id: int, operation: int, reason: str = "") -> None:
+        self.jobs.pop(job_id).close()
+        self._send(job_id, operation, reason.encode())
 
     def _send(self, job_id: int, operation: int, payload: bytes = b"") -> None:
         # Two writes instead of concatenating: a chunk is hundreds of kilobytes.
         self.sock.sendall(HEADER.pack(job_id, operation, len(payload)))
         if payload:
             self.sock.sendall(payload)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def main(argv: list[str]) -> int:

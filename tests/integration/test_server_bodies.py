@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import signal
@@ -15,7 +14,7 @@ import pytest
 
 from export_server import bodies as bodies_module
 from export_server.bodies import Bodies
-from export_server.cache import Cache, CacheWriter
+from export_server.cache import Cache, PendingEntry
 from export_server.dataset import Download, downloads_of
 from export_server.errors import GenerationError
 from export_server.generate import generate_chunks
@@ -130,22 +129,17 @@ def test_an_abandoned_generation_stops_and_leaves_no_file(
     asyncio.run(scenario())
 
 
-class _FullDiskWriter(CacheWriter):
-    """Runs out of space after its first write."""
-
-    def write(self, data: bytes) -> None:
-        if self.size:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        super().write(data)
-
-
 class _FullDiskCache(Cache):
-    def create_writer(self, download: Download) -> CacheWriter:
-        final = self.entry_path(download)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        return _FullDiskWriter(final)
+    """Its entries are links to /dev/full: every write a generator process makes gets ENOSPC."""
+
+    def create_entry(self, download: Download) -> PendingEntry:
+        entry = super().create_entry(download)
+        entry.path.unlink()
+        entry.path.symlink_to("/dev/full")
+        return entry
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_falls_back_to_streaming_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -179,5 +173,26 @@ def test_a_killed_generator_fails_the_stream_and_is_replaced() -> None:
             while bodies.pool.pids() == [pid] or not any(bodies.pool.alive()):
                 await asyncio.sleep(0.1)
             assert await collect(bodies, DEMO_FIRST) == DEMO_BODY
+
+    asyncio.run(scenario())
+
+
+def test_a_fill_whose_generator_dies_is_finished_by_another(tmp_path: Path) -> None:
+    download = SMALL[0]
+
+    async def scenario() -> None:
+        async with serving(Cache(tmp_path), workers=2) as bodies:
+            stream = bodies.stream(download)
+            received = [await anext(stream)]
+            (busy,) = [
+                pid
+                for pid, jobs in zip(bodies.pool.pids(), bodies.pool.busy(), strict=True)
+                if jobs
+            ]
+            os.kill(busy, signal.SIGKILL)
+            received += [chunk async for chunk in stream]
+            assert b"".join(received) == whole(download)
+            assert not bodies.is_cached(download)
+            assert temporaries(tmp_path) == []
 
     asyncio.run(scenario())

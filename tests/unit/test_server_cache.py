@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from export_server.cache import Cache, CacheWriter
+from export_server.cache import Cache, PendingEntry
 from export_server.dataset import downloads_of
 from export_server.generate import FORMAT_VERSION
 
@@ -19,6 +19,12 @@ def temporaries(root: Path) -> list[Path]:
     return sorted(root.glob("v*/*/.*.tmp"))
 
 
+def write(entry: PendingEntry, data: bytes) -> None:
+    """Append to the entry as a generator process does: through a file of its own."""
+    with open(entry.path, "ab") as file:
+        file.write(data)
+
+
 def test_an_entry_is_keyed_by_format_version_export_and_download(tmp_path: Path) -> None:
     path = Cache(tmp_path).entry_path(DEMO_FIRST)
     assert path == tmp_path / f"v{FORMAT_VERSION}" / "demo" / f"{DEMO_FIRST.id}.csv"
@@ -26,22 +32,22 @@ def test_an_entry_is_keyed_by_format_version_export_and_download(tmp_path: Path)
 
 def test_an_entry_appears_only_when_committed(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    writer = cache.create_writer(DEMO_FIRST)
-    writer.write(b"patient_id,")
-    writer.write(b"event_time\n")
+    entry = cache.create_entry(DEMO_FIRST)
+    write(entry, b"patient_id,")
+    write(entry, b"event_time\n")
     assert cache.open_entry(DEMO_FIRST) is None
-    assert writer.pread(100, 0) == b"patient_id,event_time\n"
-    writer.commit()
-    entry = cache.open_entry(DEMO_FIRST)
-    assert entry is not None and entry.pread(100, 0) == b"patient_id,event_time\n"
+    assert entry.pread(100, 0) == b"patient_id,event_time\n"
+    entry.commit()
+    committed = cache.open_entry(DEMO_FIRST)
+    assert committed is not None and committed.pread(100, 0) == b"patient_id,event_time\n"
     assert temporaries(tmp_path) == []
 
 
 def test_a_discarded_entry_leaves_nothing(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    writer = cache.create_writer(DEMO_FIRST)
-    writer.write(b"partial")
-    writer.discard()
+    entry = cache.create_entry(DEMO_FIRST)
+    write(entry, b"partial")
+    entry.discard()
     assert cache.open_entry(DEMO_FIRST) is None
     assert temporaries(tmp_path) == []
     assert cache.usage().entries == 0
@@ -49,11 +55,11 @@ def test_a_discarded_entry_leaves_nothing(tmp_path: Path) -> None:
 
 def test_a_live_writers_temporary_is_kept_at_start_up(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
-    writer = cache.create_writer(DEMO_FIRST)
-    writer.write(b"in progress")
+    entry = cache.create_entry(DEMO_FIRST)
+    write(entry, b"in progress")
     # Another server starting on the same directory must not delete a file being written.
     assert Cache(tmp_path).remove_stale_temporaries() == 0
-    assert temporaries(tmp_path) == [writer.path]
+    assert temporaries(tmp_path) == [entry.path]
 
 
 def test_a_killed_writers_temporary_is_removed_at_start_up(tmp_path: Path) -> None:
@@ -62,8 +68,8 @@ def test_a_killed_writers_temporary_is_removed_at_start_up(tmp_path: Path) -> No
         "from pathlib import Path\n"
         "from export_server.cache import Cache\n"
         "from export_server.dataset import downloads_of\n"
-        "writer = Cache(Path(sys.argv[1])).create_writer(downloads_of('demo')[0])\n"
-        "writer.write(b'x' * 100_000)\n"
+        "entry = Cache(Path(sys.argv[1])).create_entry(downloads_of('demo')[0])\n"
+        "entry.path.write_bytes(b'x' * 100_000)\n"
         "print('writing', flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -83,9 +89,9 @@ def test_a_killed_writers_temporary_is_removed_at_start_up(tmp_path: Path) -> No
 def test_usage_and_clear_count_every_format_version(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     for download in (DEMO_FIRST, DEMO_SECOND):
-        writer = cache.create_writer(download)
-        writer.write(b"0123456789")
-        writer.commit()
+        entry = cache.create_entry(download)
+        write(entry, b"0123456789")
+        entry.commit()
     old = tmp_path / "v0" / "demo" / "old.csv"
     old.parent.mkdir(parents=True)
     old.write_bytes(b"stale")
@@ -107,10 +113,11 @@ def test_clear_leaves_files_that_are_not_the_caches(tmp_path: Path) -> None:
     assert nested.read_text() == "keep me too"
 
 
-def test_writer_reads_back_while_writing(tmp_path: Path) -> None:
-    writer = CacheWriter(tmp_path / "entry.csv")
-    writer.write(b"abc")
-    assert writer.pread(2, 1) == b"bc"
-    writer.write(b"def")
-    assert writer.pread(10, 0) == b"abcdef"
-    assert writer.size == 6
+def test_an_entry_reads_back_while_written(tmp_path: Path) -> None:
+    entry = PendingEntry(tmp_path / "entry.csv")
+    write(entry, b"abc")
+    assert entry.pread(2, 1) == b"bc"
+    write(entry, b"def")
+    assert entry.pread(10, 0) == b"abcdef"
+    entry.discard()
+    assert entry.pread(10, 0) == b"abcdef"  # still open: readers finish what they started
