@@ -117,7 +117,7 @@ class DaskBackend(Backend):
 
     live_progress = False
 
-    def __init__(self, address: str, connect_timeout: float = 10.0) -> None:
+    def __init__(self, address: str, connect_timeout: float = 5.0) -> None:
         try:
             from distributed import Client  # an optional dependency: the `dask` extra
         except ImportError:
