@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -142,3 +143,33 @@ def test_exit_with_parent_ends_every_server_process_when_the_parent_is_killed() 
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     assert all_gone(processes)
+
+
+@pytest.mark.slow
+def test_every_process_stays_under_150_mb_while_serving_large(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    running = start_server("--cache-dir", str(tmp_path))
+    server = psutil.Process(running.process.pid)
+    peaks: dict[int, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            for process in [server, *server.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    peaks[process.pid] = max(peaks.get(process.pid, 0), process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        url = data_url(running.url, "large", LARGE[4].id)
+        for _ in ("cold", "warm"):
+            with httpx.stream("GET", url, timeout=60) as response:
+                received = sum(len(chunk) for chunk in response.iter_raw(1 << 20))
+            assert received == int(response.headers["content-length"])
+    finally:
+        done.set()
+        sampler.join()
+    assert len(peaks) == 3
+    assert max(peaks.values()) < 150_000_000, peaks
