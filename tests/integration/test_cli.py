@@ -94,3 +94,9 @@ def test_version() -> None:
     outcome = run_cli("--version")
     assert outcome.status == ExitCode.OK
     assert outcome.stdout.startswith("cli (export-tally) ")
+
+
+def test_progress_goes_to_stderr_only(server_url: str) -> None:
+    outcome = run_cli("demo", "--server", server_url, "--progress")
+    assert outcome.json() == DEMO_EXPECTED
+    assert "rows" in outcome.stderr and "demo" in outcome.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from export_tally.exitcodes import ExitCode
@@ -32,15 +30,13 @@ def test_unknown_export_is_a_usage_error_listing_the_known_ones(server_url: str)
     assert "demo, small, large" in message
 
 
-def test_unreachable_explicit_server_fails_fast() -> None:
-    started = time.monotonic()
+def test_unreachable_explicit_server_is_an_error_not_replaced() -> None:
     outcome = run_cli("demo", "--server", "http://127.0.0.1:9")
-    elapsed = time.monotonic() - started
     assert outcome.status == ExitCode.UNREACHABLE
     message = one_line(outcome.stderr)
     assert "cannot reach http://127.0.0.1:9" in message
     assert "uv run server" in message and "--server" in message
-    assert elapsed < 10  # generous: the contract is "about two seconds", not a benchmark
+    assert "bundled" not in outcome.stderr
 
 
 @pytest.mark.parametrize(
