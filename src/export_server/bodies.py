@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterable
+from contextlib import aclosing
 
 from export_server.cache import Cache, OpenFile
 from export_server.dataset import Download
@@ -96,9 +97,11 @@ class Bodies:
                 return
             fill = self._fill(download)
             if fill is not None:
-                async for chunk in fill.follow(start, stop):
-                    offset += len(chunk)
-                    yield chunk
+                # aclosing: a request that ends early stops following at once, not when collected.
+                async with aclosing(fill.follow(start, stop)) as chunks:
+                    async for chunk in chunks:
+                        offset += len(chunk)
+                        yield chunk
         if offset < stop:
             # No cache, or the fill failed part-way: generate the rest for this request alone.
             generation = self.pool.generate(download, offset, stop, WINDOW)

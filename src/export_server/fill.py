@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from export_server.cache import PendingEntry
 from export_server.dataset import Download
@@ -26,9 +26,9 @@ READ_CHUNK = 1 << 20
 class Fill:
     """Follows `filling`, the job writing the whole body of `download` (`size` bytes) into `entry`.
 
-    `on_disk_full` is called if the disk fills up. `on_finished` is called once the
-    fill has ended, committed or not. A fill that nobody follows for `grace` seconds is cancelled,
-    unless `keep` is set (prewarming): a client that was cut off usually resumes within that time.
+    `on_disk_full` is called if the disk fills up. `on_finished` is called once the fill has
+    ended, committed or not. A fill that nobody follows for `grace` seconds is cancelled, unless
+    `keep` is set (prewarming): a client that was cut off usually resumes within that time.
     """
 
     def __init__(
@@ -64,7 +64,7 @@ class Fill:
         except DiskFullError as exc:
             self._on_disk_full(exc)
         except GenerationError as exc:
-            if str(exc) != "cancelled":
+            if not self._filling.cancelled:
                 log.error("generating %s into the cache failed: %s", self.download.id, exc)
         except OSError as exc:
             log.error("cannot commit %s to the cache: %s", self.download.id, exc)
@@ -81,7 +81,7 @@ class Fill:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def follow(self, start: int, stop: int) -> AsyncIterator[bytes]:
+    async def follow(self, start: int, stop: int) -> AsyncGenerator[bytes, None]:
         """Bytes [start, stop) as they are written. Ends early (short) if the fill fails."""
         self._readers += 1
         if self._abandon is not None:
@@ -93,6 +93,8 @@ class Fill:
                 if offset < self.written:
                     length = min(READ_CHUNK, self.written - offset, stop - offset)
                     chunk = await asyncio.to_thread(self._entry.pread, length, offset)
+                    if not chunk:
+                        return  # the file is shorter than reported: let the caller take over
                     offset += len(chunk)
                     yield chunk
                 elif self.finished:

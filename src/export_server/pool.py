@@ -54,6 +54,7 @@ class _Job(Generic[T]):
         self._arrived = asyncio.Event()
         self._finished = False
         self._error: GenerationError | None = None
+        self.cancelled = False
 
     def deliver(self, item: T) -> None:
         self._items.append(item)
@@ -66,6 +67,7 @@ class _Job(Generic[T]):
 
     def cancel(self) -> None:
         if not self._finished:
+            self.cancelled = True
             self._process.cancel(self.job_id)
             self.finish(GenerationError("cancelled"))
 
@@ -159,6 +161,8 @@ class _GeneratorProcess:
         self._lost("generator process exited")
         if not self.pool.closing:
             log.error("a generator process exited unexpectedly; starting another")
+            if self.process is not None:
+                await asyncio.to_thread(self.process.wait)  # reap it: no zombie left behind
             await asyncio.sleep(_RESPAWN_DELAY)
             if not self.pool.closing:
                 await self.spawn()
@@ -189,7 +193,8 @@ class _GeneratorProcess:
 
 
 class GeneratorPool:
-    """`size` generator processes; `generate` streams any byte range of any body from one."""
+    """`size` generator processes: `fill` writes a body into a file, `generate` streams any byte
+    range of one. Call `start()` (in the event loop that will use the pool) before either."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
