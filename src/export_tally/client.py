@@ -131,6 +131,19 @@ def unreachable_message(options: ClientOptions, cause: str) -> str:
     )
 
 
+def fail_unless_transient(where: str, status: int) -> None:
+    """Raise for an error status that no retry can cure; return for a transient one.
+
+    Refused credentials are never retried: trying again would only lock an account sooner.
+    """
+    if status in (401, 403):
+        raise ServerUnreachableError(
+            f"{where}: the server refused the credentials (HTTP {status}); check --token or --header"
+        )
+    if not is_retryable_status(status):
+        raise ServerUnreachableError(f"{where} answered HTTP {status}")
+
+
 @dataclass(frozen=True)
 class Reply:
     """A small answer read whole: status, body and where it came from."""
@@ -196,13 +209,7 @@ def request_with_retries(
                 raise ServerUnreachableError(f"GET {where} failed: {describe(exc)}") from exc
             budget.wait()
             continue
-        if status in (401, 403):
-            raise ServerUnreachableError(
-                f"GET {where}: the server refused the credentials (HTTP {status}); "
-                "check --token or --header"
-            )
-        if not is_retryable_status(status):
-            raise ServerUnreachableError(f"GET {where} answered HTTP {status}")
+        fail_unless_transient(f"GET {where}", status)
         if not budget.record_failure():
             raise ServerUnreachableError(
                 f"GET {where} failed: HTTP {status}, {budget.attempts} attempts"

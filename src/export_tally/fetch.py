@@ -17,7 +17,7 @@ import httpx
 
 from export_tally.aggregation import Aggregation
 from export_tally.api import DownloadInfo
-from export_tally.client import MAX_REDIRECTS, ClientOptions, shown
+from export_tally.client import MAX_REDIRECTS, ClientOptions, fail_unless_transient, shown
 from export_tally.errors import (
     CsvFormatError,
     DownloadGoneError,
@@ -25,7 +25,7 @@ from export_tally.errors import (
     ServerUnreachableError,
 )
 from export_tally.parse import ParseResult
-from export_tally.retry import RetryBudget, describe, is_retryable_status, retry_after_seconds
+from export_tally.retry import RetryBudget, describe, retry_after_seconds
 
 CHUNK_BYTES = 256 * 1024
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -201,16 +201,11 @@ def count_download(
 
 
 def check_status(url: str, info: DownloadInfo, status: int) -> None:
-    """Raise for a status that no retry can cure; return for a transient one."""
+    """Raise for a status of a body request that no retry can cure; return for a transient one."""
     if status == 404:
         raise DownloadGoneError(
             f"download {info.id} of export {info.export_id!r} is gone (HTTP 404)"
         )
-    if status in (401, 403):
-        raise ServerUnreachableError(
-            f"GET {url}: the server refused the credentials (HTTP {status}); check --token or --header"
-        )
     if status == 416:
         raise ProtocolError(f"GET {url}: the server refused to resume (HTTP 416)")
-    if not is_retryable_status(status):
-        raise ServerUnreachableError(f"GET {url} answered HTTP {status}")
+    fail_unless_transient(f"GET {url}", status)
