@@ -11,13 +11,11 @@ path) with the same interface as `CountingParser`, that also reads two columns:
 
 A row breaking either rule is a bad row, failed or skipped like any other, with its line number.
 
-The fast path takes a quote-free block with one regex (anchored at line starts, so one match per
-line proves every line a good row) that captures patient_id, event_time, event_type and value,
-and stays in C per row: a Counter of (patient_id, event_type, value) bytes, which `_fold` turns
-into exact sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or
-when it holds more than `fold_at` entries, so memory stays bounded for values that rarely
-repeat); and the list of event times, normalized to the fixed-width form `...:07.000000Z`, in
-which byte order is instant order.
+The fast path (see `stats_rows`) takes a quote-free block with one regex and stays in C per
+row: a Counter of entries (patient_id, event_type and value bytes), which `_fold` turns into
+exact sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or when
+it holds more than `fold_at` entries, so memory stays bounded for values that rarely repeat);
+and the list of event times, in a fixed-width form where byte order is time order.
 
 Only the earliest and latest time per key matter (see `stats` on latency). When a block's times
 are in order, which the exports promise and one C-level comparison checks, those are the first
@@ -29,13 +27,13 @@ overlap in time are not errors.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from itertools import islice
-from operator import itemgetter, le
+from operator import le
 from typing import Any
 
 from export_tally.records import (
@@ -46,19 +44,20 @@ from export_tally.records import (
     is_plain_text,
 )
 from export_tally.stats import KeyStats, Number, Stats, higher, is_anomaly, lower
+from export_tally.stats_rows import (
+    VALUE_PATTERN,
+    RowLayout,
+    fixed_width_times,
+    is_value,
+    real_hours,
+)
 from export_tally.tally import Key
 
 FOLD_AT = 100_000
 """Distinct (patient_id, event_type, value) entries held before they are folded into sums."""
 
-VALUE_TEXT = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+VALUE_TEXT = re.compile(VALUE_PATTERN)
 
-_VALUE = rb"[-+]?[0-9]+(?:\.[0-9]+)?"
-# The shape `datetime.isoformat` gives a UTC time, with or without microseconds. The date is
-# checked for real by `_is_date`, once per distinct date in a block.
-_TIME = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{6})?Z"
-_WIDE = len(b"2025-08-26T00:00:07.123456Z")
-_DAY = itemgetter(slice(0, 10))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -95,44 +94,6 @@ def parse_instant(text: str) -> int | None:
     if moment.utcoffset() is None:
         return None
     return (moment - _EPOCH) // _MICROSECOND
-
-
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    """The regex that matches one plain row, and getters for its groups (in column order)."""
-
-    plain_row: re.Pattern[bytes]
-    entry_of: itemgetter[Any]  # (patient_id, event_type, value)
-    key_of: itemgetter[Any]  # (patient_id, event_type)
-    time_of: itemgetter[Any]
-
-    @classmethod
-    def from_columns(cls, columns: Columns) -> _Layout:
-        patterns = {
-            columns.patient: None,  # a key: anything but a comma, not empty
-            columns.event_type: None,
-            columns.time: _TIME,
-            columns.value: _VALUE,
-        }
-        last = columns.width - 1
-        fields = []
-        for k in range(columns.width):
-            if k not in patterns:
-                fields.append(rb"[^,\n]*" if k == last else rb"[^,]*")
-                continue
-            pattern = patterns[k] or (rb"[^,\r\n]+" if k == last else rb"[^,]+")
-            fields.append(b"(" + pattern + (rb")\r?" if k == last else b")"))
-        # `^`: a match starts at a line start and ends at a newline, so as many matches as
-        # lines means each line is one whole match: the right fields, each of the right form.
-        plain_row = re.compile(rb"(?m)^" + b",".join(fields) + b"\n")
-        group = {k: position for position, k in enumerate(sorted(patterns))}
-        patient, event_type = group[columns.patient], group[columns.event_type]
-        return cls(
-            plain_row,
-            itemgetter(patient, event_type, group[columns.value]),
-            itemgetter(patient, event_type),
-            itemgetter(group[columns.time]),
-        )
 
 
 class _Sums:
@@ -172,12 +133,14 @@ class StatsParser(RecordParser):
     ) -> None:
         super().__init__(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
         self._fold_at = fold_at
-        self._layout: _Layout | None = None
-        # Fast path: bytes keys, times as normalized fixed-width text (byte order = time order).
-        self._raw_entries: Counter[tuple[bytes, bytes, bytes]] = Counter()
+        self._layout: RowLayout | None = None
+        # Fast path: entries counted as the regex gives them; for each, its key and value.
+        self._raw_entries: Counter[Any] = Counter()
+        self._entry_info: dict[Any, tuple[RawKey, bytes]] = {}
+        # Earliest and latest times per key, fixed-width text (byte order is time order).
         self._raw_first: dict[RawKey, bytes] = {}
         self._raw_last: dict[RawKey, bytes] = {}
-        self._good_days: set[bytes] = set()
+        self._real_hours: set[bytes] = set()
         # csv path: text keys, times in microseconds.
         self._text_entries: Counter[tuple[str, str, str]] = Counter()
         self._text_first: dict[Key, int] = {}
@@ -190,7 +153,7 @@ class StatsParser(RecordParser):
         return StatsResult(self._stats(), self._rows, self._skipped, tuple(self._skipped_lines))
 
     def _start(self, columns: Columns, names: list[str]) -> None:
-        self._layout = _Layout.from_columns(columns)
+        self._layout = RowLayout.from_columns(columns)
 
     def _take_plain(self, block: bytes, lines: int) -> int | None:
         layout = self._layout
@@ -202,53 +165,55 @@ class StatsParser(RecordParser):
             return None
         if not rows:
             return 0
-        times = list(map(layout.time_of, rows))
-        if sum(map(len, times)) != _WIDE * len(times):
-            times = [t if len(t) == _WIDE else t[:-1] + b".000000Z" for t in times]
+        times = fixed_width_times(list(map(layout.time_of, rows)))
+        if times is None:
+            return None
         in_order = all(map(le, times, times[1:]))
-        if not self._days_are_dates(times, in_order):
+        if not real_hours(times, in_order, self._real_hours):
             return None
         entries = self._raw_entries
         known = len(entries)
         entries.update(map(layout.entry_of, rows))
+        # Entries new to the Counter sit at its end; every other one was checked before.
+        fresh = list(islice(reversed(entries), len(entries) - known))
+        if not self._check_entries(fresh):
+            entries.subtract(map(layout.entry_of, rows))
+            for entry in fresh:
+                del entries[entry]
+                self._entry_info.pop(entry, None)
+            return None
         if in_order:
-            # Entries new to the Counter sit at its end; entries seen before have keys seen.
-            new = {entry[:2] for entry in islice(reversed(entries), len(entries) - known)}
-            self._note_ordered_times(rows, times, new)
+            new_keys = {self._entry_info[entry][0] for entry in fresh}
+            self._note_ordered_times(rows, times, new_keys)
         else:
             self._note_times(rows, times)
         if len(entries) + len(self._text_entries) > self._fold_at:
             self._fold()
         return len(rows)
 
-    def _days_are_dates(self, times: list[bytes], in_order: bool) -> bool:
-        """Whether every time's date (its first 10 bytes) is a real date."""
-        good = self._good_days
-        if in_order:  # the days come in runs: jump from one to the next
-            i = 0
-            while i < len(times):
-                day = times[i][:10]
-                if day not in good and not _is_date(day):
-                    return False
-                good.add(day)
-                i = bisect_right(times, day + b"U", i)  # every time of that day is below
-            return True
-        for day in set(map(_DAY, times)) - good:
-            if not _is_date(day):
+    def _check_entries(self, fresh: list[Any]) -> bool:
+        """Record the key and value of entries new to the Counter; False if a value is bad."""
+        layout, info = self._layout, self._entry_info
+        assert layout is not None
+        for entry in fresh:
+            fields = layout.fields_of(entry)
+            value = fields[layout.value]
+            if not is_value(value):
                 return False
-            good.add(day)
+            info[entry] = ((fields[layout.patient], fields[layout.event_type]), value)
         return True
 
     def _note_ordered_times(self, rows: list[Any], times: list[bytes], new: set[RawKey]) -> None:
         """Update the earliest and latest times per key from a block in time order."""
         assert self._layout is not None
-        key_of, first, last = self._layout.key_of, self._raw_first, self._raw_last
+        entry_of, info = self._layout.entry_of, self._entry_info
+        first, last = self._raw_first, self._raw_last
         # Latest: the last occurrence of each key. The block's keys are among `wanted`; a key
         # missing from the block makes this scan go through it all, which is still exact.
         wanted = len(last.keys() | new)
         found: dict[RawKey, bytes] = {}
         for i in range(len(rows) - 1, -1, -1):
-            key = key_of(rows[i])
+            key = info[entry_of(rows[i])][0]
             if key not in found:
                 found[key] = times[i]
                 if len(found) == wanted:
@@ -262,7 +227,7 @@ class StatsParser(RecordParser):
         for i, row in enumerate(rows):
             if not need:
                 break
-            key = key_of(row)
+            key = info[entry_of(row)][0]
             if key in need:
                 need.discard(key)
                 if key not in first or times[i] < first[key]:
@@ -271,8 +236,10 @@ class StatsParser(RecordParser):
     def _note_times(self, rows: list[Any], times: list[bytes]) -> None:
         """Update the earliest and latest times per key from a block in any order."""
         assert self._layout is not None
-        key_of, first, last = self._layout.key_of, self._raw_first, self._raw_last
-        for key, time in zip(map(key_of, rows), times, strict=True):
+        entry_of, info = self._layout.entry_of, self._entry_info
+        first, last = self._raw_first, self._raw_last
+        for row, time in zip(rows, times, strict=True):
+            key = info[entry_of(row)][0]
             if key not in first or time < first[key]:
                 first[key] = time
             if key not in last or last[key] < time:
@@ -305,10 +272,7 @@ class StatsParser(RecordParser):
     def _fold(self) -> None:
         """Add the held (patient_id, event_type, value) entries to the sums, and drop them."""
         numbers: dict[str, Number] = {}
-        text_entries = (
-            ((p.decode(), t.decode(), v.decode()), n) for (p, t, v), n in self._raw_entries.items()
-        )
-        for entries in (text_entries, self._text_entries.items()):
+        for entries in (self._raw_entries_as_text(), self._text_entries.items()):
             for (patient_id, event_type, text), times in entries:
                 value = numbers.get(text)
                 if value is None:
@@ -318,7 +282,13 @@ class StatsParser(RecordParser):
                     sums = self._sums[patient_id, event_type] = _Sums(value)
                 sums.add(event_type, value, times)
         self._raw_entries.clear()
+        self._entry_info.clear()
         self._text_entries.clear()
+
+    def _raw_entries_as_text(self) -> Iterator[tuple[tuple[str, str, str], int]]:
+        for entry, n in self._raw_entries.items():
+            (patient_id, event_type), value = self._entry_info[entry]
+            yield (patient_id.decode(), event_type.decode(), value.decode()), n
 
     def _stats(self) -> Stats:
         self._fold()
@@ -357,14 +327,6 @@ def _number(text: str) -> Number:
     if not dot:
         return int(text)
     return Fraction(int(whole + fraction), 10 ** len(fraction))
-
-
-def _is_date(day: bytes) -> bool:
-    try:
-        date.fromisoformat(day.decode("ascii"))
-    except ValueError:
-        return False
-    return True
 
 
 def _micros(time: bytes) -> int:

@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from export_tally.errors import CsvFormatError
-from export_tally.records import BadRowError, Columns
+from export_tally.records import BadRowError
 from export_tally.stats import Stats
 from export_tally.stats_parse import (
     StatsParser,
     StatsResult,
-    _Layout,
     parse_instant,
     parse_stats_bytes,
     parse_value,
@@ -199,26 +198,43 @@ def test_plain_blocks_take_the_fast_path() -> None:
     assert len(parser._raw_entries) == 202
 
 
-def test_layout_regex_proves_every_line_a_row() -> None:
-    def accepts(names: str, block: bytes) -> bool:
-        columns = Columns.from_header(names.split(","))
-        return len(_Layout.from_columns(columns).plain_row.findall(block)) == block.count(b"\n")
+def takes_fast_path(names: str, block: bytes) -> bool:
+    """Whether a good block was taken whole by the fast path (else csv.reader took it)."""
+    parser = StatsParser(on_bad_row="skip")
+    parser.feed(names.encode() + b"\n" + block)
+    return bool(parser._raw_entries) and not parser._text_entries and not parser._skipped
 
-    standard = "patient_id,event_time,event_type,value"
-    assert accepts(standard, f"P1,{T},x,1\r\nP2,{T7}.123456Z,y,-2.5\n".encode())
-    assert not accepts(standard, f"P1,{T},x,1,2\n".encode())
-    assert not accepts(standard, f"P1,{T},x\n".encode())
-    assert not accepts(standard, f"P1,{T7}.1234567Z,x,1\n".encode())
-    assert not accepts(standard, f"P1,{T7}.12345Z,x,1\n".encode())
-    time_first = "event_time,patient_id,event_type,value"
-    assert not accepts(time_first, f"xx{T},P1,x,1\n".encode())  # a match must start a line
-    assert accepts(time_first, f"{T},P1,x,1\n".encode())
-    extra_last = standard + ",note"
-    assert not accepts(extra_last, f"P1,{T},x,1,a,b\n".encode())
-    key_last = "value,event_time,patient_id,event_type"
-    assert accepts(key_last, f"1,{T},P1,x\r\n".encode())
-    assert not accepts(key_last, f"1,{T},P1,x,y\r\n".encode())
-    assert not accepts(key_last, f"1,{T},P1,\r\n".encode())
+
+STANDARD = "patient_id,event_time,event_type,value"
+FAST_PATH = [
+    pytest.param(STANDARD, f"P1,{T},x,1\r\nP2,{T7}.123456Z,y,-2.5\n", True, id="lf-and-crlf"),
+    pytest.param(STANDARD, f"P1,{T},x,1,2\n", False, id="extra-field"),
+    pytest.param(STANDARD, f"P1,{T},x\n", False, id="missing-field"),
+    pytest.param(STANDARD, f"P1,{T},x,\n", False, id="empty-value"),
+    pytest.param(STANDARD, f"P1,{T},x,1\nP1,{T},x,1e3\n", False, id="bad-value-after-good"),
+    pytest.param(STANDARD, f"P1,{T7}.1234567Z,x,1\n", False, id="seven-digit-fraction"),
+    pytest.param(STANDARD, f"P1,{T7}.12345Z,x,1\n", False, id="five-digit-fraction"),
+    pytest.param(STANDARD, f"P1,{T7}+00:00,x,1\n", False, id="offset-not-z"),
+    pytest.param(STANDARD, f"P1,{T7}.123456Z,x,1\nP1,2025-08-26 00:00:07.123456Z,x,1\n", False, id="space-not-t"),
+    pytest.param(STANDARD, "P1,2025-08-26T23:59:59.999999Z,x,1\nP1,2025-08-26T24:00:00Z,x,1\n", False, id="hour-24"),
+    pytest.param("event_time,patient_id,event_type,value", f"xx{T},P1,x,1\n", False, id="match-must-start-a-line"),
+    pytest.param("event_time,patient_id,event_type,value", f"{T},P1,x,1\n", True, id="time-first"),
+    pytest.param(STANDARD + ",note", f"P1,{T},x,1,a,b\n", False, id="extra-last-field-with-comma"),
+    pytest.param(STANDARD + ",note", f"P1,{T},x,1,a\r\n", True, id="extra-last-field"),
+    pytest.param("value,event_time,patient_id,event_type", f"1,{T},P1,x\r\n", True, id="key-last-crlf"),
+    pytest.param("value,event_time,patient_id,event_type", f"1,{T},P1,x,y\r\n", False, id="key-last-extra"),
+    pytest.param("value,event_type,patient_id,event_time", f"1,x,P1,{T}\r\n", True, id="time-last-crlf"),
+    pytest.param("event_type,value,note,event_time,patient_id", f"x,1,,{T},P1\n", True, id="runs-split-by-note"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("names", "block", "fast"), FAST_PATH)
+def test_fast_path_takes_only_blocks_it_can_prove_good(names: str, block: str, fast: bool) -> None:
+    assert takes_fast_path(names, block.encode()) is fast
+    body = names.encode() + b"\n" + block.encode()
+    assert parse_stats_bytes(body, on_bad_row="skip") == feed_all(
+        one_byte_at_a_time(body), on_bad_row="skip"
+    )
 
 
 @pytest.mark.parametrize(

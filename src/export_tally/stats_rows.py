@@ -1,0 +1,164 @@
+"""The stats fast path: a quote-free block's rows read and checked in C, a few objects per row.
+
+The cost of reading a row in Python is mostly the objects made for it (a regex group is one), so
+`RowLayout`'s regex captures as few as it can: the event_time, and each run of adjacent
+patient_id / event_type / value columns as one group (`heart_rate,72`). What the regex leaves
+loose is checked in bulk:
+
+- an *entry* (the non-time groups of a row) is checked once, when it first enters the Counter
+  that counts entries (`RowLayout.fields_of`, `is_value`);
+- event times are checked together by `fixed_width_times` and `real_hours`, with byte
+  operations over all of a block's times at once.
+
+Event times are taken in the form `datetime.isoformat` gives a UTC time,
+`2025-08-26T00:00:07.123456Z`, and `...T00:00:07Z` when the microseconds are zero, which is
+widened to `...T00:00:07.000000Z`. In that fixed-width form, byte order is time order. Any other
+form (another offset, fewer digits) is left to the csv path, which parses it for real.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from operator import itemgetter
+from typing import Any
+
+from export_tally.records import Columns
+
+WIDE = len(b"2025-08-26T00:00:07.123456Z")
+NARROW = len(b"2025-08-26T00:00:07Z")
+
+VALUE_PATTERN = r"[-+]?[0-9]+(?:\.[0-9]+)?"
+"""A value in stats mode: a decimal number (`72`, `-3`, `72.5`, `+4`, `007`)."""
+
+_VALUE = re.compile(VALUE_PATTERN.encode())
+_ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
+_SHAPE = b"0000-00-00T00:00:00.000000Z"
+_TENS = b"012345"  # what the tens digit of a minute or a second may be
+_HOUR = itemgetter(slice(0, 13))  # 2025-08-26T00
+
+
+@dataclass(frozen=True, slots=True)
+class RowLayout:
+    """The regex that matches one plain row, and where its parts are.
+
+    `entry_of(row)` gives a row's entry: its non-time groups (a tuple, or one bytes if there is
+    a single group), which `fields_of` splits into the patient_id, event_type and value fields
+    at the positions `patient`, `event_type` and `value`.
+    """
+
+    plain_row: re.Pattern[bytes]
+    entry_of: itemgetter[Any]
+    time_of: itemgetter[Any]
+    patient: int
+    event_type: int
+    value: int
+
+    @classmethod
+    def from_columns(cls, columns: Columns) -> RowLayout:
+        entry_columns = sorted((columns.patient, columns.event_type, columns.value))
+        last = columns.width - 1
+        fields = []
+        groups = []  # the column that starts each group, in order
+        for k in range(columns.width):
+            end = k == last
+            if k == columns.time:
+                pattern = rb"[^,\r\n]{20,27}" if end else rb"[^,]{20,27}"
+            elif k == columns.value:
+                pattern = rb"[^,\r\n]*" if end else rb"[^,]*"
+            elif k in entry_columns:  # a key
+                pattern = rb"[^,\r\n]+" if end else rb"[^,]+"
+            else:
+                fields.append(rb"[^,\n]*" if end else rb"[^,]*")
+                continue
+            in_run = k in entry_columns and k - 1 in entry_columns
+            closes_run = k not in entry_columns or k + 1 not in entry_columns
+            if not in_run:
+                groups.append(k)
+                pattern = b"(" + pattern
+            if closes_run:
+                pattern += rb")\r?" if end else b")"
+            fields.append(pattern)
+        # `^`: a match starts at a line start and ends at a newline, so as many matches as
+        # lines means each line is one whole match, with the right number of fields.
+        plain_row = re.compile(rb"(?m)^" + b",".join(fields) + b"\n")
+        time_group = groups.index(columns.time)
+        entry_groups = [i for i in range(len(groups)) if i != time_group]
+        return cls(
+            plain_row,
+            itemgetter(*entry_groups),
+            itemgetter(time_group),
+            entry_columns.index(columns.patient),
+            entry_columns.index(columns.event_type),
+            entry_columns.index(columns.value),
+        )
+
+    def fields_of(self, entry: Any) -> list[bytes]:
+        """The patient_id, event_type and value fields of an entry, in column order."""
+        return (entry if isinstance(entry, bytes) else b",".join(entry)).split(b",")
+
+
+def is_value(text: bytes) -> bool:
+    """Whether a value field is a decimal number (VALUE_PATTERN)."""
+    return _VALUE.fullmatch(text) is not None
+
+
+def fixed_width_times(times: list[bytes]) -> list[bytes] | None:
+    """The times, widened to fixed width, if every one has the shape of an isoformat UTC time.
+
+    The times come from the regex, so each is 20 to 27 bytes. Checked all at once: lengths (all
+    wide after widening), then digits where digits go and separators where they go (one
+    translate and one compare over the joined times), then minutes and seconds below 60 (the
+    tens digits, read with one strided slice each). Hours and dates: see `real_hours`.
+    """
+    n = len(times)
+    joined = b"".join(times)
+    if len(joined) != WIDE * n:
+        times = [t[:-1] + b".000000Z" if len(t) == NARROW else t for t in times]
+        joined = b"".join(times)
+        if len(joined) != WIDE * n:  # some time is neither wide nor narrow
+            return None
+    if not _shapes(1 << n.bit_length()).startswith(joined.translate(_ZERO_DIGITS)):
+        return None
+    if joined[14::WIDE].translate(None, _TENS) or joined[17::WIDE].translate(None, _TENS):
+        return None
+    return times
+
+
+def real_hours(times: list[bytes], in_order: bool, known: set[bytes]) -> bool:
+    """Whether every time's date and hour (`2025-08-26T00`) exist; `known` caches good ones.
+
+    In order, the hours come in runs, so one bisect jumps to the next distinct hour.
+    """
+    if in_order:
+        i = 0
+        while i < len(times):
+            hour = times[i][:13]
+            if hour not in known and not _is_hour(hour):
+                return False
+            known.add(hour)
+            i = bisect_right(times, hour + b"\xff", i)  # past every time in that hour
+        return True
+    for hour in set(map(_HOUR, times)) - known:
+        if not _is_hour(hour):
+            return False
+        known.add(hour)
+    return True
+
+
+@cache
+def _shapes(count: int) -> bytes:
+    """The shape of `count` times; built once per power of two, as blocks vary in length."""
+    return _SHAPE * count
+
+
+def _is_hour(text: bytes) -> bool:
+    """Whether `2025-08-26T00` (digits already checked) is a real date and an hour below 24."""
+    try:
+        date.fromisoformat(text[:10].decode("ascii"))
+    except ValueError:
+        return False
+    return int(text[11:13]) < 24

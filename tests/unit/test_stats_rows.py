@@ -1,0 +1,82 @@
+"""The stats fast path's own pieces: row layouts, and the bulk checks of event times."""
+
+from __future__ import annotations
+
+import pytest
+
+from export_tally.records import Columns
+from export_tally.stats_rows import RowLayout, fixed_width_times, real_hours
+
+T = b"2025-08-26T00:00:07.123456Z"
+
+
+@pytest.mark.parametrize(
+    ("names", "line", "time", "fields"),
+    [
+        pytest.param("patient_id,event_time,event_type,value", b"P1,%s,x,7\n", 1, [b"P1", b"x", b"7"], id="standard"),
+        pytest.param("value,event_type,event_time,patient_id", b"7,x,%s,P1\r\n", 1, [b"7", b"x", b"P1"], id="reversed"),
+        pytest.param("patient_id,event_type,value,event_time", b"P1,x,7,%s\n", 1, [b"P1", b"x", b"7"], id="one-run"),
+        pytest.param("event_type,note,value,event_time,patient_id", b"x,,7,%s,P1\n", 2, [b"x", b"7", b"P1"], id="three-runs"),
+    ],
+)  # fmt: skip
+def test_layout_groups_runs_of_entry_columns(
+    names: str, line: bytes, time: int, fields: list[bytes]
+) -> None:
+    columns = Columns.from_header(names.split(","))
+    layout = RowLayout.from_columns(columns)
+    [row] = layout.plain_row.findall(line.replace(b"%s", T))
+    assert layout.time_of(row) == T
+    assert layout.fields_of(layout.entry_of(row)) == fields
+    order = sorted((columns.patient, columns.event_type, columns.value))
+    assert [layout.patient, layout.event_type, layout.value] == [
+        order.index(columns.patient),
+        order.index(columns.event_type),
+        order.index(columns.value),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("times", "widened"),
+    [
+        pytest.param([T, T], [T, T], id="wide"),
+        pytest.param([b"2025-08-26T00:00:07Z"], [b"2025-08-26T00:00:07.000000Z"], id="narrow"),
+        pytest.param([b"2025-08-26T00:00:07.1234Z"], None, id="four-digits"),
+        pytest.param([b"2025-08-26T00:00:07.123456+"], None, id="no-z"),
+        pytest.param([b"2025-08-26T00:00:07.12345Z", b"2025-08-26T00:00:07.1234567Z"], None, id="lengths-compensate"),
+        pytest.param([b"2025-08-26 00:00:07.123456Z"], None, id="space"),
+        pytest.param([b"2025-08-26T00:00:0x.123456Z"], None, id="letter"),
+        pytest.param([b"2025-08-26T00:60:07.123456Z"], None, id="minute-60"),
+        pytest.param([b"2025-08-26T00:00:60Z"], None, id="second-60"),
+        pytest.param([b"2025-08-26T00:59:59.999999Z"], [b"2025-08-26T00:59:59.999999Z"], id="last-second"),
+    ],
+)  # fmt: skip
+def test_fixed_width_times(times: list[bytes], widened: list[bytes] | None) -> None:
+    assert fixed_width_times(times) == widened
+
+
+@pytest.mark.parametrize(
+    ("hours", "real"),
+    [
+        pytest.param([b"2025-08-26T00", b"2025-08-26T23", b"2025-08-27T00"], True, id="day-boundary"),
+        pytest.param([b"2024-02-29T12"], True, id="leap-day"),
+        pytest.param([b"2025-02-29T12"], False, id="no-leap-day"),
+        pytest.param([b"2025-08-26T23", b"2025-08-26T24"], False, id="hour-24"),
+        pytest.param([b"2025-00-01T00"], False, id="month-0"),
+        pytest.param([b"0000-01-01T00"], False, id="year-0"),
+    ],
+)  # fmt: skip
+def test_real_hours(hours: list[bytes], real: bool) -> None:
+    times = [hour + b":00:00.000000Z" for hour in hours]
+    for in_order in (True, False):
+        known: set[bytes] = set()
+        assert real_hours(times, in_order, known) is real
+        if real:
+            assert known == set(hours)
+    assert real_hours(times[::-1], False, set()) is real
+
+
+def test_real_hours_checks_every_hour_between_in_order() -> None:
+    times = [b"2025-08-26T22:00:00.000000Z", b"2025-08-26T24:00:00.000000Z"]
+    times += [b"2025-08-26T25:00:00.000000Z"] * 3 + [b"2025-08-27T00:00:00.000000Z"]
+    assert not real_hours(times, True, set())
+    assert not real_hours(times, True, {b"2025-08-26T22", b"2025-08-27T00"})
