@@ -1,15 +1,10 @@
 """Bytes to Stats, chunk by chunk: the parser behind `--stats`.
 
 `StatsParser` is a `RecordParser` (see `records`: chunking, header, bad-row modes, csv.reader
-path) with the same interface as `CountingParser`, that also reads two columns:
-
-- `value` must be a decimal number: `[-+]?[0-9]+(\\.[0-9]+)?` (so `72`, `-3`, `72.5`; not `1e3`,
-  ` 72`, `.5` or an empty field).
-- `event_time` must be an ISO 8601 time with a UTC offset or `Z`, as `datetime.fromisoformat`
-  reads it (`2025-08-26T00:00:07.123456Z`, `2025-08-26T00:00:07Z`, `...+02:00`); a time
-  without an offset names no instant. Times are compared as instants, in integer microseconds.
-
-A row breaking either rule is a bad row, failed or skipped like any other, with its line number.
+path) with the same interface as `CountingParser`, that also reads the value and event_time
+columns. A row whose value is not a decimal number or whose event_time is not an ISO 8601 time
+with an offset (the rules are in `stats_rows`) is a bad row, failed or skipped like any other,
+with its line number. Without stats, CountingParser does not look at those columns.
 
 The fast path (see `stats_rows`) takes a quote-free block with one regex and stays in C per
 row: a Counter of entries (patient_id, event_type and value bytes), which `_fold` turns into
@@ -26,12 +21,9 @@ overlap in time are not errors.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from itertools import islice
 from operator import le
 from typing import Any
@@ -45,21 +37,19 @@ from export_tally.records import (
 )
 from export_tally.stats import KeyStats, Number, Stats, higher, is_anomaly, lower
 from export_tally.stats_rows import (
-    VALUE_PATTERN,
+    VALUE_TEXT,
     RowLayout,
     fixed_width_times,
+    instant_of,
     is_value,
+    parse_instant,
     real_hours,
+    value_of,
 )
 from export_tally.tally import Key
 
 FOLD_AT = 100_000
 """Distinct (patient_id, event_type, value) entries held before they are folded into sums."""
-
-VALUE_TEXT = re.compile(VALUE_PATTERN)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 RawKey = tuple[bytes, bytes]
 
@@ -76,24 +66,6 @@ class StatsResult:
     rows: int
     skipped: int
     skipped_lines: tuple[int, ...]
-
-
-def parse_value(text: str) -> Number | None:
-    """The exact number `text` writes (int, or Fraction for decimal text), or None."""
-    if VALUE_TEXT.fullmatch(text) is None:
-        return None
-    return _number(text)
-
-
-def parse_instant(text: str) -> int | None:
-    """Microseconds since the epoch of an ISO 8601 time with an offset, or None."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.utcoffset() is None:
-        return None
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 class _Sums:
@@ -276,7 +248,7 @@ class StatsParser(RecordParser):
             for (patient_id, event_type, text), times in entries:
                 value = numbers.get(text)
                 if value is None:
-                    value = numbers[text] = _number(text)
+                    value = numbers[text] = value_of(text)
                 sums = self._sums.get((patient_id, event_type))
                 if sums is None:
                     sums = self._sums[patient_id, event_type] = _Sums(value)
@@ -295,11 +267,11 @@ class StatsParser(RecordParser):
         first, last = dict(self._text_first), dict(self._text_last)
         for (patient_id, event_type), time in self._raw_first.items():
             key = (patient_id.decode(), event_type.decode())
-            micros = _micros(time)
+            micros = instant_of(time)
             first[key] = min(first.get(key, micros), micros)
         for (patient_id, event_type), time in self._raw_last.items():
             key = (patient_id.decode(), event_type.decode())
-            micros = _micros(time)
+            micros = instant_of(time)
             last[key] = max(last.get(key, micros), micros)
         return Stats(
             {
@@ -319,19 +291,6 @@ def parse_stats_bytes(
     parser = StatsParser(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
     parser.feed(body)
     return parser.finish()
-
-
-def _number(text: str) -> Number:
-    """The exact value of text that VALUE_TEXT matched."""
-    whole, dot, fraction = text.partition(".")
-    if not dot:
-        return int(text)
-    return Fraction(int(whole + fraction), 10 ** len(fraction))
-
-
-def _micros(time: bytes) -> int:
-    """Microseconds since the epoch of a time the fast path accepted (normalized)."""
-    return (datetime.fromisoformat(time.decode("ascii")) - _EPOCH) // _MICROSECOND
 
 
 def _shown(field: str) -> str:

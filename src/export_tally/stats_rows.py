@@ -1,6 +1,11 @@
-"""The stats fast path: a quote-free block's rows read and checked in C, a few objects per row.
+"""What a row must hold in stats mode, and the fast path that checks it in C, a few objects a row.
 
-The cost of reading a row in Python is mostly the objects made for it (a regex group is one), so
+The rules: `value` must be a decimal number (VALUE_PATTERN: `72`, `-3`, `72.5`, `+4`, `007`; not
+`1e3`, ` 72`, `.5`, `72.` or empty), read exactly (`parse_value`); `event_time` must be an ISO 8601
+time with a UTC offset or `Z`, as `datetime.fromisoformat` reads it (`parse_instant`), compared as
+an instant in integer microseconds since the epoch. A time without an offset names no instant.
+
+The fast path reads a quote-free block. The cost of reading a row in Python is mostly the objects made for it (a regex group is one), so
 `RowLayout`'s regex captures as few as it can: the event_time, and each run of adjacent
 patient_id / event_type / value columns as one group (`heart_rate,72`). What the regex leaves
 loose is checked in bulk:
@@ -21,12 +26,14 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from functools import cache
 from operator import itemgetter
 from typing import Any
 
 from export_tally.records import Columns
+from export_tally.stats import Number
 
 WIDE = len(b"2025-08-26T00:00:07.123456Z")
 NARROW = len(b"2025-08-26T00:00:07Z")
@@ -34,11 +41,46 @@ NARROW = len(b"2025-08-26T00:00:07Z")
 VALUE_PATTERN = r"[-+]?[0-9]+(?:\.[0-9]+)?"
 """A value in stats mode: a decimal number (`72`, `-3`, `72.5`, `+4`, `007`)."""
 
+VALUE_TEXT = re.compile(VALUE_PATTERN)
 _VALUE = re.compile(VALUE_PATTERN.encode())
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_KNOWN_HOURS_KEPT = 4096
 _ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
 _SHAPE = b"0000-00-00T00:00:00.000000Z"
 _TENS = b"012345"  # what the tens digit of a minute or a second may be
 _HOUR = itemgetter(slice(0, 13))  # 2025-08-26T00
+
+
+def parse_value(text: str) -> Number | None:
+    """The exact number `text` writes (int, or Fraction for decimal text), or None."""
+    if VALUE_TEXT.fullmatch(text) is None:
+        return None
+    return value_of(text)
+
+
+def value_of(text: str) -> Number:
+    """The exact number of text that VALUE_PATTERN matches: int, or Fraction if it has a dot."""
+    whole, dot, fraction = text.partition(".")
+    if not dot:
+        return int(text)
+    return Fraction(int(whole + fraction), 10 ** len(fraction))
+
+
+def parse_instant(text: str) -> int | None:
+    """Microseconds since the epoch of an ISO 8601 time with an offset, or None."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.utcoffset() is None:
+        return None
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def instant_of(time: bytes) -> int:
+    """Microseconds since the epoch of a time that `fixed_width_times` accepted."""
+    return (datetime.fromisoformat(time.decode("ascii")) - _EPOCH) // _MICROSECOND
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +175,8 @@ def real_hours(times: list[bytes], in_order: bool, known: set[bytes]) -> bool:
 
     In order, the hours come in runs, so one bisect jumps to the next distinct hour.
     """
+    if len(known) > _KNOWN_HOURS_KEPT:
+        known.clear()  # a cache: keep it small whatever the span of the data
     if in_order:
         i = 0
         while i < len(times):

@@ -11,13 +11,7 @@ import pytest
 from export_tally.errors import CsvFormatError
 from export_tally.records import BadRowError
 from export_tally.stats import Stats
-from export_tally.stats_parse import (
-    StatsParser,
-    StatsResult,
-    parse_instant,
-    parse_stats_bytes,
-    parse_value,
-)
+from export_tally.stats_parse import StatsParser, StatsResult, parse_stats_bytes
 from tests.unit import stats_reference as reference
 
 HEADER = b"patient_id,event_time,event_type,value\n"
@@ -235,29 +229,6 @@ def test_fast_path_takes_only_blocks_it_can_prove_good(names: str, block: str, f
     assert parse_stats_bytes(body, on_bad_row="skip") == feed_all(
         one_byte_at_a_time(body), on_bad_row="skip"
     )
-
-
-@pytest.mark.parametrize(
-    ("text", "micros"),
-    [
-        (f"{T7}Z", 1_756_166_407_000_000),
-        (f"{T7}.000001Z", 1_756_166_407_000_001),
-        (f"{T7}+00:00", 1_756_166_407_000_000),
-        ("2025-08-26T02:00:07+02:00", 1_756_166_407_000_000),
-        ("1969-12-31T23:59:59.999999Z", -1),
-        (T7, None),
-        ("nonsense", None),
-    ],
-)
-def test_parse_instant(text: str, micros: int | None) -> None:
-    assert parse_instant(text) == micros
-
-
-def test_parse_value() -> None:
-    assert parse_value("72") == 72
-    assert type(parse_value("72")) is int
-    assert parse_value("-0.25") == -0.25
-    assert parse_value("1e3") is None
 
 
 def test_rows_reports_progress() -> None:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 
 from export_tally.records import Columns
-from export_tally.stats_rows import RowLayout, fixed_width_times, real_hours
+from export_tally.stats_rows import (
+    RowLayout,
+    fixed_width_times,
+    parse_instant,
+    parse_value,
+    real_hours,
+)
 
 T = b"2025-08-26T00:00:07.123456Z"
+T7 = "2025-08-26T00:00:07"
 
 
 @pytest.mark.parametrize(
@@ -80,3 +87,32 @@ def test_real_hours_checks_every_hour_between_in_order() -> None:
     times += [b"2025-08-26T25:00:00.000000Z"] * 3 + [b"2025-08-27T00:00:00.000000Z"]
     assert not real_hours(times, True, set())
     assert not real_hours(times, True, {b"2025-08-26T22", b"2025-08-27T00"})
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        (f"{T7}Z", 1_756_166_407_000_000),
+        (f"{T7}.000001Z", 1_756_166_407_000_001),
+        (f"{T7}+00:00", 1_756_166_407_000_000),
+        ("2025-08-26T02:00:07+02:00", 1_756_166_407_000_000),
+        ("1969-12-31T23:59:59.999999Z", -1),
+        (T7, None),
+        ("nonsense", None),
+    ],
+)
+def test_parse_instant(text: str, micros: int | None) -> None:
+    assert parse_instant(text) == micros
+
+
+def test_parse_value() -> None:
+    assert parse_value("72") == 72
+    assert type(parse_value("72")) is int
+    assert parse_value("-0.25") == -0.25
+    assert parse_value("1e3") is None
+
+
+def test_known_hours_stay_few() -> None:
+    known = {b"%04d-01-01T00" % year for year in range(1, 5000)}
+    assert real_hours([b"2025-08-26T00:00:00.000000Z"], True, known)
+    assert known == {b"2025-08-26T00"}
