@@ -92,7 +92,7 @@ class StatsParser(RecordParser):
     """Statistics of value and event_time per (patient_id, event_type) of an export CSV.
 
     The same interface and CSV rules as `CountingParser` (see `records.RecordParser`), plus the
-    value and event_time rules of this module; `finish` returns a StatsResult. `fold_at` bounds
+    value and event_time rules of `stats_rows`; `finish` returns a StatsResult. `fold_at` bounds
     the distinct (patient_id, event_type, value) entries held before folding them into sums.
     """
 

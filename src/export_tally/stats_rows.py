@@ -5,10 +5,10 @@ The rules: `value` must be a decimal number (VALUE_PATTERN: `72`, `-3`, `72.5`, 
 time with a UTC offset or `Z`, as `datetime.fromisoformat` reads it (`parse_instant`), compared as
 an instant in integer microseconds since the epoch. A time without an offset names no instant.
 
-The fast path reads a quote-free block. The cost of reading a row in Python is mostly the objects made for it (a regex group is one), so
-`RowLayout`'s regex captures as few as it can: the event_time, and each run of adjacent
-patient_id / event_type / value columns as one group (`heart_rate,72`). What the regex leaves
-loose is checked in bulk:
+The fast path reads a quote-free block. The cost of a row there is mostly the objects made for
+it (each regex group is one), so `RowLayout`'s regex captures as few as it can: the event_time,
+and each run of adjacent patient_id / event_type / value columns as one group (`heart_rate,72`).
+What the regex leaves loose is checked in bulk:
 
 - an *entry* (the non-time groups of a row) is checked once, when it first enters the Counter
   that counts entries (`RowLayout.fields_of`, `is_value`);
