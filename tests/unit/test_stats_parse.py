@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from export_tally.errors import CsvFormatError
+from export_tally.parse import parse_bytes
 from export_tally.records import BadRowError
 from export_tally.stats import Stats
 from export_tally.stats_parse import StatsParser, StatsResult, parse_stats_bytes
@@ -163,8 +164,6 @@ def test_bad_row_is_skipped_and_left_out(body: bytes, line: int, reason: str) ->
 
 
 def test_without_stats_the_same_rows_are_fine() -> None:
-    from export_tally.parse import parse_bytes
-
     assert parse_bytes(rows("P1,yesterday,x,abc")).tally.total == 1
 
 
