@@ -20,7 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from export_server.app import ServerConfig, create_app
-from export_server.bodies import Bodies
+from export_server.bodies import Bodies, Prewarmed
 from export_server.cache import Cache, default_cache_dir
 from export_server.dataset import Download, downloads_of
 from export_server.faults import FaultConfig
@@ -71,13 +71,13 @@ class _Server(uvicorn.Server):
         done: list[Download] = []
         cached = 0
 
-        def report(download: Download, ok: bool) -> None:
+        def report(download: Download, outcome: Prewarmed) -> None:
             nonlocal cached
             done.append(download)
-            cached += ok
+            cached += outcome != "not cached"
             name = f"{download.export.export_id}/{download.id}"
-            state = megabytes(self.bodies.size(download)) if ok else "not cached"
-            say(f"prewarm: {len(done)}/{len(downloads)} {name} ({state})")
+            size = megabytes(self.bodies.size(download))
+            say(f"prewarm: {len(done)}/{len(downloads)} {name} ({size}, {outcome})")
 
         say(f"prewarm: {len(downloads)} downloads of {', '.join(self.prewarm)}")
         await self.bodies.prewarm(downloads, report)

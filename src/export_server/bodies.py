@@ -17,6 +17,7 @@ import hashlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
+from typing import Literal
 
 from export_server.cache import Cache, OpenFile
 from export_server.dataset import Download
@@ -32,6 +33,8 @@ log = logging.getLogger("export_server")
 WINDOW = 4
 # How long a fill nobody follows keeps going: a client that was cut off resumes well within it.
 ABANDON_GRACE = 5.0
+
+Prewarmed = Literal["cached", "already cached", "not cached"]
 
 
 def etag_of(download: Download) -> str:
@@ -144,25 +147,24 @@ class Bodies:
             self.cache = None
 
     async def prewarm(
-        self, downloads: Iterable[Download], on_done: Callable[[Download, bool], None]
+        self, downloads: Iterable[Download], on_done: Callable[[Download, Prewarmed], None]
     ) -> None:
         """Generate each download into the cache, as many at once as there are processes.
 
-        `on_done(download, cached)` is called as each one ends (`cached` False if it could not be
-        cached, e.g. on a full disk).
+        `on_done(download, outcome)` is called as each one ends.
         """
         slots = asyncio.Semaphore(self.pool.size)
 
         async def warm(download: Download) -> None:
             async with slots:
                 if self.is_cached(download):
-                    on_done(download, True)
+                    on_done(download, "already cached")
                     return
                 fill = self._fill(download)
                 if fill is None:
-                    on_done(download, False)
+                    on_done(download, "not cached")
                     return
                 fill.keep = True
-                on_done(download, await fill.wait())
+                on_done(download, "cached" if await fill.wait() else "not cached")
 
         await asyncio.gather(*(warm(download) for download in downloads))

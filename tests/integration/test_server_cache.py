@@ -174,7 +174,10 @@ def test_prewarm_reports_progress_and_fills_the_cache(
         "prewarm: done, 2/2 downloads cached"
     )
     progress = [line for line in running.log if line.startswith("prewarm: ") and "/2 demo/" in line]
-    assert len(progress) == 2
+    assert len(progress) == 2 and all(line.endswith(", cached)\n") for line in progress)
+    again = start_server("--cache-dir", str(tmp_path), "--prewarm", "demo")
+    again.wait_for_line(r"^prewarm: done")
+    assert sum("already cached" in line for line in again.log) == 2
     cache = Cache(tmp_path)
     assert entries(tmp_path) == sorted(cache.entry_path(d) for d in downloads_of("demo"))
     assert cache.entry_path(DEMO_SECOND).read_bytes() == DEMO_SECOND_BODY
