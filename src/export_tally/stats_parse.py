@@ -51,6 +51,9 @@ from export_tally.tally import Key
 FOLD_AT = 100_000
 """Distinct (patient_id, event_type, value) entries held before they are folded into sums."""
 
+PIECE_BYTES = 64 * 1024
+PIECE_BYTES_PER_KEY = 4 * 1024
+
 RawKey = tuple[bytes, bytes]
 
 
@@ -126,6 +129,12 @@ class StatsParser(RecordParser):
 
     def _start(self, columns: Columns, names: list[str]) -> None:
         self._layout = RowLayout.from_columns(columns)
+
+    def _plain_piece_bytes(self) -> int:
+        # Pieces of 64 KiB (about 1,600 rows) ran about 5% faster than 256 KiB blocks. But the
+        # scan for each key's last time reads about K ln K rows a piece for K keys, so pieces
+        # grow with the keys seen.
+        return max(PIECE_BYTES, PIECE_BYTES_PER_KEY * len(self._raw_last))
 
     def _take_plain(self, block: bytes, lines: int) -> int | None:
         layout = self._layout

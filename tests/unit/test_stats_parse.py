@@ -175,6 +175,23 @@ def test_skip_keeps_counting_after_bad_rows_in_both_paths() -> None:
         assert result.tally.total == 20
 
 
+def test_a_big_block_goes_in_pieces_and_keeps_line_numbers() -> None:
+    good = [
+        f"P{i % 5},{time_text(10**15 + i * 10**6)},heart_rate,{30 + i % 170}" for i in range(9000)
+    ]
+    lines = [*good[:6000], "P1,2025-08-26T00:00:07Z,heart_rate,oops", *good[6000:]]
+    body = rows(*lines)
+    assert len(body) > 4 * 64 * 1024
+    with pytest.raises(BadRowError, match=r"^bad row at line 6002: value 'oops'"):
+        parse_stats_bytes(body)
+    result = parse_stats_bytes(body, on_bad_row="skip")
+    assert (result.rows, result.skipped, result.skipped_lines) == (9001, 1, (6002,))
+    assert result.tally.to_report(6) == reference.report(reference.events_of(rows(*good)), 6)
+    assert result == feed_all(
+        [body[i : i + 100_000] for i in range(0, len(body), 100_000)], on_bad_row="skip"
+    )
+
+
 def test_header_is_checked_as_without_stats() -> None:
     with pytest.raises(CsvFormatError, match="header lacks column"):
         parse_stats_bytes(b"patient_id,event_time,event_type\n")

@@ -80,8 +80,15 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
 
 
-def feed_all(chunks: list[bytes], **options: Any) -> StatsResult:
-    parser = StatsParser(**options)
+class SmallPieces(StatsParser):
+    """Offers quote-free blocks in pieces of a line or two, so every piece boundary is tried."""
+
+    def _plain_piece_bytes(self) -> int:
+        return 60
+
+
+def feed_all(chunks: list[bytes], small_pieces: bool = False, **options: Any) -> StatsResult:
+    parser = (SmallPieces if small_pieces else StatsParser)(**options)
     for chunk in chunks:
         parser.feed(chunk)
     return parser.finish()
@@ -126,7 +133,9 @@ def test_downloads_merged_in_any_order_match_the_reference(
     for download in split(events, cuts):
         body = body_of(download, columns, newline, with_offsets)
         result = feed_all(
-            data.draw(chunkings(body)), fold_at=data.draw(st.sampled_from([1, 7, 10**5]))
+            data.draw(chunkings(body)),
+            small_pieces=data.draw(st.booleans()),
+            fold_at=data.draw(st.sampled_from([1, 7, 10**5])),
         )
         assert result.rows == len(download)
         parts.append(result.tally)
@@ -150,7 +159,10 @@ def test_times_out_of_order_and_overlapping_downloads_are_still_exact(
     rng.shuffle(events)  # rows go back in time, and downloads' time ranges overlap
     columns = ["patient_id", "event_time", "event_type", "value"]
     parts = [
-        feed_all(data.draw(chunkings(body_of(download, columns, "\n", False)))).tally
+        feed_all(
+            data.draw(chunkings(body_of(download, columns, "\n", False))),
+            small_pieces=data.draw(st.booleans()),
+        ).tally
         for download in split(events, cuts)
     ]
     whole = reference.events_of(body_of(events, columns, "\n", False))
@@ -186,9 +198,9 @@ BAD_PIECES = st.sampled_from(
 LINES = st.one_of(GOOD_LINES, GOOD_LINES, st.lists(BAD_PIECES, max_size=8).map(b"".join))
 
 
-def outcome(chunks: list[bytes], on_bad_row: str) -> StatsResult | str:
+def outcome(chunks: list[bytes], on_bad_row: str, small_pieces: bool = False) -> StatsResult | str:
     try:
-        return feed_all(chunks, on_bad_row=on_bad_row)
+        return feed_all(chunks, small_pieces, on_bad_row=on_bad_row)
     except CsvFormatError as exc:
         return f"{type(exc).__name__}: {exc}"
 
@@ -200,6 +212,6 @@ def test_chunking_never_changes_the_outcome_even_for_bad_input(
 ) -> None:
     body = b"patient_id,event_time,event_type,value\n" + b"".join(lines)
     expected = outcome([body], on_bad_row)
-    assert outcome(data.draw(chunkings(body)), on_bad_row) == expected
+    assert outcome(data.draw(chunkings(body)), on_bad_row, data.draw(st.booleans())) == expected
     if isinstance(expected, StatsResult):
         assert expected.tally.total == expected.rows - expected.skipped
