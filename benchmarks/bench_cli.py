@@ -10,6 +10,8 @@ alternating, median of `--runs` after a warm-up:
   cli         `python -m export_tally EXPORT` (worker processes, the regex fast path)
 
 Both answers are compared, and the peak resident memory of the tool's process tree is sampled.
+With `--stats-cost`, the baseline is plain `cli` instead and the contender `cli --stats`
+(the statistics must cost at most 1.5x the counts).
 """
 
 from __future__ import annotations
@@ -107,8 +109,12 @@ def main() -> None:
     parser.add_argument("--export", default="small")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cli-args", default="", help="extra arguments for cli, e.g. '-j 2'")
+    parser.add_argument("--stats-cost", action="store_true", help="time cli --stats against cli")
     args = parser.parse_args()
     extra = args.cli_args.split()
+    if args.stats_cost:
+        stats_cost(args.export, args.runs, extra)
+        return
     with tempfile.TemporaryDirectory() as cache, server(cache) as url:
         print(f"server {url}; warming the cache for {args.export} ...", flush=True)
         reference, _ = run_cli(url, args.export, extra)
@@ -129,6 +135,25 @@ def main() -> None:
         print(f"{name:>10}: {seconds:7.2f} s  {rows / seconds / 1e6:6.2f} M rows/s")
     print(f"     ratio: cli is {medians['sequential'] / medians['cli']:.2f}x the sequential client")
     print(f"  peak RSS: {max(peaks) / 2**20:.0f} MiB (largest process of the tool's tree)")
+
+
+def stats_cost(export_id: str, runs: int, extra: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as cache, server(cache) as url:
+        print(f"server {url}; warming the cache for {export_id} ...", flush=True)
+        counts, _ = run_cli(url, export_id, extra)
+        stats, _ = run_cli(url, export_id, [*extra, "--stats"])
+        times: dict[str, list[float]] = {"cli": [], "cli --stats": []}
+        for _ in range(runs):
+            seconds, (answer, _) = timed(lambda: run_cli(url, export_id, extra))
+            assert answer == counts
+            times["cli"].append(seconds)
+            seconds, (answer, _) = timed(lambda: run_cli(url, export_id, [*extra, "--stats"]))
+            assert answer == stats
+            times["cli --stats"].append(seconds)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, seconds in medians.items():
+        print(f"{name:>12}: {seconds:7.2f} s")
+    print(f"       ratio: --stats costs {medians['cli --stats'] / medians['cli']:.2f}x the counts")
 
 
 if __name__ == "__main__":

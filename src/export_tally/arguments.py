@@ -92,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="never start the bundled mock server (also: EXPORT_TALLY_NO_EMBEDDED=1)",
     )
 
+    stats = parser.add_argument_group("statistics")
+    stats.add_argument(
+        "--stats",
+        action="store_true",
+        help="count, mean, min, max, anomalies and latency per patient and event type",
+    )
+    stats.add_argument(
+        "--precision",
+        type=_non_negative_int,
+        default=1,
+        metavar="N",
+        help="decimal places of mean and latency, rounded half to even (default: 1)",
+    )
+
     failures = parser.add_argument_group("failures and bad data")
     failures.add_argument(
         "--retries",

@@ -17,22 +17,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from export_tally.aggregation import Aggregation, BodyResult
 from export_tally.api import DownloadInfo
 from export_tally.errors import UsageError
 from export_tally.fetch import DownloadResult
-from export_tally.parse import ParseResult
-from export_tally.tally import Tally
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointStore:
     """Saved results for one run's configuration, in a directory (created when missing)."""
 
-    def __init__(self, directory: Path, server_identity: str, aggregate: str) -> None:
+    def __init__(self, directory: Path, server_identity: str, aggregation: Aggregation) -> None:
         self.directory = directory
         self.server_identity = server_identity
-        self.aggregate = aggregate
+        self.aggregation = aggregation
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -50,7 +49,7 @@ class CheckpointStore:
                 info.export_id,
                 info.id,
                 info.metadata,
-                self.aggregate,
+                self.aggregation.key,
             ]
         )
         return hashlib.sha256(identity.encode()).hexdigest()
@@ -64,9 +63,11 @@ class CheckpointStore:
             entry = json.loads(self._path(info).read_text(encoding="utf-8"))
             if entry["key"] != self._key(info):
                 return None
-            counts = {(p, e): n for p, e, n in entry["counts"]}
-            result = ParseResult(
-                Tally(counts), entry["rows"], entry["skipped"], tuple(entry["skipped_lines"])
+            result = BodyResult(
+                self.aggregation.from_json(entry["aggregate"]),
+                entry["rows"],
+                entry["skipped"],
+                tuple(entry["skipped_lines"]),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -85,7 +86,7 @@ class CheckpointStore:
             "skipped": parsed.skipped,
             "skipped_lines": list(parsed.skipped_lines),
             "bytes": download.bytes,
-            "counts": [[p, e, n] for (p, e), n in sorted(parsed.tally.counts.items())],
+            "aggregate": self.aggregation.to_json(parsed.tally),
         }
         fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".entry.", suffix=".tmp")
         try:

@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         raise UsageError("an export id is required (or --list to see them)")
     if args.output is not None:
         check_writable(args.output)
-    aggregation = Aggregation(on_bad_row=args.on_bad_row)
+    aggregation = Aggregation(on_bad_row=args.on_bad_row, stats=args.stats)
 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)
@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         downloads = discover(api, args.export_id)
         checkpoints = None
         if args.checkpoint_dir is not None:
-            checkpoints = CheckpointStore(args.checkpoint_dir, identity, aggregation.key)
+            checkpoints = CheckpointStore(args.checkpoint_dir, identity, aggregation)
         split = SplitPolicy(
             lambda info: probe_splittable(client, options, info), args.min_part_bytes
         )
@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
             )  # fmt: skip
     _report(result, args, stderr)
 
-    text = render(result.tally.to_report())
+    text = render(aggregation.report(result.tally, args.precision))
     if args.output is not None:
         write_atomically(args.output, text)
     else:

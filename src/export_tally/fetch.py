@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from export_tally.aggregation import Aggregation
+from export_tally.aggregation import Aggregation, ParsedBody
 from export_tally.api import DownloadInfo
 from export_tally.client import MAX_REDIRECTS, ClientOptions, fail_unless_transient, shown
 from export_tally.errors import (
@@ -24,7 +24,6 @@ from export_tally.errors import (
     ProtocolError,
     ServerUnreachableError,
 )
-from export_tally.parse import ParseResult
 from export_tally.retry import RetryBudget, describe, retry_after_seconds
 
 CHUNK_BYTES = 256 * 1024
@@ -38,7 +37,7 @@ class DownloadResult:
     """What one download contributed: its parse result and how hard it was to get."""
 
     download_id: str
-    result: ParseResult
+    result: ParsedBody
     bytes: int
     attempts: int
     resumes: int = 0  # attempts that continued where a cut-off body stopped

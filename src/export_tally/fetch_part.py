@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from export_tally.aggregation import Aggregation
+from export_tally.aggregation import Aggregation, ParsedBody
 from export_tally.api import DownloadInfo
 from export_tally.client import ClientOptions, shown
 from export_tally.errors import CsvFormatError, ProtocolError, ServerUnreachableError
 from export_tally.fetch import CONTENT_RANGE, ProgressCallback, check_status
-from export_tally.parse import ParseResult
 from export_tally.retry import RetryBudget, describe, retry_after_seconds
 from export_tally.split import ByteRange, PartCutter
 
@@ -46,7 +45,7 @@ class PartTask:
 @dataclass(frozen=True)
 class PartResult:
     task: PartTask
-    result: ParseResult
+    result: ParsedBody
     saw_quote: bool
     attempts: int
 
@@ -148,6 +147,6 @@ def count_part(
     return PartResult(task, result, cutter.saw_quote, budget.attempts + 1)
 
 
-def _nothing(aggregation: Aggregation) -> ParseResult:
+def _nothing(aggregation: Aggregation) -> ParsedBody:
     """An empty result, for a part whose count is thrown away."""
     return aggregation.new_parser().finish()

@@ -16,15 +16,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 
+from export_tally.aggregation import Aggregate, BodyResult
 from export_tally.api import DownloadInfo, ExportApi
 from export_tally.checkpoint import CheckpointStore
 from export_tally.errors import DownloadGoneError, ProtocolError
 from export_tally.executors import Backend, ProgressSink
 from export_tally.fetch import DownloadResult
 from export_tally.fetch_part import PartResult, PartTask, Splittable
-from export_tally.parse import ParseResult
 from export_tally.split import part_ranges
-from export_tally.tally import Tally, merge_tallies
 from export_tally.tasks import RunOptions, Task, TaskResult
 
 Probe = Callable[[DownloadInfo], Splittable | None]
@@ -34,7 +33,7 @@ Probe = Callable[[DownloadInfo], Splittable | None]
 class ExportResult:
     """The merged tally of an export and what each download contributed."""
 
-    tally: Tally
+    tally: Aggregate
     downloads: tuple[DownloadResult, ...]
 
 
@@ -139,8 +138,8 @@ class _Scheduler:
             raise ProtocolError(
                 f"download {info.id}: its parts counted {rows} rows but the metadata declares {info.rows}"
             )
-        merged = ParseResult(
-            merge_tallies(*(p.result.tally for p in collected)),
+        merged = BodyResult(
+            self.options.aggregation.merge([p.result.tally for p in collected]),
             rows,
             sum(p.result.skipped for p in collected),
             (),  # part-relative line numbers would mislead
@@ -198,4 +197,5 @@ def count_downloads(
     results.extend(scheduler.results)
     order = {info.id: i for i, info in enumerate(downloads)}
     results.sort(key=lambda r: order[r.download_id])
-    return ExportResult(merge_tallies(*(r.result.tally for r in results)), tuple(results))
+    merged = options.aggregation.merge([r.result.tally for r in results])
+    return ExportResult(merged, tuple(results))

@@ -1,0 +1,89 @@
+"""`--stats` end to end: the same numbers as a naive reference that holds and sorts every row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from export_tally.exitcodes import ExitCode
+from tests.cli_run import run_cli
+from tests.fixture_server import export_routes, fixture_server
+from tests.servers import RunningServer
+from tests.unit import stats_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "patient_id,event_time,event_type,value\n"
+
+
+def demo_events(server_url: str) -> list[stats_reference.Event]:
+    events = []
+    with httpx.Client(base_url=server_url, timeout=60) as client:
+        for download_id in client.get("/api/export/demo").json()["data"]["download_ids"]:
+            body = client.get(f"/api/export/demo/{download_id}/data").content
+            events.extend(stats_reference.events_of(body))
+    return events
+
+
+@pytest.mark.parametrize("precision", [1, 0, 3])
+def test_demo_stats_match_the_naive_reference(server_url: str, precision: int) -> None:
+    outcome = run_cli("demo", "--server", server_url, "--stats", "--precision", str(precision))
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.json() == stats_reference.report(demo_events(server_url), precision)
+
+
+def test_committed_demo_stats_json_matches_a_live_run(server_url: str) -> None:
+    outcome = run_cli("demo", "--server", server_url, "--stats")
+    assert outcome.stdout == (ROOT / "demo.stats.json").read_text()
+
+
+def test_small_stats_match_committed_json(server_url: str) -> None:
+    outcome = run_cli("small", "--server", server_url, "--stats")
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.stdout == (ROOT / "small.stats.json").read_text()
+
+
+def test_stats_are_exact_under_faults_and_splitting(
+    start_server: Callable[..., RunningServer], server_url: str
+) -> None:
+    expected = (ROOT / "demo.stats.json").read_text()
+    running = start_server("--fail-rate", "0.2", "--drop-rate", "0.3", "--fault-seed", "31")
+    assert run_cli("demo", "--server", running.url, "--stats").stdout == expected
+    run_cli("demo", "--server", server_url)  # cached: splittable
+    split = run_cli(
+        "demo", "--server", server_url, "--stats", "-j", "6", "--min-part-bytes", "50000"
+    )
+    assert "byte-range parts" in split.stderr
+    assert split.stdout == expected
+
+
+def test_stats_checkpoints_are_kept_apart_from_counts(server_url: str, tmp_path: Path) -> None:
+    counts = run_cli("demo", "--server", server_url, "--checkpoint-dir", str(tmp_path))
+    stats = run_cli("demo", "--server", server_url, "--stats", "--checkpoint-dir", str(tmp_path))
+    again = run_cli("demo", "--server", server_url, "--stats", "--checkpoint-dir", str(tmp_path))
+    assert "taken from checkpoints" not in stats.stderr
+    assert "2 of 2 download(s) taken from checkpoints" in again.stderr
+    assert again.stdout == stats.stdout != counts.stdout
+
+
+def test_non_numeric_value_is_a_bad_row_with_stats_only() -> None:
+    body = HEADER + "A,2025-08-26T00:00:01Z,hr,72\nA,2025-08-26T00:00:02Z,hr,n/a\n"
+    with fixture_server(export_routes("x", {"d1": body})) as url:
+        counts = run_cli("x", "--server", url)
+        failed = run_cli("x", "--server", url, "--stats")
+        skipped = run_cli("x", "--server", url, "--stats", "--on-bad-row", "skip")
+    assert counts.status == ExitCode.OK
+    assert failed.status == ExitCode.PROTOCOL and "line 3" in failed.stderr
+    assert skipped.status == ExitCode.OK
+    entry = json.loads(skipped.stdout)["patients"]["A"]["hr"]
+    assert entry == {
+        "count": 1,
+        "mean": 72.0,
+        "min": 72,
+        "max": 72,
+        "anomalies": 0,
+        "latency": None,
+    }
