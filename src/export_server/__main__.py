@@ -146,11 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper() if args.log_level != "trace" else "DEBUG")
     pool = GeneratorPool(args.workers)
     bodies = Bodies(pool, cache)
+    tls = args.tls_cert is not None
     uv_config = uvicorn.Config(
         create_app(config, bodies), log_level=args.log_level, access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
     )  # fmt: skip
-    server = _Server(uv_config, f"http://{shown_host}:{port}", bodies, args.prewarm)
+    scheme = "https" if tls else "http"
+    server = _Server(uv_config, f"{scheme}://{shown_host}:{port}", bodies, args.prewarm)
     if args.exit_with_parent:
         _exit_when_orphaned(server, pool)
     try:

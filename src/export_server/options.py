@@ -123,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate these exports (comma-separated) into the cache on all cores, while serving",
     )
     parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="serve https:// with this certificate (PEM; with --tls-key)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the certificate's private key (PEM)",
+    )
+    parser.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="exit (with every generator process) when the process that started the server exits",
@@ -141,4 +155,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ]:  # fmt: skip
             if given:
                 parser.error(f"argument --no-cache: not allowed with {flag}")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path is not None and not path.is_file():
+            parser.error(f"argument {flag}: no such file: {path}")
     return args

@@ -91,6 +91,8 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 def describe(exc: BaseException) -> str:
     """A short, user-readable cause for a transport failure."""
     if isinstance(exc, httpx.ConnectError):
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return "its TLS certificate is not trusted; pass --cacert FILE (or --insecure)"
         return "connection refused or failed"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
