@@ -72,7 +72,9 @@ def fixture_server(
         def do_GET(self) -> None:
             if seen is not None:
                 seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-            answer = routes.get(self.path.split("?")[0])
+            # A proxy request names the whole URL (absolute form): answer it as its path.
+            path = re.sub(r"^https?://[^/]+", "", self.path).split("?")[0]
+            answer = routes.get(path)
             if answer is None:
                 answer = json_answer({"detail": "Not Found"}, 404)
             elif answer.require and self.headers.get(answer.require[0]) != answer.require[1]:

@@ -147,3 +147,15 @@ def test_missing_cacert_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert outcome.status == ExitCode.USAGE
     assert "no such file" in outcome.stderr
+
+
+def test_proxy_variables_are_honoured_for_other_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fixture server plays the proxy; the export server's name never needs to resolve.
+    seen: list[tuple[str, dict[str, str]]] = []
+    with fixture_server(export_routes("x", BODIES), seen) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "")
+        outcome = run_cli("x", "--server", "http://export.invalid")
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.json()["totals"] == {"hr": 3}
+    assert seen and all(path.startswith("http://export.invalid/") for path, _ in seen)
