@@ -20,7 +20,7 @@ import random
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from export_tally.parse import CountingParser
 
@@ -80,9 +80,7 @@ def count_ours(chunks: list[bytes]) -> Counter[tuple[str, str]]:
     return Counter(parser.finish().tally.counts)
 
 
-def median_seconds(
-    runs: dict[str, Callable[[], Counter[tuple[str, str]]]], repeat: int
-) -> dict[str, float]:
+def median_seconds(runs: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, float]:
     """Median time of each run; rounds interleave the runs, so load drift hits all alike."""
     for run in runs.values():
         run()  # warm-up

@@ -1,6 +1,6 @@
 """How much `--stats` costs next to plain counts: StatsParser vs CountingParser on the same bytes.
 
-Run on demand: `uv run python benchmarks/bench_stats.py [--lines N] [--shape small|large]`.
+Run on demand: `uv run python -m benchmarks.bench_stats [--lines N] [--shape small|large]`.
 Generates a body shaped like the server's exports (rows in time order, a step of 3 s (small) or
 0.3 s (large) with jitter, `isoformat` timestamps that drop `.ffffff` when it is zero, values
 drawn like the server's), cuts it into 256 KiB chunks (what fetch feeds), and times each parser
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from benchmarks.bench_parse import median_seconds
 from export_tally.parse import CountingParser
 from export_tally.stats_parse import StatsParser
 
@@ -59,19 +58,6 @@ def stats(chunks: list[bytes]) -> int:
     for chunk in chunks:
         parser.feed(chunk)
     return parser.finish().tally.total
-
-
-def median_seconds(runs: dict[str, Callable[[], int]], repeat: int) -> dict[str, float]:
-    """Median time of each run; rounds interleave the runs, so load drift hits all alike."""
-    for run in runs.values():
-        run()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeat):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def main() -> None:
