@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     require: tuple[str, str] | None = None  # answer 401 unless this header has this value
     ranges: bool = False  # serve `Range: bytes=N-` with 206, an ETag and Accept-Ranges
+    stalls: int = 0  # this many times, send half the body, then go silent for `stall_seconds`
+    stall_seconds: float = 5.0
 
 
 def json_answer(data: Any, status: int = 200) -> Answer:
@@ -82,18 +85,20 @@ def fixture_server(
             body = answer.body
             status = answer.status
             if answer.ranges:
-                wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+                wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
                 if wanted and int(wanted[1]) < len(body):
-                    status, body = 206, body[int(wanted[1]) :]
+                    last = int(wanted[2]) if wanted[2] else len(body) - 1
+                    status, body = 206, body[int(wanted[1]) : last + 1]
             self.send_response(status)
             self.send_header("Content-Type", answer.content_type)
             if answer.ranges:
                 total = len(answer.body)
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("ETag", '"fixture"')
-                if status == 206:
+                if status == 206 and wanted:
+                    first = int(wanted[1])
                     self.send_header(
-                        "Content-Range", f"bytes {total - len(body)}-{total - 1}/{total}"
+                        "Content-Range", f"bytes {first}-{first + len(body) - 1}/{total}"
                     )
             length = answer.declared_length if answer.declared_length is not None else len(body)
             self.send_header("Content-Length", str(length))
@@ -102,6 +107,13 @@ def fixture_server(
             if answer.declared_length is not None:
                 self.send_header("Connection", "close")
             self.end_headers()
+            if answer.stalls > 0:
+                answer.stalls -= 1
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                time.sleep(answer.stall_seconds)
+                self.close_connection = True
+                return
             self.wfile.write(body)
             if answer.declared_length is not None:
                 self.close_connection = True

@@ -1,8 +1,8 @@
 """Count one byte range of a download (see split.py), and find out whether a download can be split.
 
-A download can be split when the server serves ranges of it (`Accept-Ranges: bytes`), names its
-version (`ETag`, sent back as `If-Range` so every part reads the same bytes) and declares its size
-(`Content-Length`). The client reads the header line first and hands it to every part, so each
+A download can be split when the server serves ranges of it (a 206 to a first-bytes request),
+names its version (`ETag`, sent back as `If-Range` so every part reads the same bytes) and
+declares its size (in `Content-Range`). The client reads the header line first and hands it to every part, so each
 part knows the column order.
 """
 
@@ -53,30 +53,22 @@ class PartResult:
 def probe_splittable(
     client: httpx.Client, options: ClientOptions, info: DownloadInfo
 ) -> Splittable | None:
-    """Read a download's header line and headers; None when it cannot be split (or any doubt)."""
+    """Ask for the first bytes of a download: a 206 with its total size and an ETag means it can
+    be split, and holds the header line. None when it cannot be split (or on any doubt)."""
+    headers = {"Range": f"bytes=0-{MAX_HEADER_BYTES - 1}"}
     try:
-        with client.stream("GET", options.url(info.data_path())) as response:
+        with client.stream("GET", options.url(info.data_path()), headers=headers) as response:
             etag = response.headers.get("etag")
-            length = response.headers.get("content-length")
-            ranges = response.headers.get("accept-ranges", "").lower() == "bytes"
-            if (
-                response.status_code != 200
-                or not etag
-                or not ranges
-                or not (length or "").isdigit()
-            ):
-                return None
-            head = b""
-            for piece in response.iter_raw():
-                head += piece
-                if b"\n" in head or len(head) > MAX_HEADER_BYTES:
-                    break
+            match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+            if response.status_code != 206 or not etag or not match or match.group(3) == "*":
+                return None  # closed without reading the body: nothing more is transferred
+            head = response.read()
     except httpx.HTTPError:
         return None  # counting the download whole will retry and report properly
     newline = head.find(b"\n")
-    if newline < 0 or b'"' in head[:newline]:
+    if match.group(1) != "0" or newline < 0 or b'"' in head[:newline]:
         return None
-    return Splittable(head[: newline + 1], int(length or 0), etag)
+    return Splittable(head[: newline + 1], int(match.group(3)), etag)
 
 
 def count_part(

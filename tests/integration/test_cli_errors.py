@@ -146,3 +146,24 @@ def test_empty_is_valid(bodies: dict[str, str]) -> None:
         outcome = run_cli("x", "--server", url)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.json() == {"patients": {}, "totals": {}}
+
+
+def test_a_stalled_stream_is_detected_and_retried() -> None:
+    body = "patient_id,event_time,event_type,value\n" + "A,t,hr,1\n" * 2000
+    routes = export_routes("x", {"d1": body})
+    routes["/api/export/x/d1/data"] = csv_answer(body, stalls=1, stall_seconds=3)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "--timeout", "0.5", "-j", "1")
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.json() == {"patients": {"A": {"hr": 2000}}, "totals": {"hr": 2000}}
+    assert "recovered from 1 failed attempt(s)" in outcome.stderr
+
+
+def test_a_stream_that_always_stalls_ends_with_exit_3() -> None:
+    body = "patient_id,event_time,event_type,value\n" + "A,t,hr,1\n" * 2000
+    routes = export_routes("x", {"d1": body})
+    routes["/api/export/x/d1/data"] = csv_answer(body, stalls=99, stall_seconds=2)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "--timeout", "0.3", "--retries", "1", "-j", "1")
+    assert outcome.status == ExitCode.UNREACHABLE
+    assert "timed out" in one_line(outcome.stderr)
