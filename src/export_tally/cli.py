@@ -56,7 +56,7 @@ def _connect(
     verify = tls_verify(args)
     if args.insecure:
         _say(stderr, "warning: --insecure: the server's TLS certificate is not verified")
-    identity = url
+    embedded_identity: str | None = None
     if not explicit and not is_listening(url):
         if args.scheduler:
             raise ServerUnreachableError(
@@ -68,7 +68,7 @@ def _connect(
             stack.callback(embedded.stop)
             _say(stderr, f"nothing answers at {url}; started the bundled mock server at "
                  f"{embedded.url} (mock data, not a real export)")  # fmt: skip
-            url, identity = embedded.url, f"embedded-export-server/{__version__}"
+            url, embedded_identity = embedded.url, f"embedded-export-server/{__version__}"
     options = ClientOptions(
         url,
         args.timeout,
@@ -77,7 +77,7 @@ def _connect(
         verify=verify,
         redirects_anywhere=args.follow_redirects_anywhere,
     )
-    return options, identity if identity != url else options.shown_url
+    return options, embedded_identity or options.shown_url
 
 
 def _backend(args: argparse.Namespace) -> Backend:

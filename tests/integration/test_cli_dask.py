@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -83,3 +84,12 @@ def test_unreachable_scheduler_exits_3(server_url: str) -> None:
     outcome = run_cli("demo", "--server", server_url, "--scheduler", "tcp://127.0.0.1:9")
     assert outcome.status == ExitCode.UNREACHABLE
     assert "Dask scheduler" in outcome.stderr
+
+
+def test_scheduler_without_dask_installed_says_how_to_install(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what a missing package looks like
+    outcome = run_cli("demo", "--server", server_url, "--scheduler", "tcp://127.0.0.1:8786")
+    assert outcome.status == ExitCode.USAGE
+    assert "uv sync --extra dask" in outcome.stderr
