@@ -14,6 +14,8 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,6 +133,23 @@ def unreachable_message(options: ClientOptions, cause: str) -> str:
     )
 
 
+@contextmanager
+def get_stream(
+    client: httpx.Client, url: str, headers: dict[str, str] | None = None
+) -> Iterator[httpx.Response]:
+    """`client.stream("GET", ...)`, with a redirect loop turned into the tool's own error.
+
+    Every request the tool makes goes through here, so no caller needs its own case for it.
+    """
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            yield response
+    except httpx.TooManyRedirects as exc:
+        raise ServerUnreachableError(
+            f"GET {shown(url)}: more than {MAX_REDIRECTS} redirects"
+        ) from exc
+
+
 def fail_unless_transient(where: str, status: int) -> None:
     """Raise for an error status that no retry can cure; return for a transient one.
 
@@ -182,7 +201,7 @@ def request_with_retries(
     quick_delays = list(QUICK_CONNECT_DELAYS)
     while True:
         try:
-            with client.stream("GET", url) as response:
+            with get_stream(client, url) as response:
                 status = response.status_code
                 if 200 <= status < 300 or status == 404:
                     content_type = response.headers.get("content-type", "")
@@ -200,10 +219,6 @@ def request_with_retries(
                 raise ServerUnreachableError(f"GET {where} failed: {describe(exc)}") from exc
             budget.wait()
             continue
-        except httpx.TooManyRedirects as exc:
-            raise ServerUnreachableError(
-                f"GET {where}: more than {MAX_REDIRECTS} redirects"
-            ) from exc
         except httpx.TransportError as exc:
             if not budget.record_failure():
                 raise ServerUnreachableError(f"GET {where} failed: {describe(exc)}") from exc

@@ -17,7 +17,7 @@ import httpx
 
 from export_tally.aggregation import Aggregation, ParsedBody
 from export_tally.api import DownloadInfo
-from export_tally.client import MAX_REDIRECTS, ClientOptions, fail_unless_transient, shown
+from export_tally.client import ClientOptions, fail_unless_transient, get_stream, shown
 from export_tally.errors import (
     CsvFormatError,
     DownloadGoneError,
@@ -151,7 +151,7 @@ def count_download(
     integrity_retried = False
     while True:
         try:
-            with client.stream("GET", url, headers=stream.request_headers()) as response:
+            with get_stream(client, url, stream.request_headers()) as response:
                 status = response.status_code
                 if status in (200, 206):
                     stream.accept(response)
@@ -167,10 +167,6 @@ def count_download(
         except _Restart:
             stream.reset()
             continue
-        except httpx.TooManyRedirects as exc:
-            raise ServerUnreachableError(
-                f"GET {where}: more than {MAX_REDIRECTS} redirects"
-            ) from exc
         except httpx.TransportError as exc:
             reached = stream.offset
             if not stream.resumable:

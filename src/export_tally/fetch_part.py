@@ -14,7 +14,7 @@ import httpx
 
 from export_tally.aggregation import Aggregation, ParsedBody
 from export_tally.api import DownloadInfo
-from export_tally.client import ClientOptions, shown
+from export_tally.client import ClientOptions, get_stream, shown
 from export_tally.errors import CsvFormatError, ProtocolError, ServerUnreachableError
 from export_tally.fetch import CONTENT_RANGE, ProgressCallback, check_status
 from export_tally.retry import RetryBudget, describe, retry_after_seconds
@@ -57,7 +57,7 @@ def probe_splittable(
     be split, and holds the header line. None when it cannot be split (or on any doubt)."""
     headers = {"Range": f"bytes=0-{MAX_HEADER_BYTES - 1}"}
     try:
-        with client.stream("GET", options.url(info.data_path()), headers=headers) as response:
+        with get_stream(client, options.url(info.data_path()), headers) as response:
             etag = response.headers.get("etag")
             match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
             if response.status_code != 206 or not etag or not match or match.group(3) == "*":
@@ -92,7 +92,7 @@ def count_part(
     while not (finished or cutter.done):
         headers = {"Range": f"bytes={cutter.offset}-", "If-Range": task.splittable.etag}
         try:
-            with client.stream("GET", url, headers=headers) as response:
+            with get_stream(client, url, headers) as response:
                 status = response.status_code
                 if status == 206:
                     match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))

@@ -159,3 +159,15 @@ def test_proxy_variables_are_honoured_for_other_hosts(monkeypatch: pytest.Monkey
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.json()["totals"] == {"hr": 3}
     assert seen and all(path.startswith("http://export.invalid/") for path, _ in seen)
+
+
+def test_a_redirect_loop_ends_with_exit_3() -> None:
+    routes = export_routes("x", BODIES)
+    routes["/api/export/x/d1/data"] = Answer(
+        b"", status=302, headers={"Location": "/api/export/x/d1/data"}
+    )
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url)
+    assert outcome.status == ExitCode.UNREACHABLE
+    message = outcome.stderr.strip()
+    assert "more than 5 redirects" in message and "\n" not in message
