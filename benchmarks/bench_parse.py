@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from export_tally.parse import CountingParser
+from export_tally.core.parse import CountingParser
 
 PATIENTS = ("P001", "P002", "P003", "P004")
 EVENT_TYPES = {

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from benchmarks.bench_parse import median_seconds
-from export_tally.parse import CountingParser
-from export_tally.stats_parse import StatsParser
+from export_tally.core.parse import CountingParser
+from export_tally.core.stats_parse import StatsParser
 
 CHUNK_BYTES = 256 * 1024
 EVENTS = {  # mu, sigma, lo, hi, as the server draws them

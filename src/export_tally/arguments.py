@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from export_tally.errors import UsageError
-from export_tally.split import DEFAULT_MIN_PART_BYTES
+from export_tally.core.errors import UsageError
+from export_tally.core.split import DEFAULT_MIN_PART_BYTES
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")

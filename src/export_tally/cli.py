@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from export_tally import __version__
-from export_tally.aggregation import Aggregation
-from export_tally.api import ExportApi
 from export_tally.arguments import (
     build_parser,
     embedded_allowed,
@@ -21,18 +16,25 @@ from export_tally.arguments import (
     server_url,
     tls_verify,
 )
-from export_tally.checkpoint import CheckpointStore
-from export_tally.client import ClientOptions, make_client
+from export_tally.core.aggregation import Aggregation
+from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
 from export_tally.embedded import EmbeddedServer, is_listening
-from export_tally.errors import ServerUnreachableError, TallyError, UsageError
-from export_tally.executors import Backend, DaskBackend, LocalBackend
 from export_tally.exitcodes import ExitCode, exit_code_for
-from export_tally.fetch_part import probe_splittable
 from export_tally.output import check_writable, render, write_atomically
 from export_tally.progress import Progress
-from export_tally.retry import RetryPolicy
-from export_tally.run import ExportResult, SplitPolicy, count_downloads, discover
-from export_tally.tasks import RunOptions
+from export_tally.scheduling.checkpoint import CheckpointStore
+from export_tally.scheduling.executors import Backend, DaskBackend, LocalBackend
+from export_tally.scheduling.run import ExportResult, SplitPolicy, count_downloads, discover
+from export_tally.scheduling.tasks import RunOptions
+from export_tally.transport.api import ExportApi
+from export_tally.transport.client import ClientOptions, make_client
+from export_tally.transport.fetch_part import probe_splittable
+from export_tally.transport.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator, Sequence
+    from types import FrameType
 
 
 class Terminated(BaseException):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 class Progress:

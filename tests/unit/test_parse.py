@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from export_tally.errors import CsvFormatError
-from export_tally.parse import BadRowError, CountingParser, ParseResult, _Layout, parse_bytes
-from export_tally.tally import Tally
+from export_tally.core.errors import CsvFormatError
+from export_tally.core.parse import BadRowError, CountingParser, ParseResult, _Layout, parse_bytes
+from export_tally.core.tally import Tally
 
 HEADER = b"patient_id,event_time,event_type,value\n"
 

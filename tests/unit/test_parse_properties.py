@@ -9,9 +9,9 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.errors import CsvFormatError
-from export_tally.parse import REQUIRED_COLUMNS, CountingParser, ParseResult, parse_bytes
-from export_tally.tally import Key, Tally
+from export_tally.core.errors import CsvFormatError
+from export_tally.core.parse import REQUIRED_COLUMNS, CountingParser, ParseResult, parse_bytes
+from export_tally.core.tally import Key, Tally
 
 # Characters that need quoting, that are multi-byte in UTF-8, and plain ones.
 WEIRD = st.text(st.sampled_from(',"\r\n é\u2764\U0001f600aZ9_'), min_size=1, max_size=5)

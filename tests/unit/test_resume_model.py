@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.parse import CountingParser
+from export_tally.core.parse import CountingParser
 from tests.unit.test_parse_properties import dict_reader_counts, valid_bodies
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.parse import CountingParser, parse_bytes
-from export_tally.split import ByteRange, PartCutter, part_ranges
-from export_tally.tally import Tally, merge_tallies
+from export_tally.core.parse import CountingParser, parse_bytes
+from export_tally.core.split import ByteRange, PartCutter, part_ranges
+from export_tally.core.tally import Tally, merge_tallies
 
 HEADER = b"patient_id,event_time,event_type,value\n"
 

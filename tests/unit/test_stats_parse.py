@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from export_tally.errors import CsvFormatError
-from export_tally.parse import parse_bytes
-from export_tally.records import BadRowError
-from export_tally.stats import Stats
-from export_tally.stats_parse import StatsParser, StatsResult, parse_stats_bytes
+from export_tally.core.errors import CsvFormatError
+from export_tally.core.parse import parse_bytes
+from export_tally.core.records import BadRowError
+from export_tally.core.stats import Stats
+from export_tally.core.stats_parse import StatsParser, StatsResult, parse_stats_bytes
 from tests.unit import stats_reference as reference
 
 HEADER = b"patient_id,event_time,event_type,value\n"

@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.errors import CsvFormatError
-from export_tally.stats import Stats, merge_stats
-from export_tally.stats_parse import StatsParser, StatsResult
+from export_tally.core.errors import CsvFormatError
+from export_tally.core.stats import Stats, merge_stats
+from export_tally.core.stats_parse import StatsParser, StatsResult
 from tests.unit import stats_reference as reference
 from tests.unit.test_stats_parse import time_text
 

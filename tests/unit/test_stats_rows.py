@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from export_tally.records import Columns
-from export_tally.stats_rows import (
+from export_tally.core.records import Columns
+from export_tally.core.stats_rows import (
     RowLayout,
     fixed_width_times,
     parse_instant,

@@ -14,13 +14,16 @@ import hashlib
 import json
 import os
 import tempfile
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from export_tally.aggregation import Aggregation, BodyResult
-from export_tally.api import DownloadInfo
-from export_tally.errors import UsageError
-from export_tally.fetch import DownloadResult
+from export_tally.core.aggregation import Aggregation, BodyResult
+from export_tally.core.errors import UsageError
+from export_tally.transport.fetch import DownloadResult
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from export_tally.transport.api import DownloadInfo
 
 FORMAT_VERSION = 2
 

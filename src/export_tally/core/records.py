@@ -22,11 +22,13 @@ import csv
 import itertools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from export_tally.errors import CsvFormatError
+from export_tally.core.errors import CsvFormatError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REQUIRED_COLUMNS = ("patient_id", "event_time", "event_type", "value")
 DEFAULT_MAX_LINE_BYTES = 1 << 20

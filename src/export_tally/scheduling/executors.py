@@ -16,12 +16,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from multiprocessing.queues import Queue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from export_tally import tasks
-from export_tally.errors import ServerUnreachableError, UsageError
-from export_tally.tasks import RunOptions, Task, TaskResult
+from export_tally.core.errors import ServerUnreachableError, UsageError
+from export_tally.scheduling import tasks
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+
+    from export_tally.scheduling.tasks import RunOptions, Task, TaskResult
 
 ProgressSink = Callable[[int], None]
 
@@ -58,7 +61,7 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def _init_worker(progress: Queue[int], parent_pid: int) -> None:
-    tasks.progress_report = progress.put
+    tasks.install_progress(progress.put)
     # Ctrl-C reaches the whole process group; the parent alone decides what happens next.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()

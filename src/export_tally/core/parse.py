@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from export_tally.records import (
+from export_tally.core.records import (
     DEFAULT_MAX_LINE_BYTES,
     REQUIRED_COLUMNS,
     SKIPPED_LINES_KEPT,
@@ -25,7 +25,7 @@ from export_tally.records import (
     RecordParser,
     is_plain_text,
 )
-from export_tally.tally import Key, Tally
+from export_tally.core.tally import Key, Tally
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
+from export_tally.core.errors import DownloadGoneError, ProtocolError, UsageError
+from export_tally.transport.client import ClientOptions, Reply, request_with_retries
 
-from export_tally.client import ClientOptions, Reply, request_with_retries
-from export_tally.errors import DownloadGoneError, ProtocolError, UsageError
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)

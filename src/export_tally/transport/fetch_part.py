@@ -9,16 +9,19 @@ part knows the column order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
-from export_tally.aggregation import Aggregation, ParsedBody
-from export_tally.api import DownloadInfo
-from export_tally.client import ClientOptions, get_stream, shown
-from export_tally.errors import CsvFormatError, ProtocolError, ServerUnreachableError
-from export_tally.fetch import CONTENT_RANGE, ProgressCallback, check_status
-from export_tally.retry import RetryBudget, describe, retry_after_seconds
-from export_tally.split import ByteRange, PartCutter
+from export_tally.core.errors import CsvFormatError, ProtocolError, ServerUnreachableError
+from export_tally.core.split import ByteRange, PartCutter
+from export_tally.transport.client import ClientOptions, get_stream, shown
+from export_tally.transport.fetch import CONTENT_RANGE, ProgressCallback, check_status
+from export_tally.transport.retry import RetryBudget, describe, retry_after_seconds
+
+if TYPE_CHECKING:
+    from export_tally.core.aggregation import Aggregation, ParsedBody
+    from export_tally.transport.api import DownloadInfo
 
 # A header line longer than this is not the export's CSV header; such a download is not split.
 MAX_HEADER_BYTES = 64 * 1024

@@ -15,16 +15,19 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from export_tally.aggregation import Aggregate, BodyResult
-from export_tally.api import DownloadInfo, ExportApi
-from export_tally.checkpoint import CheckpointStore
-from export_tally.errors import DownloadGoneError, ProtocolError
-from export_tally.executors import Backend, ProgressSink
-from export_tally.fetch import DownloadResult
-from export_tally.fetch_part import PartResult, PartTask, Splittable
-from export_tally.split import part_ranges
-from export_tally.tasks import RunOptions, Task, TaskResult
+from export_tally.core.aggregation import Aggregate, BodyResult
+from export_tally.core.errors import DownloadGoneError, ProtocolError
+from export_tally.core.split import part_ranges
+from export_tally.transport.api import DownloadInfo, ExportApi
+from export_tally.transport.fetch import DownloadResult
+from export_tally.transport.fetch_part import PartResult, PartTask, Splittable
+
+if TYPE_CHECKING:
+    from export_tally.scheduling.checkpoint import CheckpointStore
+    from export_tally.scheduling.executors import Backend, ProgressSink
+    from export_tally.scheduling.tasks import RunOptions, Task, TaskResult
 
 Probe = Callable[[DownloadInfo], Splittable | None]
 

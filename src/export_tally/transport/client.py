@@ -13,23 +13,27 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+import threading
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from export_tally import __version__
-from export_tally.errors import ProtocolError, RedirectRefusedError, ServerUnreachableError
-from export_tally.retry import (
+from export_tally.core.errors import ProtocolError, RedirectRefusedError, ServerUnreachableError
+from export_tally.transport.retry import (
     RetryBudget,
     RetryPolicy,
     describe,
     is_retryable_status,
     retry_after_seconds,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # Discovery answers are small; a bigger one is not the API, and must not fill memory.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
@@ -93,6 +97,19 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
     return verify
+
+
+_clients: dict[ClientOptions, httpx.Client] = {}
+_clients_lock = threading.Lock()  # Dask runs tasks in threads: build each client once
+
+
+def client_for(options: ClientOptions) -> httpx.Client:
+    """This process's client for `options`, made once and reused, so connections are kept."""
+    with _clients_lock:
+        client = _clients.get(options)
+        if client is None:
+            client = _clients[options] = make_client(options)
+        return client
 
 
 def make_client(options: ClientOptions) -> httpx.Client:

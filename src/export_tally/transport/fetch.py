@@ -12,19 +12,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
-from export_tally.aggregation import Aggregation, ParsedBody
-from export_tally.api import DownloadInfo
-from export_tally.client import ClientOptions, fail_unless_transient, get_stream, shown
-from export_tally.errors import (
+from export_tally.core.errors import (
     CsvFormatError,
     DownloadGoneError,
     ProtocolError,
     ServerUnreachableError,
 )
-from export_tally.retry import RetryBudget, describe, retry_after_seconds
+from export_tally.transport.client import ClientOptions, fail_unless_transient, get_stream, shown
+from export_tally.transport.retry import RetryBudget, describe, retry_after_seconds
+
+if TYPE_CHECKING:
+    from export_tally.core.aggregation import Aggregation, ParsedBody
+    from export_tally.transport.api import DownloadInfo
 
 CHUNK_BYTES = 256 * 1024
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

@@ -22,21 +22,20 @@ overlap in time are not errors.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from operator import le
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from export_tally.records import (
+from export_tally.core.records import (
     DEFAULT_MAX_LINE_BYTES,
     BadRowMode,
     Columns,
     RecordParser,
     is_plain_text,
 )
-from export_tally.stats import KeyStats, Number, Stats, higher, is_anomaly, lower
-from export_tally.stats_rows import (
+from export_tally.core.stats import KeyStats, Number, Stats, higher, is_anomaly, lower
+from export_tally.core.stats_rows import (
     VALUE_TEXT,
     RowLayout,
     fixed_width_times,
@@ -46,7 +45,11 @@ from export_tally.stats_rows import (
     real_hours,
     value_of,
 )
-from export_tally.tally import Key
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from export_tally.core.tally import Key
 
 FOLD_AT = 100_000
 """Distinct (patient_id, event_type, value) entries held before they are folded into sums."""

@@ -19,13 +19,15 @@ from "72" for printing), sums in int or Fraction arithmetic, never a float sum.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from export_tally.tally import Key
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from export_tally.core.tally import Key
 
 Number = int | Fraction
 """An exact value: int for integer text, Fraction for decimal text."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from export_tally.parse import BadRowMode, CountingParser
-from export_tally.stats import Stats, merge_stats
-from export_tally.stats_parse import StatsParser
-from export_tally.tally import Tally, merge_tallies
+from export_tally.core.parse import BadRowMode, CountingParser
+from export_tally.core.stats import Stats, merge_stats
+from export_tally.core.stats_parse import StatsParser
+from export_tally.core.tally import Tally, merge_tallies
 
 Aggregate = Tally | Stats
 

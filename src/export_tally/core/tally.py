@@ -12,9 +12,11 @@ under its own key in `to_report`; nothing here assumes counts are the only aggre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 Key = tuple[str, str]
 """(patient_id, event_type)."""

@@ -30,10 +30,11 @@ from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from functools import cache
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from export_tally.records import Columns
-from export_tally.stats import Number
+if TYPE_CHECKING:
+    from export_tally.core.records import Columns
+    from export_tally.core.stats import Number
 
 WIDE = len(b"2025-08-26T00:00:07.123456Z")
 NARROW = len(b"2025-08-26T00:00:07Z")

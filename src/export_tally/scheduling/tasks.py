@@ -1,0 +1,47 @@
+"""The unit of work a worker runs: a whole download, or one byte range of it.
+
+`run_task` is what executors call, in a local worker process or on a Dask worker. A worker keeps
+one HTTP client per process and reuses its connections across tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from export_tally.transport.api import DownloadInfo
+from export_tally.transport.client import ClientOptions, client_for
+from export_tally.transport.fetch import DownloadResult, ProgressCallback, count_download
+from export_tally.transport.fetch_part import PartResult, PartTask, count_part
+
+if TYPE_CHECKING:
+    from export_tally.core.aggregation import Aggregation
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What every task needs besides its download; small and picklable."""
+
+    client: ClientOptions
+    aggregation: Aggregation
+
+
+Task = DownloadInfo | PartTask
+TaskResult = DownloadResult | PartResult
+
+# Per worker process: installed by a local pool's initializer; absent on Dask workers.
+_progress_report: ProgressCallback | None = None
+
+
+def install_progress(report: ProgressCallback) -> None:
+    """Make every task this process runs report its rows to `report` as it goes."""
+    global _progress_report
+    _progress_report = report
+
+
+def run_task(options: RunOptions, task: Task) -> TaskResult:
+    """Count one task's bytes; raises the tool's errors (see fetch.count_download)."""
+    client = client_for(options.client)
+    if isinstance(task, PartTask):
+        return count_part(client, options.client, task, options.aggregation, _progress_report)
+    return count_download(client, options.client, task, options.aggregation, _progress_report)

@@ -1,0 +1,132 @@
+"""The tool keeps its layers: edge -> scheduling -> transport -> core, httpx in transport only,
+a pure core, no import cycles, and short import chains (see tests/layering.py for the table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.layering import internal_edges, longest_chain, read_package, violations
+
+SOURCE = Path(__file__).resolve().parents[2] / "src"
+MAX_CHAIN = 7  # modules on the longest import chain from __main__
+
+
+def test_the_tool_keeps_its_layers() -> None:
+    assert violations(read_package(SOURCE, "export_tally"), "export_tally") == []
+
+
+def test_the_longest_import_chain_is_short() -> None:
+    modules = read_package(SOURCE, "export_tally")
+    chain = longest_chain(internal_edges(modules), "export_tally.__main__")
+    assert len(chain) <= MAX_CHAIN, " -> ".join(chain)
+
+
+def test_the_tool_never_imports_the_server() -> None:
+    modules = read_package(SOURCE, "export_tally")
+    assert not [
+        m.name for m in modules.values() if any(i.startswith("export_server") for i in m.imports)
+    ]
+
+
+def _plant(tmp_path: Path, files: dict[str, str]) -> list[str]:
+    """A synthetic package `pkg` made of `files` (relative path -> source); its violations."""
+    for relative, source in {
+        "pkg/__init__.py": "",
+        "pkg/core/__init__.py": "",
+        "pkg/transport/__init__.py": "",
+        "pkg/scheduling/__init__.py": "",
+        **files,
+    }.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    return violations(read_package(tmp_path, "pkg"), "pkg")
+
+
+def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
+    assert (
+        _plant(
+            tmp_path,
+            {
+                "pkg/core/tally.py": "import collections\n",
+                "pkg/transport/fetch.py": "import httpx\nfrom pkg.core import tally\n",
+                "pkg/scheduling/run.py": "from pkg.transport.fetch import x\n",
+                "pkg/cli.py": "from pkg.scheduling import run\nfrom pkg import __version__\n",
+            },
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        pytest.param(
+            {
+                "pkg/core/tally.py": "def f():\n    from pkg.transport import fetch\n",
+                "pkg/transport/fetch.py": "",
+            },
+            "pkg.core.tally (core) imports pkg.transport.fetch (transport)",
+            id="core-imports-upwards-inside-a-function",
+        ),
+        pytest.param(
+            {"pkg/transport/fetch.py": "from pkg import cli\n", "pkg/cli.py": ""},
+            "pkg.transport.fetch (transport) imports pkg.cli (edge)",
+            id="transport-imports-the-edge",
+        ),
+        pytest.param(
+            {"pkg/scheduling/run.py": "import httpx\n"},
+            "pkg.scheduling.run imports httpx",
+            id="httpx-outside-transport",
+        ),
+        pytest.param(
+            {"pkg/core/records.py": "import os\n"},
+            "pkg.core.records imports os",
+            id="core-does-io",
+        ),
+        pytest.param(
+            {"pkg/core/records.py": "def f(p):\n    return open(p).read()\n"},
+            "pkg.core.records calls open()",
+            id="core-opens-a-file",
+        ),
+        pytest.param(
+            {"pkg/core/a.py": "from pkg.core import b\n", "pkg/core/b.py": "import pkg.core.a\n"},
+            "import cycle: pkg.core.a -> pkg.core.b -> pkg.core.a",
+            id="cycle",
+        ),
+        pytest.param(
+            {
+                "pkg/core/__init__.py": "from pkg.transport.fetch import x\n",
+                "pkg/transport/fetch.py": "",
+            },
+            "pkg.core (core) imports pkg.transport.fetch (transport)",
+            id="re-exporting-init-counts",
+        ),
+    ],
+)
+def test_a_planted_violation_is_found(tmp_path: Path, files: dict[str, str], expected: str) -> None:
+    found = _plant(tmp_path, files)
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_imports_for_type_checking_only_do_not_count(tmp_path: Path) -> None:
+    source = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.transport import fetch\n"
+    )
+    assert _plant(tmp_path, {"pkg/core/tally.py": source, "pkg/transport/fetch.py": ""}) == []
+
+
+def test_a_long_chain_is_measured(tmp_path: Path) -> None:
+    for name, source in {
+        "pkg/__init__.py": "",
+        "pkg/__main__.py": "from pkg import a\n",
+        "pkg/a.py": "from pkg import b\n",
+        "pkg/b.py": "from pkg import c\n",
+        "pkg/c.py": "",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source)
+    edges = internal_edges(read_package(tmp_path, "pkg"))
+    assert len(longest_chain(edges, "pkg.__main__")) == 4  # __main__ -> a -> b -> c
