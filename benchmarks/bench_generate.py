@@ -1,4 +1,6 @@
-"""In-process generation on one core: the fast generator against the oracle (SPEC.md, literally).
+"""In-process generation on one core: the fast generator against the oracle.
+
+The oracle (tests/oracle.py) is the per-row algorithm of docs/server.md, written literally.
 
     uv run python -m benchmarks.bench_generate [--rows N] [--runs K]
 

@@ -6,7 +6,8 @@ Starts the real server (`python -m export_server`) with a fresh cache directory 
 to a lean client (http.client reading into one buffer). Every figure is the median of K runs after
 a warm-up, in rows per second, printed with its ratio to a baseline measured in the same run:
 
-- oracle: SPEC.md's per-row algorithm, in this process, on one core (the reference's speed);
+- oracle: the per-row algorithm of docs/server.md, in this process, on one core (the reference's
+  speed);
 - cold, one stream: a download that is not cached (its entry is deleted before each run);
 - cold, two streams: two different uncached downloads at once, rows of both over the wall time;
 - warm, one stream: a cached `large` download.

@@ -1,7 +1,7 @@
-"""The straightforward generator: SPEC.md's per-row algorithm, written literally.
+"""The straightforward generator: the per-row algorithm of docs/server.md, written literally.
 
 This is the oracle the fast generator in `export_server.generate` must match byte for byte. It is
-slow on purpose: every draw is the stdlib call SPEC.md names, every timestamp a datetime.
+slow on purpose: every draw is the stdlib call the page names, every timestamp a datetime.
 """
 
 from __future__ import annotations

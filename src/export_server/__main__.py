@@ -3,7 +3,7 @@
 One front process serves HTTP and streams bodies (from the cache, or as they are generated); a
 pool of `--workers` generator processes does the generating. Everything the server has to say
 goes to stderr: where the cache is, `listening on URL` once it accepts connections, prewarm
-progress, warnings.
+progress, warnings. It refuses to start (exit 2) when its body-size table is not current.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from export_server.app import ServerConfig, create_app
 from export_server.bodies import Bodies, Prewarmed
 from export_server.cache import Cache, default_cache_dir
 from export_server.dataset import Download, downloads_of
+from export_server.errors import SizeTableError
 from export_server.faults import FaultConfig
 from export_server.lifeline import watch_parent
 from export_server.options import parse_args
 from export_server.pool import GeneratorPool
+from export_server.sizes import TABLE_PATH, load_sizes
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -132,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ranges=not args.no_range,
     )
     try:
+        sizes = load_sizes(args.size_table or TABLE_PATH)
+    except SizeTableError as exc:
+        say(f"server: {exc}")
+        return EXIT_USAGE
+    try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
         say(f"server: cannot listen on {args.host}:{args.port}: {exc.strerror}")
@@ -145,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     logging.basicConfig(level=args.log_level.upper() if args.log_level != "trace" else "DEBUG")
     pool = GeneratorPool(args.workers)
-    bodies = Bodies(pool, cache)
+    bodies = Bodies(pool, cache, sizes)
     tls = args.tls_cert is not None
     uv_config = uvicorn.Config(
         create_app(config, bodies), log_level=args.log_level, access_log=False,

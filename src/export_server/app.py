@@ -1,4 +1,4 @@
-"""The HTTP API of SPEC.md, built by `create_app`; importing this module starts nothing."""
+"""The HTTP API of docs/server.md, built by `create_app`; importing this module starts nothing."""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@
 - without a cache (`--no-cache`, or after the disk filled up): each request runs its own
   generation job, from its first byte ("generate and skip" for a range).
 
-A body's size and ETag are known before a byte is generated, because the content is deterministic.
+A body's size and ETag are known before a byte is generated, because the content is deterministic:
+the size from the body-size table (`sizes.py`), the ETag from the dataset's fingerprint.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Literal
 from export_server.cache import Cache, OpenFile
 from export_server.dataset import Download
 from export_server.fill import READ_CHUNK, Fill
-from export_server.generate import FORMAT_VERSION
+from export_server.fingerprint import definition_fingerprint
 from export_server.pool import GeneratorPool
-from export_server.sizes import body_size
+from export_server.sizes import SizeTable, packaged_sizes
 
 log = logging.getLogger("export_server")
 
@@ -38,8 +39,11 @@ Prewarmed = Literal["cached", "already cached", "not cached"]
 
 
 def etag_of(download: Download) -> str:
-    """A strong ETag, known before a byte is generated because the content is deterministic."""
-    key = f"{FORMAT_VERSION}/{download.export.export_id}/{download.id}".encode()
+    """A strong ETag, known before a byte is generated because the content is deterministic.
+
+    It changes with the dataset's fingerprint, so an edited definition never reuses an old tag.
+    """
+    key = f"{definition_fingerprint()}/{download.export.export_id}/{download.id}".encode()
     return '"' + hashlib.sha256(key).hexdigest()[:32] + '"'
 
 
@@ -55,11 +59,18 @@ async def _read_file(file: OpenFile, start: int, stop: int) -> AsyncGenerator[by
 
 
 class Bodies:
-    """Serves bodies from `cache` (None: no cache) and `pool`; `start()` before use, `close()` after."""
+    """Serves bodies from `cache` (None: no cache) and `pool`; `start()` before use, `close()` after.
 
-    def __init__(self, pool: GeneratorPool, cache: Cache | None = None) -> None:
+    `sizes` gives every body's length (default: the packaged table, checked: SizeTableError if it
+    is not current).
+    """
+
+    def __init__(
+        self, pool: GeneratorPool, cache: Cache | None = None, sizes: SizeTable | None = None
+    ) -> None:
         self.pool = pool
         self.cache = cache
+        self.sizes = sizes or packaged_sizes()
         self._fills: dict[Download, Fill] = {}
 
     @property
@@ -77,7 +88,7 @@ class Bodies:
         await self.pool.close()
 
     def size(self, download: Download) -> int:
-        return body_size(download)
+        return self.sizes.size(download)
 
     def is_cached(self, download: Download) -> bool:
         return self.cache is not None and self.cache.entry_path(download).is_file()

@@ -1,7 +1,9 @@
 """The disk cache of generated bodies: where entries live, and how they are written atomically.
 
-Layout: `ROOT/v{FORMAT_VERSION}/{export_id}/{download_id}.csv`. The format version is part of the
-path, so a generator whose bytes change (and bumps the version) never finds a stale entry.
+Layout: `ROOT/v{FORMAT_VERSION}-{FINGERPRINT}/{export_id}/{download_id}.csv`, where FINGERPRINT is
+the first 12 hex digits of the dataset's fingerprint (`fingerprint.py`, which covers the format
+version too). A generator whose bytes change (and bumps the version), or an edited dataset
+definition, never finds a stale entry.
 
 An entry is written under a temporary name (`.{download_id}.{random}.tmp` beside it) and renamed
 into place only once complete and synced, so a crash, a kill or a failed write never leaves a
@@ -23,6 +25,7 @@ from pathlib import Path
 from platformdirs import user_cache_path
 
 from export_server.dataset import Download
+from export_server.fingerprint import definition_fingerprint
 from export_server.generate import FORMAT_VERSION
 
 TEMP_SUFFIX = ".tmp"
@@ -95,7 +98,8 @@ class Cache:
         self.root = root
 
     def entry_path(self, download: Download) -> Path:
-        export_dir = self.root / f"v{FORMAT_VERSION}" / download.export.export_id
+        version = f"v{FORMAT_VERSION}-{definition_fingerprint()[:12]}"
+        export_dir = self.root / version / download.export.export_id
         return export_dir / f"{download.id}{ENTRY_SUFFIX}"
 
     def ensure_writable(self) -> None:

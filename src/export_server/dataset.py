@@ -1,7 +1,7 @@
 """The three exports and their downloads, derived exactly as the reference server derives them.
 
 Everything here is deterministic: the same export id always yields the same download ids, row
-counts, patient lists and time ranges (SPEC.md, "How the downloads are derived").
+counts, patient lists and time ranges (docs/server.md, "How the downloads are derived").
 """
 
 from __future__ import annotations
@@ -101,7 +101,12 @@ def download_uuid(export_id: str, index: int) -> uuid.UUID:
 @cache
 def downloads_of(export_id: str) -> tuple[Download, ...]:
     """All downloads of an export, in generation order. Raises KeyError for an unknown export."""
-    spec = EXPORTS[export_id]
+    return derive_downloads(EXPORTS[export_id])
+
+
+def derive_downloads(spec: ExportSpec) -> tuple[Download, ...]:
+    """The downloads an export with these parameters has, in generation order."""
+    export_id = spec.export_id
     rng = random.Random(export_id)
     cursor = spec.start
     result = []

@@ -17,3 +17,7 @@ class GenerationError(ExportServerError):
 
 class DiskFullError(GenerationError):
     """A body could not be written to the cache: the disk (or the user's quota) is full."""
+
+
+class SizeTableError(ExportServerError):
+    """The body-size table cannot be used: unreadable, malformed, incomplete or stale."""

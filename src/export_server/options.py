@@ -37,7 +37,7 @@ def _port(text: str) -> int:
     return value
 
 
-def _count(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -47,7 +47,7 @@ def _count(text: str) -> int:
     return value
 
 
-def _exports(text: str) -> tuple[str, ...]:
+def export_list(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in EXPORTS]
     if unknown or not names:
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=_count,
+        type=positive_int,
         default=default_workers(),
         metavar="N",
         help="generator processes (default: the number of usable CPUs)",
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clear-cache", action="store_true", help="empty the cache before serving")
     parser.add_argument(
         "--prewarm",
-        type=_exports,
+        type=export_list,
         default=(),
         metavar="EXPORTS",
         help="generate these exports (comma-separated) into the cache on all cores, while serving",
@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit (with every generator process) when the process that started the server exits",
     )
+    # The body-size table to check and use instead of the packaged one: for tests, and for trying
+    # a regenerated table before it replaces the packaged one. Not for users, so not in --help.
+    parser.add_argument("--size-table", type=Path, default=None, help=argparse.SUPPRESS)
     return parser  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Every endpoint and error case of SPEC.md, against the real server over HTTP."""
+"""Every endpoint and error case of docs/server.md, against the real server over HTTP."""
 
 from __future__ import annotations
 

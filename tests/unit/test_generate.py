@@ -1,4 +1,4 @@
-"""The fast generator against the oracle (SPEC.md written literally) and SPEC's test vectors."""
+"""The fast generator against the oracle (docs/server.md written literally) and its test vectors."""
 
 from __future__ import annotations
 

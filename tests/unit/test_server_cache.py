@@ -10,6 +10,7 @@ from pathlib import Path
 
 from export_server.cache import Cache, PendingEntry
 from export_server.dataset import downloads_of
+from export_server.fingerprint import definition_fingerprint
 from export_server.generate import FORMAT_VERSION
 
 DEMO_FIRST, DEMO_SECOND = downloads_of("demo")
@@ -25,9 +26,12 @@ def write(entry: PendingEntry, data: bytes) -> None:
         file.write(data)
 
 
-def test_an_entry_is_keyed_by_format_version_export_and_download(tmp_path: Path) -> None:
+def test_an_entry_is_keyed_by_format_version_fingerprint_export_and_download(
+    tmp_path: Path,
+) -> None:
     path = Cache(tmp_path).entry_path(DEMO_FIRST)
-    assert path == tmp_path / f"v{FORMAT_VERSION}" / "demo" / f"{DEMO_FIRST.id}.csv"
+    version = f"v{FORMAT_VERSION}-{definition_fingerprint()[:12]}"
+    assert path == tmp_path / version / "demo" / f"{DEMO_FIRST.id}.csv"
 
 
 def test_an_entry_appears_only_when_committed(tmp_path: Path) -> None:
