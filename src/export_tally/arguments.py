@@ -13,6 +13,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from export_tally.errors import UsageError
+from export_tally.formats import FORMATS
 from export_tally.split import DEFAULT_MIN_PART_BYTES
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -69,7 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="FILE",
         type=Path,
-        help="write the JSON here (atomically) instead of stdout",
+        help="write the output here (atomically) instead of stdout",
+    )
+    add(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="json (the default: the contract), table (for people) or csv (for spreadsheets)",
+    )
+    add(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="also write a self-contained HTML report with charts (the `report` extra)",
     )
     add(
         "-j",
