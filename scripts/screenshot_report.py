@@ -143,7 +143,11 @@ def problems(events: list[dict[str, Any]], page_url: str) -> list[str]:
     found = []
     for event in events:
         method, params = event["method"], event.get("params", {})
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):
+        if method == "Runtime.consoleAPICalled" and params.get("type") in (
+            "error",
+            "warning",
+            "assert",
+        ):
             texts = [str(a.get("value", a.get("description", ""))) for a in params.get("args", [])]
             found.append(f"console {params['type']}: {' '.join(texts)}")
         elif method == "Runtime.exceptionThrown":
@@ -168,7 +172,9 @@ def screenshot(
         browser = Browser(binary, profile, timeout)
         try:
             target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-            session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            session = browser.send("Target.attachToTarget", targetId=target, flatten=True)[
+                "sessionId"
+            ]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 browser.send(f"{domain}.enable", session)
             browser.send("Emulation.setDeviceMetricsOverride", session, width=width, height=800,
@@ -194,12 +200,22 @@ def screenshot(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pages", nargs="+", type=Path, help="HTML reports to open")
-    parser.add_argument("--out", type=Path, help="PNG file (one page) or directory (default: beside each page)")
-    parser.add_argument("--width", type=int, default=1200, help="viewport width in CSS pixels (default 1200)")
-    parser.add_argument("--height", type=int, help="capture at most this many pixels from the top (default: the whole page)")
+    parser.add_argument(
+        "--out", type=Path, help="PNG file (one page) or directory (default: beside each page)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=1200, help="viewport width in CSS pixels (default 1200)"
+    )
+    parser.add_argument(
+        "--height",
+        type=int,
+        help="capture at most this many pixels from the top (default: the whole page)",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per page (default 60)")
     args = parser.parse_args()
-    binary = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    binary = (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
     if not binary:
         print(f"screenshot_report: Chromium not found: install it with `{INSTALL}`, or set $CHROMIUM",
               file=sys.stderr)  # fmt: skip
