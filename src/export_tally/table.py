@@ -1,30 +1,34 @@
-"""`--format table`: the report as aligned terminal tables, drawn by rich.
+"""`--format table`: the report as aligned terminal tables, drawn by prettytable.
 
 Counts: patients as rows, event types as columns (and each patient's total), a totals row.
 With `--stats`: one table per event type, the statistics as columns. Numbers are right-aligned
-with thousands separators. Nothing is ever cut: each column is at least as wide as its longest
-number or id (headers may wrap at spaces), and when the columns do not fit the width they are
-dealt out over several tables, each repeating the patient column. Every text from the data goes
-in as rich `Text`, so a patient id like `[/x]` is printed as itself, never read as markup.
+with thousands separators. Nothing is ever cut: a column is as wide as its widest number or id
+(long headers wrap at spaces), and when the columns do not fit the width they are dealt out over
+several tables, each repeating the patient column. Text from the data is shown as itself: no
+markup is read in it, and control characters (an escape sequence, a newline) are shown escaped
+(`\\x1b`) instead of acting on the terminal.
+
+Why not rich: httpx imports rich (with pygments) whenever it is installed, to offer its own
+command line, which would slow the start of every run and worker process by a tenth of a second
+or more; prettytable is imported here only, when a table is asked for.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Column, Table
-from rich.text import Text
+from prettytable import PrettyTable, TableStyle
+from wcwidth import wcswidth
 
 from export_tally.formats import Terminal, count_of, event_types_of, format_number
 
 STAT_HEADERS = ("count", "mean", "min", "max", "anomalies", "average gap between readings (s)")
+COUNTS_TITLE = "events per patient and event type"
 NO_EVENTS = "no events: the export has no rows"
-_MEASURE_WIDTH = 100_000
+HEADER_WRAP = 12  # a header longer than this and than its numbers wraps at spaces
+BOLD, RESET = "\x1b[1m", "\x1b[0m"
 
 
 @dataclass(frozen=True)
@@ -41,19 +45,24 @@ class Grid:
     totals: tuple[str, ...] | None
 
 
+def shown(text: str) -> str:
+    """`text` as the terminal should print it: control characters escaped, the rest as is."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def count_grid(report: dict[str, Any]) -> Grid:
     """Patients by event type, each patient's total, and the totals per event type."""
     types = event_types_of(report)
     rows = []
     for patient_id, values in sorted(report["patients"].items()):
         counts = [count_of(values.get(t, 0)) for t in types]
-        rows.append((patient_id, *map(format_number, counts), format_number(sum(counts))))
+        rows.append((shown(patient_id), *map(format_number, counts), format_number(sum(counts))))
     totals = [count_of(report["totals"][t]) for t in types]
     total_row = ("totals", *map(format_number, totals), format_number(sum(totals)))
     return Grid(
-        "events per patient and event type",
+        COUNTS_TITLE,
         "patient_id",
-        (*types, "total"),
+        (*map(shown, types), "total") if types else (),
         tuple(rows),
         total_row if types else None,
     )
@@ -73,58 +82,78 @@ def stats_grid(report: dict[str, Any], event_type: str, precision: int) -> Grid:
         )
 
     rows = tuple(
-        (patient_id, *cells(values[event_type]))
+        (shown(patient_id), *cells(values[event_type]))
         for patient_id, values in sorted(report["patients"].items())
         if event_type in values
     )
     totals = ("totals", *cells(report["totals"][event_type]))
-    return Grid(event_type, "patient_id", STAT_HEADERS, rows, totals)
+    return Grid(shown(event_type), "patient_id", STAT_HEADERS, rows, totals)
 
 
-def _rich_table(grid: Grid, columns: Sequence[int], styled: bool) -> Table:
-    """The grid's id column and the value columns at `columns` (indexes into `grid.headers`)."""
+def _width(text: str) -> int:
+    """Columns a text takes on a terminal (wide characters count two)."""
+    return max(wcswidth(line) for line in text.split("\n"))
 
-    def widest(index: int) -> int:
+
+def _columns(grid: Grid) -> list[tuple[str, list[str]]]:
+    """Every column as (header, cells), headers wrapped to fit over their cells."""
+    columns = []
+    for index, header in enumerate((grid.id_header, *grid.headers)):
         cells = [row[index] for row in grid.rows]
         if grid.totals is not None:
             cells.append(grid.totals[index])
-        return max((len(c) for c in cells), default=0)
-
-    header_style = "bold" if styled else ""
-    spec = [Column(Text(grid.id_header), min_width=widest(0), header_style=header_style)]
-    spec += [
-        Column(Text(grid.headers[i]), justify="right", min_width=widest(i + 1),
-               header_style=header_style, overflow="fold")
-        for i in columns
-    ]  # fmt: skip
-    table = Table(*spec, box=box.SIMPLE_HEAD, pad_edge=False)
-    for row in grid.rows:
-        table.add_row(*(Text(row[i]) for i in (0, *(c + 1 for c in columns))))
-    if grid.totals is not None:
-        table.add_section()
-        table.add_row(
-            *(Text(grid.totals[i]) for i in (0, *(c + 1 for c in columns))),
-            style="bold" if styled else "",
+        widest = max((_width(c) for c in cells), default=0)
+        longest_word = max((_width(w) for w in header.split()), default=0)
+        wrapped = textwrap.fill(
+            header, max(widest, longest_word, HEADER_WRAP), break_long_words=False
         )
-    return table
+        columns.append((wrapped, cells))
+    return columns
 
 
-def layout(grid: Grid, width: int, styled: bool = False) -> list[Table]:
-    """The grid as one table, or as several when its columns do not fit `width` side by side."""
-    measurer = Console(width=_MEASURE_WIDTH, file=io.StringIO(), color_system=None)
+def table_width(columns: list[tuple[str, list[str]]]) -> int:
+    """The width of a table of these columns: `| cell |` per column, one space of padding."""
+    return 1 + sum(3 + max(_width(c) for c in (header, *cells)) for header, cells in columns)
 
-    def minimum(columns: list[int]) -> int:
-        return measurer.measure(_rich_table(grid, columns, styled)).minimum
 
+def layout(grid: Grid, width: int) -> list[list[int]]:
+    """The value columns of each table (indexes into `grid.headers`): as few tables as fit `width`.
+
+    The id column comes with every table; a table that cannot fit (one column too wide for the
+    terminal) is printed whole all the same.
+    """
+    columns = _columns(grid)
     groups: list[list[int]] = []
     current: list[int] = []
     for index in range(len(grid.headers)):
-        if current and minimum([*current, index]) > width:
+        candidate = [columns[0], *(columns[i + 1] for i in [*current, index])]
+        if current and table_width(candidate) > width:
             groups.append(current)
             current = []
         current.append(index)
     groups.append(current)
-    return [_rich_table(grid, group, styled) for group in groups]
+    return groups
+
+
+def _draw(grid: Grid, group: list[int], styled: bool) -> str:
+    columns = _columns(grid)
+    chosen = [columns[0], *(columns[i + 1] for i in group)]
+
+    def bold(cell: str) -> str:
+        return "\n".join(f"{BOLD}{line}{RESET}" for line in cell.split("\n")) if styled else cell
+
+    table = PrettyTable()
+    table.set_style(TableStyle.SINGLE_BORDER)
+    table.header = False  # the header goes in as a row: column names need not be unique
+    table.add_row([bold(header) for header, _ in chosen], divider=True)
+    bodies = len(grid.rows)
+    for r in range(bodies):
+        table.add_row([cells[r] for _, cells in chosen], divider=r == bodies - 1)
+    if grid.totals is not None:
+        table.add_row([bold(cells[bodies]) for _, cells in chosen])
+    table.align = "r"
+    table.align["Field 1"] = "l"
+    return table.get_string()
 
 
 def render_table(
@@ -134,38 +163,22 @@ def render_table(
     precision: int = 1,
     terminal: Terminal | None = None,
 ) -> str:
-    """The report as text: one or more tables, or an empty table and a note when nothing occurred."""
+    """The report as text: titled tables, or an empty table and a one-line note when no events."""
     terminal = terminal or Terminal()
     types = event_types_of(report)
-    grids = [stats_grid(report, t, precision) for t in types] if stats else [count_grid(report)]
     if not types:
-        grids = [Grid("events per patient and event type", "patient_id", (), (), None)]
-    out = io.StringIO()
+        grids = [Grid(COUNTS_TITLE, "patient_id", (), (), None)]
+    elif stats:
+        grids = [stats_grid(report, t, precision) for t in types]
+    else:
+        grids = [count_grid(report)]
+    blocks = []
     for grid in grids:
-        tables = layout(grid, terminal.width, terminal.styled)
-        for number, table in enumerate(tables, 1):
-            part = f" ({number} of {len(tables)})" if len(tables) > 1 else ""
-            _print(out, terminal, Text(grid.title + part, style="bold" if terminal.styled else ""))
-            _print(out, terminal, table)
+        groups = layout(grid, terminal.width)
+        for number, group in enumerate(groups, 1):
+            title = grid.title + (f" ({number} of {len(groups)})" if len(groups) > 1 else "")
+            title = f"{BOLD}{title}{RESET}" if terminal.styled else title
+            blocks.append(f"{title}\n{_draw(grid, group, terminal.styled)}")
     if not types:
-        out.write(NO_EVENTS + "\n")
-    lines = out.getvalue().rstrip("\n").split("\n")
-    if not terminal.styled:  # rich pads every line to the table's width
-        lines = [line.rstrip() for line in lines]
-    return "\n".join(lines) + "\n"
-
-
-def _print(out: io.StringIO, terminal: Terminal, renderable: Table | Text) -> None:
-    needed = Console(width=_MEASURE_WIDTH, file=io.StringIO()).measure(renderable).minimum
-    console = Console(
-        file=out,
-        width=max(terminal.width, needed),  # never narrower than the table's minimum
-        force_terminal=terminal.styled,
-        color_system="standard" if terminal.styled else None,
-        no_color=not terminal.styled,
-        highlight=False,
-        markup=False,
-        emoji=False,
-        legacy_windows=False,
-    )
-    console.print(renderable)
+        blocks[-1] += "\n" + NO_EVENTS
+    return "\n\n".join(blocks) + "\n"
