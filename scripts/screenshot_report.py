@@ -229,6 +229,7 @@ def main() -> int:
             out = args.out
         else:
             out = (args.out or page.parent) / (page.stem + ".png")
+        out.parent.mkdir(parents=True, exist_ok=True)
         try:
             found = screenshot(binary, page, out, args.width, args.height, args.timeout)
         except PageError as exc:

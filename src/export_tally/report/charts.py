@@ -66,8 +66,10 @@ def _base(values: list[dict[str, Any]]) -> alt.Chart:
 
 
 def _finish(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    configured: alt.TopLevelMixin = chart.configure_view(stroke=None).configure_axis(
-        labelFontSize=11, titleFontSize=12
+    configured: alt.TopLevelMixin = (
+        chart.configure(aria=False)
+        .configure_view(stroke=None)
+        .configure_axis(labelFontSize=11, titleFontSize=12)
     )
     return configured
 

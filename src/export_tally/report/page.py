@@ -59,8 +59,11 @@ def table(
     )
 
 
-def _figure(chart: Any, caption: str) -> str:
-    return f"<figure>{charts.to_svg(chart)}<figcaption>{caption}</figcaption></figure>"
+def _figure(chart: Any, caption: str, label: str) -> str:
+    """The chart's SVG and its caption; to a screen reader, one image named `label` (its numbers
+    are in the table under it, so the marks need no labels of their own)."""
+    svg = charts.to_svg(chart).replace("<svg ", f'<svg role="img" aria-label="{_e(label)}" ', 1)
+    return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
 
 
 def _cut_note(cut: views.Cut, what: str = "patients") -> str:
@@ -142,6 +145,7 @@ def quality(facts: RunFacts) -> str:
     chart = _figure(
         charts.quality_chart(downloads),
         "Bars: rows counted, with those skipped as bad in red; black tick: rows declared.",
+        "rows per download",
     )
     return _section("quality", "Data quality", text + chart + listing)
 
@@ -153,6 +157,7 @@ def counts(report: dict[str, Any]) -> str:
     chart = _figure(
         charts.count_heatmap(views.count_rows(report, cut.shown), cut.shown, types),
         _e(_cut_note(cut)) + " Darker cells: more events.",
+        "events per patient and event type",
     )
     rows: list[list[Cell]] = []
     for patient_id in ranked:
@@ -171,7 +176,9 @@ def counts(report: dict[str, Any]) -> str:
 
 def totals(report: dict[str, Any]) -> str:
     rows = views.total_rows(report)
-    chart = _figure(charts.totals_chart(rows), "Events per event type, over all patients.")
+    chart = _figure(
+        charts.totals_chart(rows), "Events per event type, over all patients.", "events per type"
+    )
     numbers = table(
         "Events per event type",
         ("event type", "events"),
@@ -215,7 +222,9 @@ def event_type_stats(report: dict[str, Any], event_type: str, precision: int, an
     p = precision
 
     values = _figure(
-        charts.range_chart(shown, bounds), f"{note} Dot: mean; line: min to max; {band}."
+        charts.range_chart(shown, bounds),
+        f"{note} Dot: mean; line: min to max; {band}.",
+        f"{event_type}: mean, min and max per patient",
     )
     values += table(
         f"{event_type}: values per patient",
@@ -226,7 +235,9 @@ def event_type_stats(report: dict[str, Any], event_type: str, precision: int, an
     )
     by_rate = views.by_anomaly_rate(everyone)
     rate = _figure(
-        charts.anomaly_chart(views.by_anomaly_rate(shown)), f"{note} Highest rate first."
+        charts.anomaly_chart(views.by_anomaly_rate(shown)),
+        f"{note} Highest rate first.",
+        f"{event_type}: anomaly rate per patient",
     )
     rate += table(
         f"{event_type}: anomalies / count (highest first)",
@@ -237,7 +248,11 @@ def event_type_stats(report: dict[str, Any], event_type: str, precision: int, an
     )
     missing = sum(1 for r in shown if r["latency"] is None)
     lonely = f" {missing} patient(s) with a single reading have no gap." if missing else ""
-    gap = _figure(charts.gap_chart(shown, p), f"{note}{lonely}")
+    gap = _figure(
+        charts.gap_chart(shown, p),
+        f"{note}{lonely}",
+        f"{event_type}: average gap between readings per patient",
+    )
     gap += table(
         f"{event_type}: average gap between readings",
         ("patient", "count", "gap (s)"),
