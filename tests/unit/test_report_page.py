@@ -167,9 +167,7 @@ def test_count_tables_equal_the_json(pages: dict[str, Any]) -> None:
     }
 
 
-def test_stats_tables_equal_the_json(pages: dict[str, Any]) -> None:
-    page, report, _ = pages["demo-stats"]
-    root = parse(page)
+def assert_stats_tables_equal_the_json(root: Node, report: dict[str, Any]) -> None:
     for event_type, total in report["totals"].items():
         per_patient = {p: v[event_type] for p, v in report["patients"].items() if event_type in v}
 
@@ -194,6 +192,22 @@ def test_stats_tables_equal_the_json(pages: dict[str, Any]) -> None:
             **{p: [s["count"], s["latency"]] for p, s in per_patient.items()},
             "totals": [total["count"], total["latency"]],
         }
+
+
+def test_stats_tables_equal_the_json(pages: dict[str, Any]) -> None:
+    page, report, _ = pages["demo-stats"]
+    assert_stats_tables_equal_the_json(parse(page), report)
+
+
+@pytest.mark.parametrize("name", ["demo", "small"])
+def test_committed_reports_hold_the_committed_numbers(name: str) -> None:
+    """demo.html and small.html are the tool's output: `cli NAME --stats --report NAME.html`."""
+    root = parse((ROOT / f"{name}.html").read_text(encoding="utf-8"))
+    report = committed(f"{name}.stats.json")
+    assert external_references(root) == []
+    assert_stats_tables_equal_the_json(root, report)
+    types = len(report["totals"])
+    assert len(root.find_all("section", "chart")) == 3 + 3 * types
 
 
 def test_normal_ranges_are_listed(pages: dict[str, Any]) -> None:

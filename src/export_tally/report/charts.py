@@ -181,7 +181,7 @@ def anomaly_chart(rows: list[dict[str, Any]]) -> alt.TopLevelMixin:
     )
     bars = base.mark_bar(color=COLOURS["skipped"])
     labels = base.mark_text(align="left", dx=3, fontSize=11).encode(
-        text=alt.Text("rate:Q", format=".1%")
+        text=alt.Text("rate:Q", format=".2%")
     )
     return _finish(alt.layer(bars, labels).properties(width=NARROW, height=_height(len(order))))
 
