@@ -151,7 +151,9 @@ def problems(events: list[dict[str, Any]], page_url: str) -> list[str]:
             texts = [str(a.get("value", a.get("description", ""))) for a in params.get("args", [])]
             found.append(f"console {params['type']}: {' '.join(texts)}")
         elif method == "Runtime.exceptionThrown":
-            found.append(f"exception: {params.get('exceptionDetails', {}).get('text', '')}")
+            details = params.get("exceptionDetails", {})
+            thrown = details.get("exception", {}).get("description") or details.get("text", "")
+            found.append(f"exception: {thrown}")
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             found.append(f"log error: {params['entry'].get('text', '')}")
         elif method == "Network.loadingFailed":
