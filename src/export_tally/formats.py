@@ -31,16 +31,16 @@ class Terminal:
 
 def render_result(
     report: dict[str, Any],
-    format: Format,
+    kind: Format,
     *,
     stats: bool = False,
     precision: int = 1,
     terminal: Terminal | None = None,
 ) -> str:
-    """The report as text in `format`; `json` is exactly `output.render` (the contract)."""
-    if format == "csv":
+    """The report as text in the format `kind`; `json` is exactly `output.render` (the contract)."""
+    if kind == "csv":
         return render_csv(report, stats=stats)
-    if format == "table":
+    if kind == "table":
         from export_tally.table import render_table  # rich is imported only for this format
 
         return render_table(report, stats=stats, precision=precision, terminal=terminal)
