@@ -198,10 +198,15 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def longest_chain(edges: dict[str, set[str]], start: str) -> list[str]:
     """The longest import chain from `start`, as the modules on it (the graph has no cycles)."""
     best: dict[str, list[str]] = {}
+    visiting: set[str] = set()  # a cycle is reported by `violations`; here it only must not loop
 
     def chain(node: str) -> list[str]:
+        if node in visiting:
+            return []
         if node not in best:
+            visiting.add(node)
             tails = [chain(nxt) for nxt in sorted(edges[node])]
+            visiting.discard(node)
             best[node] = [node, *max(tails, key=len, default=[])]
         return best[node]
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from export_tally.core.errors import UsageError
 from export_tally.core.split import DEFAULT_MIN_PART_BYTES
+from export_tally.formats import FORMATS
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -69,7 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         metavar="FILE",
         type=Path,
-        help="write the JSON here (atomically) instead of stdout",
+        help="write the output here (atomically) instead of stdout",
+    )
+    add(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="json (the default: the contract), table (for people) or csv (for spreadsheets)",
+    )
+    add(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="also write a self-contained HTML report with charts (the `report` extra)",
     )
     add(
         "-j",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import shutil
 import signal
 import sys
+import time
 import traceback
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, TextIO
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
 
 from export_tally import __version__
 from export_tally.arguments import (
@@ -20,8 +25,12 @@ from export_tally.core.aggregation import Aggregation
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
 from export_tally.embedded import EmbeddedServer, is_listening
 from export_tally.exitcodes import ExitCode, exit_code_for
-from export_tally.output import check_writable, render, write_atomically
+from export_tally.figures import Terminal
+from export_tally.formats import render_result
+from export_tally.output import check_writable, write_atomically
 from export_tally.progress import Progress
+from export_tally.report.facts import collect_facts
+from export_tally.report.preflight import check_report_target, ensure_available
 from export_tally.scheduling.checkpoint import CheckpointStore
 from export_tally.scheduling.executors import Backend, DaskBackend, LocalBackend
 from export_tally.scheduling.run import ExportResult, SplitPolicy, count_downloads, discover
@@ -32,9 +41,17 @@ from export_tally.transport.fetch_part import probe_splittable
 from export_tally.transport.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterator, Sequence
     from types import FrameType
+
+    from export_tally.report.facts import RunFacts
+
+
+def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
+    """The report page; altair and vl-convert load only here, once the run has succeeded."""
+    from export_tally.report.page import build_page
+
+    return build_page(facts, data)
 
 
 class Terminated(BaseException):
@@ -86,7 +103,16 @@ def _backend(args: argparse.Namespace) -> Backend:
     return DaskBackend(args.scheduler) if args.scheduler else LocalBackend(args.jobs)
 
 
+def _terminal(stdout: TextIO, to_file: bool) -> Terminal:
+    """The width a table may take, and whether it may be styled (a terminal, no NO_COLOR)."""
+    if to_file or not stdout.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        return Terminal(int(columns) if columns.isdigit() and int(columns) > 0 else 80)
+    return Terminal(shutil.get_terminal_size().columns, styled=not os.environ.get("NO_COLOR"))
+
+
 def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
+    started = time.monotonic()
     if args.version:
         print(f"cli (export-tally) {__version__}", file=stdout)
         return ExitCode.OK
@@ -94,6 +120,9 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         raise UsageError("an export id is required (or --list to see them)")
     if args.output is not None:
         check_writable(args.output)
+    if args.report is not None:
+        check_report_target(args.report, args.output)
+        ensure_available()
     aggregation = Aggregation(on_bad_row=args.on_bad_row, stats=args.stats)
 
     with ExitStack() as stack:
@@ -120,7 +149,16 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
             )  # fmt: skip
     _report(result, args, stderr)
 
-    text = render(aggregation.report(result.tally, args.precision))
+    data = aggregation.report(result.tally, args.precision)
+    terminal = _terminal(stdout, args.output is not None)
+    text = render_result(data, args.format, stats=args.stats, precision=args.precision, terminal=terminal)  # fmt: skip
+    if args.report is not None:
+        facts = collect_facts(
+            args, build_parser().parse_args([]), downloads, result, server=identity,
+            version=__version__, made=datetime.now(UTC), seconds=time.monotonic() - started,
+        )  # fmt: skip
+        write_atomically(args.report, build_report(facts, data))
+        _say(stderr, f"wrote the report to {args.report}")
     if args.output is not None:
         write_atomically(args.output, text)
     else:

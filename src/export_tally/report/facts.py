@@ -1,0 +1,146 @@
+"""What a report says about the run besides the numbers: what, where, when, how long, how it went.
+
+Collected at the edge from the parsed arguments, the downloads' metadata and the run's result,
+into plain values, so that a page can be built (and tested) without a run. Secrets stay out:
+the token and extra headers are never shown, and URLs lose any credentials and query string.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from export_tally.scheduling.run import ExportResult
+    from export_tally.transport.api import DownloadInfo
+
+_NOT_SHOWN = {"token", "header"}  # their values are credentials
+_OWN_LINE = {"export_id"}  # shown in the summary on its own
+
+
+@dataclass(frozen=True)
+class DownloadFacts:
+    """How one download went: rows declared by its metadata and counted, and the recoveries."""
+
+    id: str
+    rows_declared: int
+    rows_counted: int  # every data row, skipped ones included (what the metadata declares)
+    skipped: int
+    retries: int  # failed attempts, each followed by a resume or a restart
+    resumes: int
+    restarts: int
+    parts: int = 1
+    restored: bool = False  # taken from a checkpoint, not downloaded in this run
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Everything the report says about the run besides the report dict itself."""
+
+    export_id: str
+    server: str
+    version: str
+    options: tuple[str, ...]
+    downloads: tuple[DownloadFacts, ...]
+    span: tuple[datetime, datetime] | None  # earliest start and latest end in the metadata
+    made: datetime
+    seconds: float
+    stats: bool = False
+    precision: int = 1
+
+    @property
+    def rows(self) -> int:
+        return sum(d.rows_counted for d in self.downloads)
+
+
+def safe_url(text: str) -> str:
+    """`text` without user information, query or fragment when it is a URL; else unchanged."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return text
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def shown_options(args: argparse.Namespace, defaults: argparse.Namespace) -> tuple[str, ...]:
+    """The options that differ from their defaults, as flags; secrets replaced by a note."""
+    shown = []
+    for name, value in vars(args).items():
+        if name in _OWN_LINE or value == getattr(defaults, name, None):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in _NOT_SHOWN:
+            shown.append(f"{flag} (given, not shown)")
+        elif value is True:
+            shown.append(flag)
+        elif value is False:
+            shown.append(f"--no-{name.replace('_', '-')}")
+        elif name == "server":
+            shown.append(f"{flag} {safe_url(str(value))}")
+        else:
+            shown.append(f"{flag} {value}")
+    return tuple(shown)
+
+
+def _span(downloads: Sequence[DownloadInfo]) -> tuple[datetime, datetime] | None:
+    """The earliest `start_time` and latest `end_time` the metadata gives, if it gives them."""
+    starts, ends = [], []
+    for info in downloads:
+        data: Any = json.loads(info.metadata)
+        try:
+            start = datetime.fromisoformat(data["start_time"])
+            end = datetime.fromisoformat(data["end_time"])
+        except (KeyError, TypeError, ValueError):
+            continue  # the API does not promise these fields; a report does without them
+        starts.append(start)
+        ends.append(end)
+    try:
+        return (min(starts), max(ends)) if starts else None
+    except TypeError:  # naive and aware times mixed: no honest span
+        return None
+
+
+def collect_facts(
+    args: argparse.Namespace,
+    defaults: argparse.Namespace,
+    downloads: Sequence[DownloadInfo],
+    result: ExportResult,
+    *,
+    server: str,
+    version: str,
+    made: datetime,
+    seconds: float,
+) -> RunFacts:
+    """The facts of a finished run; `defaults` are the parser's (to show only chosen options)."""
+    declared = {info.id: info.rows for info in downloads}
+    facts = tuple(
+        DownloadFacts(
+            id=d.download_id,
+            rows_declared=declared.get(d.download_id, d.result.rows),
+            rows_counted=d.result.rows,
+            skipped=d.result.skipped,
+            retries=0 if d.restored else d.attempts - d.parts,
+            resumes=d.resumes,
+            restarts=d.restarts,
+            parts=d.parts,
+            restored=d.restored,
+        )
+        for d in result.downloads
+    )
+    return RunFacts(
+        export_id=args.export_id,
+        server=safe_url(server),
+        version=version,
+        options=shown_options(args, defaults),
+        downloads=facts,
+        span=_span(downloads),
+        made=made,
+        seconds=seconds,
+        stats=bool(args.stats),
+        precision=int(args.precision),
+    )
