@@ -163,6 +163,17 @@ def test_a_save_that_fails_warns_once_and_the_run_goes_on(tmp_path: Path) -> Non
     assert store.store.downloads_held == 0
 
 
+def test_a_rename_that_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
+    first = saved(tmp_path)
+    path = entry_file(tmp_path)
+    path.unlink()
+    (path / "in-the-way").mkdir(parents=True)  # the entry's name is taken by a directory
+    first.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    (warning,) = first.warnings
+    assert "finished downloads are no longer kept for a rerun" in warning
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
 def test_discard_removes_entries_and_empty_directories_only(tmp_path: Path) -> None:
     root = tmp_path / "root"
     directory = root / "server" / "export"
