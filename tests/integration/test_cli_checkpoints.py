@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"
 
 
+@pytest.mark.slow
 def test_rerun_after_kill_9_is_exact_and_skips_finished_downloads(
     server_url: str, tmp_path: Path
 ) -> None:
