@@ -248,14 +248,15 @@ class CheckpointStore:
 
     def discard(self, up_to: Path) -> None:
         """Remove every entry (and temporary file) in the directory, then the directories left
-        empty from it up to, not including, `up_to`. Other files are left alone."""
+        empty from it up to, not including, `up_to`. Other files are left alone; nothing that
+        cannot be removed is an error."""
         paths: list[Path] = []
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # best effort: the answer is already out
             paths = list(self.directory.iterdir())
         for path in paths:
             is_entry = path.suffix == ".json" or path.name.startswith(TEMP_PREFIX)
             if is_entry and path.is_file():
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):
                     path.unlink()
         self._downloads.clear()
         self._parts.clear()
