@@ -3,6 +3,9 @@
 Every server a test session starts shares one temporary cache directory (`server_cache_dir`), so a
 body is generated once per session and served from disk afterwards. The session server prewarms
 `demo` and `small` in the background as soon as it starts; `warm_server` waits for that.
+
+No test writes into the developer's cache directory: every test gets its own XDG_CACHE_HOME (the
+tool keeps checkpoints there by default, and a server without --cache-dir its bodies).
 """
 
 from __future__ import annotations
@@ -16,6 +19,16 @@ import pytest
 from tests.servers import RunningServer, running_server
 
 PREWARMED = ("demo", "small")
+
+
+@pytest.fixture(autouse=True)
+def user_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """This test's user cache directory (XDG_CACHE_HOME, inherited by the processes it starts)."""
+    directory = tmp_path_factory.mktemp("user-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(directory))
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     require: tuple[str, str] | None = None  # answer 401 unless this header has this value
     ranges: bool = False  # serve `Range: bytes=N-` with 206, an ETag and Accept-Ranges
+    gone_from: int | None = None  # with ranges: 404 to a Range that starts at this byte or later
     stalls: int = 0  # this many times, send half the body, then go silent for `stall_seconds`
     stall_seconds: float = 5.0
 
@@ -86,7 +87,10 @@ def fixture_server(
             status = answer.status
             if answer.ranges:
                 wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-                if wanted and int(wanted[1]) < len(body):
+                if wanted and answer.gone_from is not None and int(wanted[1]) >= answer.gone_from:
+                    answer = json_answer({"detail": "Not Found"}, 404)
+                    body, status, wanted = answer.body, 404, None
+                elif wanted and int(wanted[1]) < len(body):
                     last = int(wanted[2]) if wanted[2] else len(body) - 1
                     status, body = 206, body[int(wanted[1]) : last + 1]
             self.send_response(status)

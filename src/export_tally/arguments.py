@@ -6,11 +6,14 @@ Every mistake becomes a UsageError with one line that says what is wrong (exit s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
+
+from platformdirs import user_cache_path
 
 from export_tally.core.errors import UsageError
 from export_tally.core.split import DEFAULT_MIN_PART_BYTES
@@ -18,6 +21,8 @@ from export_tally.formats import FORMATS
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# An export id used as a directory name as it is; any other is replaced by its hash.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,11 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="fail",
         help="a malformed row fails the run (default) or is skipped and reported",
     )
-    failures.add_argument(
+    kept = failures.add_mutually_exclusive_group()
+    kept.add_argument(
         "--checkpoint-dir",
         type=Path,
         metavar="DIR",
-        help="save each finished download's result here; a rerun skips the downloads saved",
+        help="save each finished download's result here, and keep it after a success; a rerun "
+        "skips the downloads saved (default: a directory per server and export under "
+        f"{checkpoint_root()}, emptied by a run that succeeds)",
+    )
+    kept.add_argument(
+        "--no-checkpoint",
+        action="store_true",
+        help="do not keep finished downloads for a rerun",
     )
 
     real = parser.add_argument_group("real servers")
@@ -201,6 +214,21 @@ def server_url(args: argparse.Namespace) -> tuple[str, bool]:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--server {url!r} is not an http:// or https:// URL")
     return url.rstrip("/"), explicit
+
+
+def checkpoint_root() -> Path:
+    """Where finished work is kept unless --checkpoint-dir says otherwise: the user cache
+    directory (platformdirs; on Linux $XDG_CACHE_HOME, else ~/.cache)."""
+    return user_cache_path("export-tally") / "checkpoints"
+
+
+def default_checkpoint_dir(server_identity: str, export_id: str) -> Path:
+    """The default checkpoint directory of one export of one server (identity: see cli)."""
+    server = hashlib.sha256(server_identity.encode()).hexdigest()[:16]
+    export = export_id
+    if not _PLAIN_NAME.fullmatch(export_id):
+        export = "export-" + hashlib.sha256(export_id.encode()).hexdigest()[:16]
+    return checkpoint_root() / server / export
 
 
 def embedded_allowed(args: argparse.Namespace) -> bool:

@@ -10,12 +10,15 @@ import sys
 import time
 import traceback
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from export_tally import __version__
 from export_tally.arguments import (
     build_parser,
+    checkpoint_root,
+    default_checkpoint_dir,
     embedded_allowed,
     extra_headers,
     server_url,
@@ -58,8 +61,40 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
 
 
+@dataclass
+class _Kept:
+    """Where this run keeps finished work, for what a failed run says about it."""
+
+    store: CheckpointStore | None = None
+    downloads: int = 0  # the export's downloads
+    default_place: bool = False  # in the user cache directory, removed after a success
+
+
 def _say(stderr: TextIO, message: str) -> None:
     print(f"cli: {message}", file=stderr)
+
+
+def _open_checkpoints(
+    args: argparse.Namespace, identity: str, aggregation: Aggregation, stderr: TextIO
+) -> CheckpointStore | None:
+    """The store for finished work: --checkpoint-dir, else the user cache directory.
+
+    An unusable --checkpoint-dir is a usage error; an unusable cache directory only a warning.
+    """
+    if args.no_checkpoint:
+        return None
+
+    def warn(message: str) -> None:
+        _say(stderr, f"warning: {message}")
+
+    if args.checkpoint_dir is not None:
+        return CheckpointStore(args.checkpoint_dir, identity, aggregation, warn)
+    directory = default_checkpoint_dir(identity, args.export_id)
+    try:
+        return CheckpointStore(directory, identity, aggregation, warn)
+    except UsageError as exc:
+        warn(f"{exc}; finished downloads are not kept (choose a place with --checkpoint-dir)")
+        return None
 
 
 def _connect(
@@ -111,7 +146,7 @@ def _terminal(stdout: TextIO, to_file: bool) -> Terminal:
     return Terminal(shutil.get_terminal_size().columns, styled=not os.environ.get("NO_COLOR"))
 
 
-def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
+def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) -> ExitCode:
     started = time.monotonic()
     if args.version:
         print(f"cli (export-tally) {__version__}", file=stdout)
@@ -134,9 +169,9 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
                 print(export_id, file=stdout)
             return ExitCode.OK
         downloads = discover(api, args.export_id)
-        checkpoints = None
-        if args.checkpoint_dir is not None:
-            checkpoints = CheckpointStore(args.checkpoint_dir, identity, aggregation)
+        checkpoints = _open_checkpoints(args, identity, aggregation, stderr)
+        kept.store, kept.downloads = checkpoints, len(downloads)
+        kept.default_place = args.checkpoint_dir is None
         split = SplitPolicy(
             lambda info: probe_splittable(client, options, info), args.min_part_bytes
         )
@@ -147,7 +182,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
                 downloads, RunOptions(options, aggregation), _backend(args), progress.advance,
                 checkpoints, split,
             )  # fmt: skip
-    _report(result, args, stderr)
+    _report(result, checkpoints, stderr)
 
     data = aggregation.report(result.tally, args.precision)
     terminal = _terminal(stdout, args.output is not None)
@@ -164,21 +199,25 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
     else:
         stdout.write(text)
         stdout.flush()
+    if checkpoints is not None and kept.default_place:
+        checkpoints.discard(up_to=checkpoint_root())  # the answer is out: nothing piles up
     return ExitCode.OK
 
 
-def _report(result: ExportResult, args: argparse.Namespace, stderr: TextIO) -> None:
+def _report(result: ExportResult, checkpoints: CheckpointStore | None, stderr: TextIO) -> None:
     """What the user should know besides the answer: recoveries, checkpoints, skipped rows."""
     downloads = result.downloads
     restored = sum(d.restored for d in downloads)
-    if restored:
-        _say(stderr, f"{restored} of {len(downloads)} download(s) taken from checkpoints in "
-             f"{args.checkpoint_dir}")  # fmt: skip
+    restored_parts = sum(d.restored_parts for d in downloads)
+    if checkpoints is not None and (restored or restored_parts):
+        parts = f" and {restored_parts} byte-range part(s) of the others" if restored_parts else ""
+        _say(stderr, f"{restored} of {len(downloads)} download(s){parts} taken from checkpoints "
+             f"in {checkpoints.directory}")  # fmt: skip
     split = [d for d in downloads if d.parts > 1]
     if split:
         _say(stderr, f"counted {len(split)} download(s) in {sum(d.parts for d in split)} "
              "byte-range parts")  # fmt: skip
-    retried = sum(d.attempts - d.parts for d in downloads if not d.restored)
+    retried = sum(d.attempts - (d.parts - d.restored_parts) for d in downloads if not d.restored)
     if retried:
         resumes = sum(d.resumes for d in downloads)
         restarts = sum(d.restarts for d in downloads)
@@ -190,6 +229,16 @@ def _report(result: ExportResult, args: argparse.Namespace, stderr: TextIO) -> N
             where = ", first at line(s) " + ", ".join(map(str, parsed.skipped_lines))
             _say(stderr, f"download {download.download_id}: skipped {parsed.skipped} bad row(s)"
                  + (where if parsed.skipped_lines else ""))  # fmt: skip
+
+
+def _say_kept(kept: _Kept, stderr: TextIO) -> None:
+    """After a failure: the finished work a rerun of the same command resumes, if any."""
+    store = kept.store
+    if store is None or not (store.downloads_held or store.parts_held):
+        return
+    parts = f" and {store.parts_held} byte-range part(s) of the others" if store.parts_held else ""
+    _say(stderr, f"{store.downloads_held} of {kept.downloads} download(s){parts} saved in "
+         f"{store.directory}: rerun the same command to resume them")  # fmt: skip
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -217,20 +266,21 @@ def main(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    kept = _Kept()
     try:
         with _sigterm_raises():
-            return _run(build_parser().parse_args(argv), stdout, stderr)
+            return _run(build_parser().parse_args(argv), stdout, stderr, kept)
     except Terminated:
         _say(stderr, "terminated")
-        return ExitCode.TERMINATED
+        status = ExitCode.TERMINATED
     except KeyboardInterrupt:
         _say(stderr, "interrupted")
-        return ExitCode.INTERRUPTED
+        status = ExitCode.INTERRUPTED
     except TallyError as exc:
         if debug:
             traceback.print_exc(file=stderr)
         _say(stderr, f"error: {exc}")
-        return exit_code_for(exc)
+        status = exit_code_for(exc)
     except Exception as exc:
         if debug:
             traceback.print_exc(file=stderr)
@@ -238,7 +288,10 @@ def main(
             stderr,
             f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the trace)",
         )
-        return ExitCode.UNEXPECTED
+        status = ExitCode.UNEXPECTED
+    if status != ExitCode.USAGE:  # the same command would fail the same way
+        _say_kept(kept, stderr)
+    return status
 
 
 def main_entry() -> None:

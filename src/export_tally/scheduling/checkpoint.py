@@ -1,10 +1,12 @@
-"""Checkpoints: each finished download's partial result, saved so a rerun can skip it.
+"""Checkpoints: each finished download's (or byte-range part's) result, saved so a rerun skips it.
 
 An entry is keyed by everything that could make it wrong to reuse: the server's identity, the
 export, the download id, the download's metadata as the server gave it, what is aggregated (the
-kind of result and the bad-row mode) and a format version. A stale or corrupt entry is never used;
-it is counted again and overwritten. Entries are JSON (not pickle), so a checkpoint directory
-from elsewhere can be read without trusting it with code execution.
+kind of result and the bad-row mode) and a format version; a part's key adds the body's size and
+ETag and its byte range. A stale entry is never found. Entries are JSON (not pickle), so a
+checkpoint directory from elsewhere can be read without trusting it with code execution, and each
+carries the SHA-256 of its content: an entry that is truncated, altered or unreadable is ignored
+with a warning and its work done again, never trusted.
 """
 
 from __future__ import annotations
@@ -14,27 +16,58 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import Aggregation, BodyResult
 from export_tally.core.errors import UsageError
 from export_tally.transport.fetch import DownloadResult
+from export_tally.transport.fetch_part import PartResult
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from export_tally.core.aggregation import ParsedBody
     from export_tally.transport.api import DownloadInfo
+    from export_tally.transport.fetch_part import PartTask
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+TEMP_PREFIX = ".entry."
+
+Warn = Callable[[str], None]
+
+
+class _Untrusted(Exception):
+    """Internal: an entry exists but cannot be used; the message says why."""
+
+
+def _digest(entry: dict[str, Any]) -> str:
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _part_label(task: PartTask) -> str:
+    return f"download {task.info.id} part {task.index + 1}/{task.count}"
 
 
 class CheckpointStore:
-    """Saved results for one run's configuration, in a directory (created when missing)."""
+    """Saved results for one run's configuration, in a directory (created when missing).
 
-    def __init__(self, directory: Path, server_identity: str, aggregation: Aggregation) -> None:
+    `warn` receives one line for each entry that is ignored, and for the first save that fails
+    (saving then stops; the run goes on). The store remembers which downloads and parts it holds
+    for this run, saved now or found from before, so a failed run can say what a rerun resumes.
+    """
+
+    def __init__(
+        self, directory: Path, server_identity: str, aggregation: Aggregation, warn: Warn
+    ) -> None:
         self.directory = directory
         self.server_identity = server_identity
         self.aggregation = aggregation
+        self._warn = warn
+        self._saving = True
+        self._downloads: set[str] = set()
+        self._parts: dict[str, set[Path]] = {}  # download id -> its part entries held
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -44,61 +77,193 @@ class CheckpointStore:
         if not os.access(directory, os.W_OK):
             raise UsageError(f"cannot use checkpoint directory {directory}: not writable")
 
-    def _key(self, info: DownloadInfo) -> str:
-        identity = json.dumps(
-            [
-                FORMAT_VERSION,
-                self.server_identity,
-                info.export_id,
-                info.id,
-                info.metadata,
-                self.aggregation.key,
-            ]
-        )
-        return hashlib.sha256(identity.encode()).hexdigest()
+    @property
+    def downloads_held(self) -> int:
+        """Downloads of this run whose results are in the store (saved now or before)."""
+        return len(self._downloads)
 
-    def _path(self, info: DownloadInfo) -> Path:
-        return self.directory / f"{self._key(info)}.json"
+    @property
+    def parts_held(self) -> int:
+        """Parts of downloads not yet whole whose results are in the store."""
+        return sum(len(paths) for paths in self._parts.values())
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def _key(self, info: DownloadInfo, part: PartTask | None = None) -> str:
+        fields: list[Any] = [
+            FORMAT_VERSION,
+            self.server_identity,
+            info.export_id,
+            info.id,
+            info.metadata,
+            self.aggregation.key,
+        ]
+        if part is not None:
+            splittable = part.splittable
+            fields += ["part", splittable.size, splittable.etag, part.part.start, part.part.end]
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        """The verified entry saved under `key`; None when there is none. Raises _Untrusted."""
+        try:
+            raw = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _Untrusted(f"cannot be read ({exc.strerror})") from exc
+        try:
+            entry = json.loads(raw)
+        except ValueError as exc:
+            raise _Untrusted("is not whole JSON") from exc
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            raise _Untrusted("has no digest")
+        digest = entry.pop("digest")
+        if digest != _digest(entry):
+            raise _Untrusted("does not match its digest (it was altered)")
+        if entry.get("key") != key:
+            raise _Untrusted("belongs to another download")
+        return entry
+
+    def _body(self, entry: dict[str, Any]) -> BodyResult:
+        try:
+            return BodyResult(
+                self.aggregation.from_json(entry["aggregate"]),
+                int(entry["rows"]),
+                int(entry["skipped"]),
+                tuple(int(line) for line in entry["skipped_lines"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _Untrusted("does not hold a result") from exc
+
+    def _ignore(self, key: str, problem: _Untrusted, what: str) -> None:
+        self._warn(f"checkpoint {self._path(key)} {problem}: ignored; {what} is counted again")
 
     def load(self, info: DownloadInfo) -> DownloadResult | None:
         """The saved result for this download, or None when there is none or it cannot be trusted."""
+        key = self._key(info)
         try:
-            entry = json.loads(self._path(info).read_text(encoding="utf-8"))
-            if entry["key"] != self._key(info):
+            entry = self._read(key)
+            if entry is None:
                 return None
-            result = BodyResult(
-                self.aggregation.from_json(entry["aggregate"]),
-                entry["rows"],
-                entry["skipped"],
-                tuple(entry["skipped_lines"]),
-            )
-        except (OSError, ValueError, KeyError, TypeError):
+            result = self._body(entry)
+            size = entry.get("bytes")
+            if not isinstance(size, int):
+                raise _Untrusted("does not hold a result")
+            if result.rows != info.rows:
+                raise _Untrusted(f"counts {result.rows} rows, the metadata {info.rows}")
+        except _Untrusted as problem:
+            self._ignore(key, problem, f"download {info.id}")
             return None
-        if result.rows != info.rows:
+        self._downloads.add(info.id)
+        return DownloadResult(info.id, result, size, attempts=0, restored=True)
+
+    def load_part(self, task: PartTask) -> PartResult | None:
+        """The saved result for this byte range, or None when there is none or it is untrusted."""
+        key = self._key(task.info, task)
+        try:
+            entry = self._read(key)
+            if entry is None:
+                return None
+            result = self._body(entry)
+            saw_quote = entry.get("saw_quote")
+            if not isinstance(saw_quote, bool):
+                raise _Untrusted("does not hold a result")
+        except _Untrusted as problem:
+            self._ignore(key, problem, _part_label(task))
             return None
-        return DownloadResult(info.id, result, entry["bytes"], attempts=0, restored=True)
+        self._parts.setdefault(task.info.id, set()).add(self._path(key))
+        return PartResult(task, result, saw_quote, attempts=0, restored=True)
+
+    # --- writing ------------------------------------------------------------------------------
 
     def save(self, info: DownloadInfo, download: DownloadResult) -> None:
-        """Write the entry atomically: a temporary file in the directory, then a rename."""
-        parsed = download.result
-        entry: dict[str, Any] = {
-            "key": self._key(info),
-            "export_id": info.export_id,
+        """Save a finished download; the entries of its parts are no longer needed."""
+        entry = self._entry(self._key(info), info, download.result)
+        entry["bytes"] = download.bytes
+        if self._write(entry):
+            self._downloads.add(info.id)
+        for path in self._parts.pop(info.id, set()):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def save_part(self, part: PartResult) -> None:
+        """Save a finished part of a download that is not whole yet."""
+        key = self._key(part.task.info, part.task)
+        entry = self._entry(key, part.task.info, part.result)
+        entry["part"] = [part.task.part.start, part.task.part.end]
+        entry["saw_quote"] = part.saw_quote
+        if self._write(entry):
+            self._parts.setdefault(part.task.info.id, set()).add(self._path(key))
+
+    def _entry(self, key: str, info: DownloadInfo, parsed: ParsedBody) -> dict[str, Any]:
+        return {
+            "key": key,
+            "export_id": info.export_id,  # for people reading the directory; the key decides
             "download_id": info.id,
             "rows": parsed.rows,
             "skipped": parsed.skipped,
             "skipped_lines": list(parsed.skipped_lines),
-            "bytes": download.bytes,
             "aggregate": self.aggregation.to_json(parsed.tally),
         }
-        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".entry.", suffix=".tmp")
+
+    def _write(self, entry: dict[str, Any]) -> bool:
+        """Write atomically (a temporary file in the directory, then a rename); False if not saved.
+
+        The first failure (a full disk, a directory removed) is reported once and saving stops.
+        """
+        if not self._saving:
+            return False
+        entry = {**entry, "digest": _digest(entry)}
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=TEMP_PREFIX, suffix=".tmp")
+        except OSError as exc:
+            return self._stop_saving(exc)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle)
+                json.dump(entry, handle, ensure_ascii=False)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp, self._path(info))
-        except BaseException:
+            os.replace(temp, self._path(entry["key"]))
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+            if isinstance(exc, OSError):
+                return self._stop_saving(exc)
             raise
+        return True
+
+    def _stop_saving(self, exc: OSError) -> bool:
+        self._saving = False
+        self._warn(
+            f"cannot save checkpoints in {self.directory} ({exc.strerror or exc}): "
+            "finished downloads are no longer kept for a rerun"
+        )
+        return False
+
+    def discard(self, up_to: Path) -> None:
+        """Remove every entry (and temporary file) in the directory, then the directories left
+        empty from it up to, not including, `up_to`. Other files are left alone; nothing that
+        cannot be removed is an error."""
+        paths: list[Path] = []
+        with contextlib.suppress(OSError):  # best effort: the answer is already out
+            paths = list(self.directory.iterdir())
+        for path in paths:
+            is_entry = path.suffix == ".json" or path.name.startswith(TEMP_PREFIX)
+            if is_entry and path.is_file():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self._downloads.clear()
+        self._parts.clear()
+        directory = self.directory
+        while directory != up_to and up_to in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent

@@ -54,12 +54,21 @@ def discover(api: ExportApi, export_id: str) -> list[DownloadInfo]:
 
 
 def plan_tasks(
-    downloads: Sequence[DownloadInfo], slots: int, split: SplitPolicy | None
+    downloads: Sequence[DownloadInfo],
+    slots: int,
+    split: SplitPolicy | None,
+    planned_for: int | None = None,
 ) -> list[Task]:
-    """Whole downloads, or parts of them when there are more worker slots than downloads."""
-    if split is None or slots <= len(downloads) or not downloads:
+    """Whole downloads, or parts of them when there are more worker slots than downloads.
+
+    The parts are planned as for `planned_for` downloads (default: these), the whole export, so
+    that a rerun which skips the downloads saved cuts the others where the first run did, and
+    finds their saved parts.
+    """
+    among = planned_for or len(downloads)
+    if split is None or slots <= among or not downloads:
         return list(downloads)
-    parts_each = math.ceil(slots / len(downloads))
+    parts_each = math.ceil(slots / among)
     planned: list[Task] = []
     for info in downloads:
         splittable = split.probe(info) if info.rows else None
@@ -101,6 +110,13 @@ class _Scheduler:
         self.infos[info.id] = info
         self.pending[self.backend.submit(self.options, task)] = task
 
+    def restore_part(self, part: PartResult) -> None:
+        """A part taken from a checkpoint: reassembled with the others as if just counted."""
+        self.infos[part.task.info.id] = part.task.info
+        if self.backend.live_progress:
+            self.advance(part.result.rows)  # otherwise part_done reports it
+        self.part_done(part)
+
     def advance(self, rows: int) -> None:
         if self.on_progress is not None and rows:
             self.on_progress(rows)
@@ -129,6 +145,8 @@ class _Scheduler:
         collected = self.parts.setdefault(info.id, [])
         collected.append(part)
         if len(collected) < part.task.count:
+            if self.checkpoints is not None and not part.restored:
+                self.checkpoints.save_part(part)
             return
         del self.parts[info.id]
         if any(p.saw_quote for p in collected):
@@ -149,7 +167,12 @@ class _Scheduler:
         )
         size = part.task.splittable.size
         attempts = sum(p.attempts for p in collected)
-        self.download_done(DownloadResult(info.id, merged, size, attempts, parts=len(collected)))
+        restored = sum(p.restored for p in collected)
+        self.download_done(
+            DownloadResult(
+                info.id, merged, size, attempts, parts=len(collected), restored_parts=restored
+            )
+        )
 
     def download_done(self, result: DownloadResult) -> None:
         if not self.backend.live_progress and result.parts == 1:
@@ -169,7 +192,8 @@ def count_downloads(
 ) -> ExportResult:
     """Count every download on `backend`'s workers (closed when done) and merge the results.
 
-    Downloads saved in `checkpoints` are not fetched again; each one finished now is saved there.
+    Downloads (and parts) saved in `checkpoints` are not fetched again; each one finished now is
+    saved there.
     The first error stops the run (workers are stopped) and is raised, except downloads that
     disappeared (404): the others finish first, then one DownloadGoneError names them all.
     """
@@ -185,8 +209,14 @@ def count_downloads(
                 on_progress(saved.result.rows)
     scheduler = _Scheduler(backend, options, on_progress, checkpoints)
     try:
-        for task in plan_tasks(todo, backend.slots, split):
-            scheduler.submit(task)
+        for task in plan_tasks(todo, backend.slots, split, len(downloads)):
+            saved_part = None
+            if checkpoints is not None and isinstance(task, PartTask):
+                saved_part = checkpoints.load_part(task)
+            if saved_part is None:
+                scheduler.submit(task)
+            else:
+                scheduler.restore_part(saved_part)
         scheduler.run()
     except BaseException:
         backend.abort()

@@ -47,6 +47,7 @@ class DownloadResult:
     restarts: int = 0  # times the partial count was thrown away and the body started again
     restored: bool = False  # taken from a checkpoint, not downloaded in this run
     parts: int = 1  # byte ranges it was counted in (see split.py)
+    restored_parts: int = 0  # of those, ranges taken from checkpoints (no attempt in this run)
 
 
 class _Restart(Exception):

@@ -51,6 +51,7 @@ class PartResult:
     result: ParsedBody
     saw_quote: bool
     attempts: int
+    restored: bool = False  # taken from a checkpoint, not downloaded in this run
 
 
 def probe_splittable(

@@ -1,0 +1,190 @@
+"""The checkpoint store: what it gives back is what was saved, or nothing (with a warning)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from export_tally.core.aggregation import Aggregation, BodyResult
+from export_tally.core.split import ByteRange
+from export_tally.core.tally import Tally
+from export_tally.scheduling.checkpoint import CheckpointStore
+from export_tally.transport.api import DownloadInfo
+from export_tally.transport.fetch import DownloadResult
+from export_tally.transport.fetch_part import PartResult, PartTask, Splittable
+
+INFO = DownloadInfo("x", "d1", 3, ("hr",), ("A", "B"), '{"id": "d1", "rows": 3}')
+OTHER = DownloadInfo("x", "d2", 1, ("hr",), ("A",), '{"id": "d2", "rows": 1}')
+RESULT = BodyResult(Tally({("A", "hr"): 2, ("B", "hr"): 1}), 3, 0, ())
+SPLITTABLE = Splittable(b"patient_id,event_time,event_type,value\n", 1000, '"v1"')
+PART = PartTask(INFO, SPLITTABLE, ByteRange(39, 500), 0, 2)
+
+
+class Store:
+    """A store in a temporary directory, and the warnings it gave."""
+
+    def __init__(self, directory: Path, aggregation: Aggregation | None = None) -> None:
+        self.warnings: list[str] = []
+        self.store = CheckpointStore(
+            directory, "http://server", aggregation or Aggregation(), self.warnings.append
+        )
+
+
+def entry_file(directory: Path) -> Path:
+    (entry,) = directory.glob("*.json")
+    return entry
+
+
+def saved(directory: Path) -> Store:
+    first = Store(directory)
+    first.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    return first
+
+
+def test_a_saved_download_comes_back_equal(tmp_path: Path) -> None:
+    saved(tmp_path)
+    fresh = Store(tmp_path)
+    loaded = fresh.store.load(INFO)
+    assert loaded is not None and loaded.restored and loaded.bytes == 123
+    assert loaded.result == RESULT
+    assert fresh.warnings == []
+    assert fresh.store.downloads_held == 1
+
+
+def test_nothing_saved_is_none_without_a_warning(tmp_path: Path) -> None:
+    fresh = Store(tmp_path)
+    assert fresh.store.load(INFO) is None
+    assert fresh.warnings == []
+    assert fresh.store.downloads_held == 0
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def alter_a_count(path: Path) -> None:
+    entry = json.loads(path.read_text())
+    entry["aggregate"][0][2] += 1  # still valid JSON, still the right number of rows
+    path.write_text(json.dumps(entry))
+
+
+def drop_the_digest(path: Path) -> None:
+    entry = json.loads(path.read_text())
+    del entry["digest"]
+    path.write_text(json.dumps(entry))
+
+
+def not_utf8(path: Path) -> None:
+    path.write_bytes(b"\xff\xfe{}")
+
+
+def a_list(path: Path) -> None:
+    path.write_text("[1, 2]")
+
+
+def unreadable(path: Path) -> None:
+    path.unlink()
+    path.mkdir()  # reading a directory fails even as root, unlike a chmod
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        pytest.param(truncate, "is not whole JSON", id="truncated"),
+        pytest.param(alter_a_count, "does not match its digest", id="altered-count"),
+        pytest.param(drop_the_digest, "has no digest", id="no-digest"),
+        pytest.param(not_utf8, "is not whole JSON", id="not-utf-8"),
+        pytest.param(a_list, "has no digest", id="not-an-object"),
+        pytest.param(unreadable, "cannot be read", id="unreadable"),
+    ],
+)
+def test_a_damaged_entry_is_ignored_with_a_warning(
+    tmp_path: Path, damage: Callable[[Path], None], problem: str
+) -> None:
+    saved(tmp_path)
+    path = entry_file(tmp_path)
+    damage(path)
+    fresh = Store(tmp_path)
+    assert fresh.store.load(INFO) is None
+    (warning,) = fresh.warnings
+    assert str(path) in warning and problem in warning
+    assert "download d1 is counted again" in warning
+    assert fresh.store.downloads_held == 0
+
+
+def test_another_downloads_entry_under_this_name_is_ignored(tmp_path: Path) -> None:
+    first = Store(tmp_path)
+    first.store.save(
+        OTHER, DownloadResult("d2", BodyResult(Tally({("A", "hr"): 1}), 1, 0, ()), 9, 1)
+    )
+    other_path = entry_file(tmp_path)
+    first.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    (path,) = set(tmp_path.glob("*.json")) - {other_path}
+    path.write_bytes(other_path.read_bytes())
+    fresh = Store(tmp_path)
+    assert fresh.store.load(INFO) is None
+    assert "belongs to another download" in fresh.warnings[0]
+
+
+def test_the_aggregation_is_part_of_the_key(tmp_path: Path) -> None:
+    saved(tmp_path)
+    skipping = Store(tmp_path, Aggregation(on_bad_row="skip"))
+    assert skipping.store.load(INFO) is None
+    assert skipping.warnings == []
+
+
+def test_a_part_comes_back_and_is_removed_once_its_download_is_saved(tmp_path: Path) -> None:
+    first = Store(tmp_path)
+    first.store.save_part(PartResult(PART, RESULT, saw_quote=False, attempts=2))
+    assert first.store.parts_held == 1
+    fresh = Store(tmp_path)
+    other_range = PartTask(INFO, SPLITTABLE, ByteRange(39, 600), 0, 2)
+    assert fresh.store.load_part(other_range) is None
+    loaded = fresh.store.load_part(PART)
+    assert loaded is not None and loaded.restored and loaded.attempts == 0
+    assert loaded.result == RESULT and loaded.saw_quote is False
+    fresh.store.save(INFO, DownloadResult("d1", RESULT, 1000, attempts=1, parts=2))
+    assert len(list(tmp_path.glob("*.json"))) == 1  # the whole download's entry only
+    assert (fresh.store.downloads_held, fresh.store.parts_held) == (1, 0)
+
+
+def test_a_save_that_fails_warns_once_and_the_run_goes_on(tmp_path: Path) -> None:
+    directory = tmp_path / "checkpoints"
+    store = Store(directory)
+    directory.rmdir()
+    directory.write_text("")  # the directory is gone, a file took its place
+    store.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    store.store.save(OTHER, DownloadResult("d2", RESULT, 123, attempts=1))
+    (warning,) = store.warnings
+    assert f"cannot save checkpoints in {directory}" in warning
+    assert store.store.downloads_held == 0
+
+
+def test_a_rename_that_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
+    first = saved(tmp_path)
+    path = entry_file(tmp_path)
+    path.unlink()
+    (path / "in-the-way").mkdir(parents=True)  # the entry's name is taken by a directory
+    first.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    (warning,) = first.warnings
+    assert "finished downloads are no longer kept for a rerun" in warning
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_discard_removes_entries_and_empty_directories_only(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    directory = root / "server" / "export"
+    store = Store(directory)
+    store.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    (directory / ".entry.abc.tmp").write_text("left by a kill")
+    store.store.discard(up_to=root)
+    assert list(root.iterdir()) == []
+
+    kept = Store(directory)
+    kept.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    (directory / "notes.txt").write_text("not ours")
+    kept.store.discard(up_to=root)
+    assert [p.name for p in directory.iterdir()] == ["notes.txt"]
