@@ -1,8 +1,9 @@
 """Where tasks run: a local process pool, or a Dask cluster. One interface, two implementations.
 
 Both hand out `concurrent.futures` futures, so the scheduling loop in run.py is the same code for
-both. A local pool also streams live progress (rows counted so far) back through a queue; on Dask,
-progress comes from finished tasks. Dask is an optional dependency, imported only when asked for.
+both. A local pool also streams live progress (rows counted so far) and outage events (the server
+became unreachable, or answered again) back through one queue; on Dask, progress comes from
+finished tasks. Dask is an optional dependency, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from export_tally.core.errors import ServerUnreachableError, UsageError
 from export_tally.scheduling import tasks
+from export_tally.transport.retry import OutageEvent
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from export_tally.scheduling.tasks import RunOptions, Task, TaskResult
 
 ProgressSink = Callable[[int], None]
+OutageSink = Callable[[OutageEvent], None]
 
 
 class Backend(ABC):
@@ -38,8 +41,11 @@ class Backend(ABC):
     @abstractmethod
     def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]: ...
 
-    def drain_progress(self, sink: ProgressSink | None) -> None:  # noqa: B027 (optional hook)
-        """Pass on the progress workers reported since the last call (live backends only)."""
+    def drain_progress(  # noqa: B027 (optional hook)
+        self, sink: ProgressSink | None, on_outage: OutageSink | None = None
+    ) -> None:
+        """Pass on the progress and outage events workers reported since the last call (live
+        backends only)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -60,8 +66,8 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
-def _init_worker(progress: Queue[int], parent_pid: int) -> None:
-    tasks.install_progress(progress.put)
+def _init_worker(reports: Queue[int | OutageEvent], parent_pid: int) -> None:
+    tasks.install_reports(reports.put, reports.put)
     # Ctrl-C reaches the whole process group; the parent alone decides what happens next.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
@@ -75,7 +81,7 @@ class LocalBackend(Backend):
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
         context = multiprocessing.get_context("spawn")
-        self._progress: Queue[int] = context.Queue()
+        self._progress: Queue[int | OutageEvent] = context.Queue()
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
@@ -86,11 +92,18 @@ class LocalBackend(Backend):
     def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]:
         return self._pool.submit(tasks.run_task, options, task)
 
-    def drain_progress(self, sink: ProgressSink | None) -> None:
+    def drain_progress(
+        self, sink: ProgressSink | None, on_outage: OutageSink | None = None
+    ) -> None:
         total = 0
         try:
             while True:
-                total += self._progress.get_nowait()
+                report = self._progress.get_nowait()
+                if isinstance(report, OutageEvent):
+                    if on_outage is not None:
+                        on_outage(report)
+                else:
+                    total += report
         except (queue.Empty, OSError, ValueError):
             pass
         if sink is not None and total:
