@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 from export_tally.core.errors import UsageError
 from export_tally.core.split import DEFAULT_MIN_PART_BYTES
+from export_tally.transport.retry import RetryPolicy
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEFAULT_MAX_OUTAGE = RetryPolicy.max_outage
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -113,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         metavar="N",
         help="consecutive failures without progress before giving up (default: 5)",
+    )
+    failures.add_argument(
+        "--max-outage",
+        type=_seconds,
+        default=DEFAULT_MAX_OUTAGE,
+        metavar="SECONDS",
+        help="while the server cannot be reached (refused, reset, DNS, 502/503/504, timeouts), "
+        f"keep trying this long before giving up (default: {DEFAULT_MAX_OUTAGE:g})",
     )
     failures.add_argument(
         "--timeout",

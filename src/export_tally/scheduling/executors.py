@@ -82,6 +82,7 @@ class LocalBackend(Backend):
         self.slots = jobs
         context = multiprocessing.get_context("spawn")
         self._progress: Queue[int | OutageEvent] = context.Queue()
+        self._leftover: list[int | OutageEvent] = []
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
@@ -95,22 +96,27 @@ class LocalBackend(Backend):
     def drain_progress(
         self, sink: ProgressSink | None, on_outage: OutageSink | None = None
     ) -> None:
-        total = 0
-        try:
-            while True:
-                report = self._progress.get_nowait()
-                if isinstance(report, OutageEvent):
-                    if on_outage is not None:
-                        on_outage(report)
-                else:
-                    total += report
-        except (queue.Empty, OSError, ValueError):
-            pass
+        reports, self._leftover = [*self._leftover, *self._received()], []
+        for report in reports:
+            if isinstance(report, OutageEvent) and on_outage is not None:
+                on_outage(report)
+        total = sum(report for report in reports if not isinstance(report, OutageEvent))
         if sink is not None and total:
             sink(total)
 
+    def _received(self) -> list[int | OutageEvent]:
+        reports = []
+        try:
+            while True:
+                reports.append(self._progress.get_nowait())
+        except (queue.Empty, OSError, ValueError):
+            pass
+        return reports
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        # The workers have exited, so all they reported is in the queue: keep it for the last drain.
+        self._leftover = self._received()
         self._progress.close()
 
     def abort(self) -> None:

@@ -122,7 +122,6 @@ class _Scheduler:
                     self.part_done(result)
                 else:
                     self.download_done(result)
-        self.backend.drain_progress(self.on_progress, self.on_outage)
 
     def part_done(self, part: PartResult) -> None:
         if not self.backend.live_progress:
@@ -198,6 +197,7 @@ def count_downloads(
         backend.abort()
         raise
     backend.close()
+    backend.drain_progress(on_progress, on_outage)  # what workers said just before they ended
     if scheduler.gone:
         raise DownloadGoneError(
             f"{len(scheduler.gone)} download(s) disappeared during the run: "

@@ -110,7 +110,11 @@ def _strings(data: dict[str, Any], name: str, where: str) -> list[str]:
 
 
 class ExportApi:
-    """The discovery calls, over one HTTP client; transient failures are retried."""
+    """The discovery calls, over one HTTP client; transient failures are retried (driver.drive).
+
+    Until the server has answered once, connection refused is tried only briefly, so a mistyped
+    --server fails fast; after that, an outage is waited out as for any other request.
+    """
 
     def __init__(
         self, client: httpx.Client, options: ClientOptions, on_outage: OutageCallback | None = None
@@ -118,24 +122,27 @@ class ExportApi:
         self.client = client
         self.options = options
         self.on_outage = on_outage
+        self.answered = False  # until the server has answered once, an unreachable one fails fast
 
-    def _get(self, path: str, *, quick_connect: bool = False) -> Reply:
+    def _get(self, path: str) -> Reply:
         """GET `path` and read its (bounded) body; a 2xx or a 404, else ServerUnreachableError."""
         where = f"GET {shown(self.options.url(path))}"
-        return drive(
+        reply = drive(
             self.client, self.options, path, _Metadata(where),
-            quick_connect=quick_connect, on_outage=self.on_outage,
+            quick_connect=not self.answered, on_outage=self.on_outage,
         )  # fmt: skip
+        self.answered = True
+        return reply
 
     def list_exports(self) -> list[str]:
-        """The server's export ids. The first call a run makes: an unreachable server fails fast."""
-        response = self._get("/api/export", quick_connect=True)
+        """The server's export ids."""
+        response = self._get("/api/export")
         return _strings(_data(response), "export_ids", "GET /api/export")
 
     def download_ids(self, export_id: str) -> list[str]:
         """The export's download ids, in the server's order; UsageError for an unknown export."""
         path = f"/api/export/{quote(export_id, safe='')}"
-        response = self._get(path, quick_connect=True)
+        response = self._get(path)
         if response.status == 404:
             known = self.list_exports()
             raise UsageError(

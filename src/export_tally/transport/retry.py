@@ -52,7 +52,9 @@ class RetryPolicy:
         jitter; a server's Retry-After is honoured as a minimum (up to MAX_RETRY_AFTER).
         """
         ceiling = self.max_delay if cap is None else cap
-        backoff = random.uniform(0, min(ceiling, self.base_delay * 2 ** (failures - 1)))
+        # The exponent stops growing long before a float would overflow (a long outage).
+        growth = 2.0 ** min(failures - 1, 64)
+        backoff = random.uniform(0, min(ceiling, self.base_delay * growth))
         if retry_after is not None:
             return max(min(retry_after, MAX_RETRY_AFTER), backoff)
         return backoff
