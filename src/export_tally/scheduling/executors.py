@@ -133,9 +133,26 @@ class LocalBackend(Backend):
 # --- Dask ---------------------------------------------------------------------------------------
 
 
+# Dask workers publish outage events under this topic; the client subscribes to it.
+OUTAGE_TOPIC = "export-tally-outage"
+
+
+def _run_on_dask(options: RunOptions, task: Task) -> TaskResult:
+    """`tasks.run_task` on a Dask worker, whose outage events go to the client as Dask events."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def publish(event: OutageEvent) -> None:
+        worker.log_event(OUTAGE_TOPIC, [event.since, event.back])  # msgpack: a plain list
+
+    tasks.install_reports(None, publish)
+    return tasks.run_task(options, task)
+
+
 class DaskBackend(Backend):
     """Tasks on a Dask cluster: workers fetch from the export server themselves and send back
-    only their small partial results."""
+    only their small partial results, and outage events through the scheduler."""
 
     live_progress = False
 
@@ -156,9 +173,25 @@ class DaskBackend(Backend):
         workers = self._client.scheduler_info().get("workers", {})
         self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
         self._executor: Executor = self._client.get_executor(pure=False)  # type: ignore[no-untyped-call]
+        self._outages: queue.SimpleQueue[OutageEvent] = queue.SimpleQueue()
+        self._client.subscribe_topic(OUTAGE_TOPIC, self._heard)  # type: ignore[no-untyped-call]
+
+    def _heard(self, event: tuple[float, list[float | None]]) -> None:
+        """A worker's outage event (called on the client's own thread)."""
+        since, back = event[1]
+        assert since is not None
+        self._outages.put(OutageEvent(since, back))
 
     def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]:
-        return self._executor.submit(tasks.run_task, options, task)
+        return self._executor.submit(_run_on_dask, options, task)
+
+    def drain_progress(
+        self, sink: ProgressSink | None, on_outage: OutageSink | None = None
+    ) -> None:
+        while not self._outages.empty():
+            event = self._outages.get()
+            if on_outage is not None:
+                on_outage(event)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

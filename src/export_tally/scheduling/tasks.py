@@ -30,12 +30,12 @@ class RunOptions:
 Task = DownloadInfo | PartTask
 TaskResult = DownloadResult | PartResult
 
-# Per worker process: installed by a local pool's initializer; absent on Dask workers.
+# Per worker process: installed by a local pool's initializer; on Dask, outages only.
 _progress_report: ProgressCallback | None = None
 _outage_report: OutageCallback | None = None
 
 
-def install_reports(progress: ProgressCallback, outage: OutageCallback) -> None:
+def install_reports(progress: ProgressCallback | None, outage: OutageCallback | None) -> None:
     """Make every task this process runs report its rows as it goes, and when the server
     becomes unreachable or answers again (see driver.drive)."""
     global _progress_report, _outage_report
