@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         default=5,
         metavar="N",
-        help="consecutive failures without progress before giving up (default: 5)",
+        help="consecutive failures without progress before giving up (default: 5); "
+        "while the server cannot be reached, --max-outage applies instead",
     )
     failures.add_argument(
         "--max-outage",
