@@ -1,7 +1,8 @@
 """A tiny stdlib HTTP server that answers what a test tells it to: for what the real server cannot do.
 
 Routes map a path to a fixed answer (status, content type, body). A body may also be cut short:
-`declared_length` larger than the body makes the client see a truncated response.
+`declared_length` larger than the body makes the client see a truncated response, and `cuts`
+breaks successive answers off after chosen numbers of bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class Answer:
     gone_from: int | None = None  # with ranges: 404 to a Range that starts at this byte or later
     stalls: int = 0  # this many times, send half the body, then go silent for `stall_seconds`
     stall_seconds: float = 5.0
+    unavailable: int = 0  # answer 503 this many times first (a gateway whose server is down)
+    # Successive answers break the connection after this many bytes of their body (one each).
+    cuts: list[int] = field(default_factory=list)
+    redirect_parts: bool = False  # redirect a Range request not from byte 0 to itself, forever
 
 
 def json_answer(data: Any, status: int = 200) -> Answer:
@@ -85,12 +90,19 @@ def fixture_server(
                 answer = json_answer({"detail": "Not authenticated"}, 401)
             body = answer.body
             status = answer.status
-            if answer.ranges:
-                wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-                if wanted and answer.gone_from is not None and int(wanted[1]) >= answer.gone_from:
+            if answer.unavailable > 0:
+                answer.unavailable -= 1
+                answer = json_answer({"detail": "Service Unavailable"}, 503)
+                body, status = answer.body, answer.status
+            wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+            if answer.redirect_parts and wanted and int(wanted[1]) > 0:
+                answer = Answer(b"", status=302, headers={"Location": self.path})
+                body, status = answer.body, answer.status
+            if answer.ranges and wanted:
+                if answer.gone_from is not None and int(wanted[1]) >= answer.gone_from:
                     answer = json_answer({"detail": "Not Found"}, 404)
-                    body, status, wanted = answer.body, 404, None
-                elif wanted and int(wanted[1]) < len(body):
+                    body, status = answer.body, 404
+                elif int(wanted[1]) < len(body):
                     last = int(wanted[2]) if wanted[2] else len(body) - 1
                     status, body = 206, body[int(wanted[1]) : last + 1]
             self.send_response(status)
@@ -111,6 +123,11 @@ def fixture_server(
             if answer.declared_length is not None:
                 self.send_header("Connection", "close")
             self.end_headers()
+            cut = answer.cuts.pop(0) if answer.cuts else len(body)
+            if cut < len(body):
+                self.wfile.write(body[:cut])
+                self.close_connection = True
+                return
             if answer.stalls > 0:
                 answer.stalls -= 1
                 self.wfile.write(body[: len(body) // 2])

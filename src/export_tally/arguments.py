@@ -18,8 +18,10 @@ from platformdirs import user_cache_path
 from export_tally.core.errors import UsageError
 from export_tally.core.split import DEFAULT_MIN_PART_BYTES
 from export_tally.formats import FORMATS
+from export_tally.transport.retry import RetryPolicy
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEFAULT_MAX_OUTAGE = RetryPolicy.max_outage
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # An export id used as a directory name as it is; any other is replaced by its hash.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
@@ -130,7 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         default=5,
         metavar="N",
-        help="consecutive failures without progress before giving up (default: 5)",
+        help="consecutive failures without progress before giving up (default: 5); "
+        "while the server cannot be reached, --max-outage applies instead",
+    )
+    failures.add_argument(
+        "--max-outage",
+        type=_seconds,
+        default=DEFAULT_MAX_OUTAGE,
+        metavar="SECONDS",
+        help="while the server cannot be reached (refused, reset, DNS, 502/503/504, timeouts), "
+        f"keep trying this long before giving up (default: {DEFAULT_MAX_OUTAGE:g})",
     )
     failures.add_argument(
         "--timeout",

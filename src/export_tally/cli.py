@@ -31,7 +31,7 @@ from export_tally.exitcodes import ExitCode, exit_code_for
 from export_tally.figures import Terminal
 from export_tally.formats import render_result
 from export_tally.output import check_writable, write_atomically
-from export_tally.progress import Progress
+from export_tally.progress import OutageNotice, Progress
 from export_tally.report.facts import collect_facts
 from export_tally.report.preflight import check_report_target, ensure_available
 from export_tally.scheduling.checkpoint import CheckpointStore
@@ -126,7 +126,7 @@ def _connect(
     options = ClientOptions(
         url,
         args.timeout,
-        RetryPolicy(retries=args.retries),
+        RetryPolicy(retries=args.retries, max_outage=args.max_outage),
         headers=headers,
         verify=verify,
         redirects_anywhere=args.follow_redirects_anywhere,
@@ -163,7 +163,8 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)
         client = stack.enter_context(make_client(options))
-        api = ExportApi(client, options)
+        notice = OutageNotice(stderr, "cli: ", args.max_outage)
+        api = ExportApi(client, options, notice)
         if args.list:
             for export_id in api.list_exports():
                 print(export_id, file=stdout)
@@ -178,9 +179,10 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
         show = args.progress if args.progress is not None else stderr.isatty()
         total = sum(d.rows for d in downloads)
         with Progress(total, args.export_id, stderr, show) as progress:
+            notice.bar = progress
             result = count_downloads(
                 downloads, RunOptions(options, aggregation), _backend(args), progress.advance,
-                checkpoints, split,
+                checkpoints, split, notice,
             )  # fmt: skip
     _report(result, checkpoints, stderr)
 

@@ -1,13 +1,17 @@
-"""Progress on stderr: rows done of the rows the metadata declares, rate and ETA (tqdm)."""
+"""Progress on stderr: rows done of the rows the metadata declares, rate and ETA (tqdm); and what
+the user should hear while the server is unreachable."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from export_tally.transport.retry import OutageEvent
 
 
 class Progress:
@@ -29,6 +33,10 @@ class Progress:
         """Count `rows` more rows done (negative when a restarted download takes some back)."""
         self._bar.update(rows)
 
+    def status(self, text: str) -> None:
+        """Show `text` after the bar ("" clears it)."""
+        self._bar.set_postfix_str(text)
+
     def __enter__(self) -> Progress:
         return self
 
@@ -39,3 +47,45 @@ class Progress:
         tb: TracebackType | None,
     ) -> None:
         self._bar.close()
+
+
+def clock(moment: float) -> str:
+    """A time of day as the user reads it: local time, to the second."""
+    return time.strftime("%H:%M:%S", time.localtime(moment))
+
+
+class OutageNotice:
+    """Says once that the server became unreachable and once that it answers again, however many
+    workers (and the parent's own requests) report the same outage; shows it on the bar too.
+
+    Call it with each OutageEvent. Lines go to `stream` after `prefix`, around any bar on it.
+    """
+
+    def __init__(self, stream: TextIO, prefix: str, max_outage: float) -> None:
+        self.stream = stream
+        self.prefix = prefix
+        self.max_outage = max_outage
+        self.bar: Progress | None = None
+        self.down_since: float | None = None
+        self.back_at = float("-inf")
+
+    def __call__(self, event: OutageEvent) -> None:
+        if event.back is None:
+            if self.down_since is not None or event.since < self.back_at:
+                return  # said already, or news of an outage that is over
+            self.down_since = event.since
+            self._tell(
+                f"server unreachable since {clock(event.since)}; "
+                f"retrying for up to {self.max_outage:g} s",
+                f"server unreachable since {clock(event.since)}",
+            )
+        elif self.down_since is not None:
+            gone = event.back - self.down_since
+            self.down_since = None
+            self.back_at = event.back
+            self._tell(f"server back at {clock(event.back)}, after {gone:.0f} s unreachable", "")
+
+    def _tell(self, line: str, status: str) -> None:
+        tqdm.write(self.prefix + line, file=self.stream)
+        if self.bar is not None:
+            self.bar.status(status)

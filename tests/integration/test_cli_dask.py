@@ -15,6 +15,7 @@ from distributed import Client, LocalCluster
 
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import Outcome, run_cli
+from tests.fixture_server import export_routes, fixture_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +94,17 @@ def test_scheduler_without_dask_installed_says_how_to_install(
     outcome = run_cli("demo", "--server", server_url, "--scheduler", "tcp://127.0.0.1:8786")
     assert outcome.status == ExitCode.USAGE
     assert "uv sync --extra dask" in outcome.stderr
+
+
+def test_an_outage_seen_by_dask_workers_is_told(scheduler: str) -> None:
+    header = "patient_id,event_time,event_type,value\n"
+    bodies = {f"d{i}": header + f"P{i},t,hr,1\n" for i in range(4)}
+    routes = export_routes("x", bodies)
+    for name in bodies:  # a gateway whose server is down for the first requests of every body
+        routes[f"/api/export/x/{name}/data"].unavailable = 2
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "--scheduler", scheduler)
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.json()["totals"] == {"hr": 4}
+    assert outcome.stderr.count("server unreachable since") >= 1
+    assert outcome.stderr.count("server back at") >= 1

@@ -11,7 +11,7 @@ import pytest
 
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
-from tests.fixture_server import Answer, export_routes, fixture_server
+from tests.fixture_server import Answer, csv_answer, export_routes, fixture_server
 
 HEADER = "patient_id,event_time,event_type,value\n"
 SECRET = "s3cr3t-t0ken-value"
@@ -171,3 +171,18 @@ def test_a_redirect_loop_ends_with_exit_3() -> None:
     assert outcome.status == ExitCode.UNREACHABLE
     message = outcome.stderr.strip()
     assert "more than 5 redirects" in message and "\n" not in message
+
+
+def test_a_redirect_loop_for_a_byte_range_part_ends_with_exit_3() -> None:
+    body = HEADER + "".join(f"P{i % 3},t,hr,{i}\n" for i in range(200))
+    routes = export_routes("x", {"d1": body})
+    # The first bytes (the split probe) are served; every part's range request loops.
+    routes["/api/export/x/d1/data"] = csv_answer(body, ranges=True, redirect_parts=True)
+    seen: list[tuple[str, dict[str, str]]] = []
+    with fixture_server(routes, seen) as url:
+        outcome = run_cli("x", "--server", url, "-j", "4", "--min-part-bytes", "500")
+    assert outcome.status == ExitCode.UNREACHABLE
+    message = outcome.stderr.strip()
+    assert "more than 5 redirects" in message and "\n" not in message
+    parts = [h["range"] for path, h in seen if path.endswith("/data") and "range" in h]
+    assert any(not r.startswith("bytes=0-") for r in parts)  # it was a part that looped

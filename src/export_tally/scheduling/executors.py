@@ -1,8 +1,9 @@
 """Where tasks run: a local process pool, or a Dask cluster. One interface, two implementations.
 
 Both hand out `concurrent.futures` futures, so the scheduling loop in run.py is the same code for
-both. A local pool also streams live progress (rows counted so far) back through a queue; on Dask,
-progress comes from finished tasks. Dask is an optional dependency, imported only when asked for.
+both. A local pool also streams live progress (rows counted so far) and outage events (the server
+became unreachable, or answered again) back through one queue; on Dask, progress comes from
+finished tasks. Dask is an optional dependency, imported only when asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from export_tally.core.errors import ServerUnreachableError, UsageError
 from export_tally.scheduling import tasks
+from export_tally.transport.retry import OutageEvent
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from export_tally.scheduling.tasks import RunOptions, Task, TaskResult
 
 ProgressSink = Callable[[int], None]
+OutageSink = Callable[[OutageEvent], None]
 
 
 class Backend(ABC):
@@ -38,8 +41,11 @@ class Backend(ABC):
     @abstractmethod
     def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]: ...
 
-    def drain_progress(self, sink: ProgressSink | None) -> None:  # noqa: B027 (optional hook)
-        """Pass on the progress workers reported since the last call (live backends only)."""
+    def drain_progress(  # noqa: B027 (optional hook)
+        self, sink: ProgressSink | None, on_outage: OutageSink | None = None
+    ) -> None:
+        """Pass on the progress and outage events workers reported since the last call (live
+        backends only)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -60,8 +66,8 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
-def _init_worker(progress: Queue[int], parent_pid: int) -> None:
-    tasks.install_progress(progress.put)
+def _init_worker(reports: Queue[int | OutageEvent], parent_pid: int) -> None:
+    tasks.install_reports(reports.put, reports.put)
     # Ctrl-C reaches the whole process group; the parent alone decides what happens next.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
@@ -75,7 +81,8 @@ class LocalBackend(Backend):
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
         context = multiprocessing.get_context("spawn")
-        self._progress: Queue[int] = context.Queue()
+        self._progress: Queue[int | OutageEvent] = context.Queue()
+        self._leftover: list[int | OutageEvent] = []
         self._pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
@@ -86,18 +93,30 @@ class LocalBackend(Backend):
     def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]:
         return self._pool.submit(tasks.run_task, options, task)
 
-    def drain_progress(self, sink: ProgressSink | None) -> None:
-        total = 0
-        try:
-            while True:
-                total += self._progress.get_nowait()
-        except (queue.Empty, OSError, ValueError):
-            pass
+    def drain_progress(
+        self, sink: ProgressSink | None, on_outage: OutageSink | None = None
+    ) -> None:
+        reports, self._leftover = [*self._leftover, *self._received()], []
+        for report in reports:
+            if isinstance(report, OutageEvent) and on_outage is not None:
+                on_outage(report)
+        total = sum(report for report in reports if not isinstance(report, OutageEvent))
         if sink is not None and total:
             sink(total)
 
+    def _received(self) -> list[int | OutageEvent]:
+        reports = []
+        try:
+            while True:
+                reports.append(self._progress.get_nowait())
+        except (queue.Empty, OSError, ValueError):
+            pass
+        return reports
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        # The workers have exited, so all they reported is in the queue: keep it for the last drain.
+        self._leftover = self._received()
         self._progress.close()
 
     def abort(self) -> None:
@@ -114,9 +133,26 @@ class LocalBackend(Backend):
 # --- Dask ---------------------------------------------------------------------------------------
 
 
+# Dask workers publish outage events under this topic; the client subscribes to it.
+OUTAGE_TOPIC = "export-tally-outage"
+
+
+def _run_on_dask(options: RunOptions, task: Task) -> TaskResult:
+    """`tasks.run_task` on a Dask worker, whose outage events go to the client as Dask events."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def publish(event: OutageEvent) -> None:
+        worker.log_event(OUTAGE_TOPIC, [event.since, event.back])  # msgpack: a plain list
+
+    tasks.install_reports(None, publish)
+    return tasks.run_task(options, task)
+
+
 class DaskBackend(Backend):
     """Tasks on a Dask cluster: workers fetch from the export server themselves and send back
-    only their small partial results."""
+    only their small partial results, and outage events through the scheduler."""
 
     live_progress = False
 
@@ -137,9 +173,25 @@ class DaskBackend(Backend):
         workers = self._client.scheduler_info().get("workers", {})
         self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
         self._executor: Executor = self._client.get_executor(pure=False)  # type: ignore[no-untyped-call]
+        self._outages: queue.SimpleQueue[OutageEvent] = queue.SimpleQueue()
+        self._client.subscribe_topic(OUTAGE_TOPIC, self._heard)  # type: ignore[no-untyped-call]
+
+    def _heard(self, event: tuple[float, list[float | None]]) -> None:
+        """A worker's outage event (called on the client's own thread)."""
+        since, back = event[1]
+        assert since is not None
+        self._outages.put(OutageEvent(since, back))
 
     def submit(self, options: RunOptions, task: Task) -> Future[TaskResult]:
-        return self._executor.submit(tasks.run_task, options, task)
+        return self._executor.submit(_run_on_dask, options, task)
+
+    def drain_progress(
+        self, sink: ProgressSink | None, on_outage: OutageSink | None = None
+    ) -> None:
+        while not self._outages.empty():
+            event = self._outages.get()
+            if on_outage is not None:
+                on_outage(event)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

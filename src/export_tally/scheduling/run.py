@@ -26,7 +26,7 @@ from export_tally.transport.fetch_part import PartResult, PartTask, Splittable
 
 if TYPE_CHECKING:
     from export_tally.scheduling.checkpoint import CheckpointStore
-    from export_tally.scheduling.executors import Backend, ProgressSink
+    from export_tally.scheduling.executors import Backend, OutageSink, ProgressSink
     from export_tally.scheduling.tasks import RunOptions, Task, TaskResult
 
 Probe = Callable[[DownloadInfo], Splittable | None]
@@ -94,10 +94,12 @@ class _Scheduler:
         options: RunOptions,
         on_progress: ProgressSink | None,
         checkpoints: CheckpointStore | None,
+        on_outage: OutageSink | None = None,
     ) -> None:
         self.backend = backend
         self.options = options
         self.on_progress = on_progress
+        self.on_outage = on_outage
         self.checkpoints = checkpoints
         self.pending: dict[Future[TaskResult], Task] = {}
         self.infos: dict[str, DownloadInfo] = {}
@@ -124,7 +126,7 @@ class _Scheduler:
     def run(self) -> None:
         while self.pending:
             done, _ = wait(list(self.pending), timeout=0.2, return_when=FIRST_COMPLETED)
-            self.backend.drain_progress(self.on_progress)
+            self.backend.drain_progress(self.on_progress, self.on_outage)
             for future in done:
                 self.pending.pop(future)
                 try:
@@ -136,7 +138,6 @@ class _Scheduler:
                     self.part_done(result)
                 else:
                     self.download_done(result)
-        self.backend.drain_progress(self.on_progress)
 
     def part_done(self, part: PartResult) -> None:
         if not self.backend.live_progress:
@@ -189,8 +190,12 @@ def count_downloads(
     on_progress: ProgressSink | None = None,
     checkpoints: CheckpointStore | None = None,
     split: SplitPolicy | None = None,
+    on_outage: OutageSink | None = None,
 ) -> ExportResult:
     """Count every download on `backend`'s workers (closed when done) and merge the results.
+
+    `on_progress` hears rows as workers count them; `on_outage`, each worker's news that the
+    server became unreachable or answers again (several workers may report the same outage).
 
     Downloads (and parts) saved in `checkpoints` are not fetched again; each one finished now is
     saved there.
@@ -207,7 +212,7 @@ def count_downloads(
             results.append(saved)
             if on_progress is not None:
                 on_progress(saved.result.rows)
-    scheduler = _Scheduler(backend, options, on_progress, checkpoints)
+    scheduler = _Scheduler(backend, options, on_progress, checkpoints, on_outage)
     try:
         for task in plan_tasks(todo, backend.slots, split, len(downloads)):
             saved_part = None
@@ -222,6 +227,7 @@ def count_downloads(
         backend.abort()
         raise
     backend.close()
+    backend.drain_progress(on_progress, on_outage)  # what workers said just before they ended
     if scheduler.gone:
         raise DownloadGoneError(
             f"{len(scheduler.gone)} download(s) disappeared during the run: "

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from export_tally.transport.api import DownloadInfo
 from export_tally.transport.client import ClientOptions, client_for
-from export_tally.transport.fetch import DownloadResult, ProgressCallback, count_download
+from export_tally.transport.fetch import DownloadResult, count_download
 from export_tally.transport.fetch_part import PartResult, PartTask, count_part
 
 if TYPE_CHECKING:
     from export_tally.core.aggregation import Aggregation
+    from export_tally.transport.driver import OutageCallback, ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,23 @@ class RunOptions:
 Task = DownloadInfo | PartTask
 TaskResult = DownloadResult | PartResult
 
-# Per worker process: installed by a local pool's initializer; absent on Dask workers.
+# Per worker process: installed by a local pool's initializer; on Dask, outages only.
 _progress_report: ProgressCallback | None = None
+_outage_report: OutageCallback | None = None
 
 
-def install_progress(report: ProgressCallback) -> None:
-    """Make every task this process runs report its rows to `report` as it goes."""
-    global _progress_report
-    _progress_report = report
+def install_reports(progress: ProgressCallback | None, outage: OutageCallback | None) -> None:
+    """Make every task this process runs report its rows as it goes, and when the server
+    becomes unreachable or answers again (see driver.drive)."""
+    global _progress_report, _outage_report
+    _progress_report = progress
+    _outage_report = outage
 
 
 def run_task(options: RunOptions, task: Task) -> TaskResult:
     """Count one task's bytes; raises the tool's errors (see fetch.count_download)."""
     client = client_for(options.client)
+    reports = (_progress_report, _outage_report)
     if isinstance(task, PartTask):
-        return count_part(client, options.client, task, options.aggregation, _progress_report)
-    return count_download(client, options.client, task, options.aggregation, _progress_report)
+        return count_part(client, options.client, task, options.aggregation, *reports)
+    return count_download(client, options.client, task, options.aggregation, *reports)

@@ -12,10 +12,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from export_tally.core.errors import DownloadGoneError, ProtocolError, UsageError
-from export_tally.transport.client import ClientOptions, Reply, request_with_retries
+from export_tally.transport.driver import Exchange, OutageCallback, drive, shown
 
 if TYPE_CHECKING:
     import httpx
+
+    from export_tally.transport.client import ClientOptions
+
+# Discovery answers are small; a bigger one is not the API, and must not fill memory.
+MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,43 @@ class DownloadInfo:
 
     def data_path(self) -> str:
         return f"/api/export/{quote(self.export_id, safe='')}/{quote(self.id, safe='')}/data"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A small answer read whole: status, body and where it came from."""
+
+    status: int
+    content: bytes
+    content_type: str
+    where: str
+
+
+class _Metadata(Exchange[Reply]):
+    """A discovery request: a 2xx or a 404 (what it means is the caller's business), read whole."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def takes(self, status: int) -> bool:
+        return 200 <= status < 300 or status == 404
+
+    def take(self, response: httpx.Response, attempts: int) -> Reply:
+        content_type = response.headers.get("content-type", "")
+        return Reply(response.status_code, _read_capped(response), content_type, self.where)
+
+
+def _read_capped(response: httpx.Response) -> bytes:
+    chunks = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_METADATA_BYTES:
+            raise ProtocolError(
+                f"{response.request.url} answered more than {MAX_METADATA_BYTES} bytes of metadata"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _data(reply: Reply) -> dict[str, Any]:
@@ -68,24 +110,39 @@ def _strings(data: dict[str, Any], name: str, where: str) -> list[str]:
 
 
 class ExportApi:
-    """The discovery calls, over one HTTP client; transient failures are retried."""
+    """The discovery calls, over one HTTP client; transient failures are retried (driver.drive).
 
-    def __init__(self, client: httpx.Client, options: ClientOptions) -> None:
+    Until the server has answered once, connection refused is tried only briefly, so a mistyped
+    --server fails fast; after that, an outage is waited out as for any other request.
+    """
+
+    def __init__(
+        self, client: httpx.Client, options: ClientOptions, on_outage: OutageCallback | None = None
+    ) -> None:
         self.client = client
         self.options = options
+        self.on_outage = on_outage
+        self.answered = False  # until the server has answered once, an unreachable one fails fast
 
-    def _get(self, path: str, *, quick_connect: bool = False) -> Reply:
-        return request_with_retries(self.client, self.options, path, quick_connect=quick_connect)
+    def _get(self, path: str) -> Reply:
+        """GET `path` and read its (bounded) body; a 2xx or a 404, else ServerUnreachableError."""
+        where = f"GET {shown(self.options.url(path))}"
+        reply = drive(
+            self.client, self.options, path, _Metadata(where),
+            quick_connect=not self.answered, on_outage=self.on_outage,
+        )  # fmt: skip
+        self.answered = True
+        return reply
 
     def list_exports(self) -> list[str]:
-        """The server's export ids. The first call a run makes: an unreachable server fails fast."""
-        response = self._get("/api/export", quick_connect=True)
+        """The server's export ids."""
+        response = self._get("/api/export")
         return _strings(_data(response), "export_ids", "GET /api/export")
 
     def download_ids(self, export_id: str) -> list[str]:
         """The export's download ids, in the server's order; UsageError for an unknown export."""
         path = f"/api/export/{quote(export_id, safe='')}"
-        response = self._get(path, quick_connect=True)
+        response = self._get(path)
         if response.status == 404:
             known = self.list_exports()
             raise UsageError(

@@ -9,30 +9,21 @@ partial tally is thrown away.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx
-
-from export_tally.core.errors import (
-    CsvFormatError,
-    DownloadGoneError,
-    ProtocolError,
-    ServerUnreachableError,
-)
-from export_tally.transport.client import ClientOptions, fail_unless_transient, get_stream, shown
-from export_tally.transport.retry import RetryBudget, describe, retry_after_seconds
+from export_tally.core.errors import CsvFormatError, ProtocolError
+from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive
 
 if TYPE_CHECKING:
+    import httpx
+
     from export_tally.core.aggregation import Aggregation, ParsedBody
     from export_tally.transport.api import DownloadInfo
+    from export_tally.transport.client import ClientOptions
+    from export_tally.transport.driver import OutageCallback, ProgressCallback
 
 CHUNK_BYTES = 256 * 1024
-CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -54,19 +45,18 @@ class _Restart(Exception):
     """Internal: the server will not continue where we stopped; start again from byte 0."""
 
 
-class _Stream:
+class _Stream(BodyExchange[DownloadResult]):
     """One download's state across attempts: the parser, the bytes fed to it, the resume token."""
 
     def __init__(
         self, info: DownloadInfo, aggregation: Aggregation, report: ProgressCallback | None
     ) -> None:
-        self.info = info
+        super().__init__(info, report)
         self.aggregation = aggregation
-        self.report = report
         self.etag: str | None = None
-        self.reported = 0
         self.resumes = 0
         self.restarts = -1  # the first reset is the start, not a restart
+        self.integrity_retried = False
         self.reset()
 
     def reset(self) -> None:
@@ -74,14 +64,8 @@ class _Stream:
         self.parser = self.aggregation.new_parser()
         self.offset = 0
         self.restarts += 1
-        self._report()
+        self.report_rows(0)
         self.resumable = False
-
-    def _report(self) -> None:
-        rows = self.parser.rows
-        if self.report is not None and rows != self.reported:
-            self.report(rows - self.reported)
-        self.reported = rows
 
     def feed(self, chunk: bytes) -> None:
         try:
@@ -89,28 +73,28 @@ class _Stream:
         except CsvFormatError as exc:
             raise CsvFormatError(f"download {self.info.id}: {exc}") from exc
         self.offset += len(chunk)
-        self._report()
+        self.report_rows(self.parser.rows)
 
-    def consume(self, response: httpx.Response) -> None:
-        """Feed the body in blocks of about CHUNK_BYTES; on a cut, what did arrive is fed too.
-
-        Every byte received is kept, so a resume asks for exactly the first byte not yet seen.
-        """
-        buffer = bytearray()
-        try:
-            for piece in response.iter_raw():
-                buffer += piece
-                if len(buffer) >= CHUNK_BYTES:
-                    self.feed(bytes(buffer))
-                    buffer.clear()
-        finally:
-            if buffer:
-                self.feed(bytes(buffer))
-
-    def request_headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         if self.offset and self.resumable and self.etag:
             return {"Range": f"bytes={self.offset}-", "If-Range": self.etag}
         return {}
+
+    def progress(self) -> int:
+        return self.offset
+
+    def broke_off(self) -> None:
+        if not self.resumable:
+            self.reset()
+
+    def take(self, response: httpx.Response, attempts: int) -> DownloadResult | None:
+        try:
+            self.accept(response)
+        except _Restart:
+            self.reset()
+            return None
+        self.consume(response)
+        return self.finish(attempts)
 
     def accept(self, response: httpx.Response) -> None:
         """Check a successful response against where we are; _Restart when it cannot continue."""
@@ -134,6 +118,43 @@ class _Stream:
             self.etag
         )
 
+    def consume(self, response: httpx.Response) -> None:
+        """Feed the body in blocks of about CHUNK_BYTES; on a cut, what did arrive is fed too.
+
+        Every byte received is kept, so a resume asks for exactly the first byte not yet seen.
+        """
+        buffer = bytearray()
+        try:
+            for piece in response.iter_raw():
+                buffer += piece
+                if len(buffer) >= CHUNK_BYTES:
+                    self.feed(bytes(buffer))
+                    buffer.clear()
+        finally:
+            if buffer:
+                self.feed(bytes(buffer))
+
+    def finish(self, attempts: int) -> DownloadResult | None:
+        """The result once the whole body is in; None to count it again from scratch, once,
+        when the rows differ from the metadata's."""
+        info = self.info
+        try:
+            result = self.parser.finish()
+        except CsvFormatError as exc:
+            raise CsvFormatError(f"download {info.id}: {exc}") from exc
+        if result.rows == info.rows:
+            return DownloadResult(
+                info.id, result, self.offset, attempts, self.resumes, self.restarts
+            )
+        if self.integrity_retried:
+            raise ProtocolError(
+                f"download {info.id}: counted {result.rows} rows but the metadata declares "
+                f"{info.rows}, twice"
+            )
+        self.integrity_retried = True
+        self.reset()
+        return None
+
 
 def count_download(
     client: httpx.Client,
@@ -141,6 +162,7 @@ def count_download(
     info: DownloadInfo,
     aggregation: Aggregation,
     report: ProgressCallback | None = None,
+    on_outage: OutageCallback | None = None,
 ) -> DownloadResult:
     """Stream and count one download, retrying transient failures per `options.policy`.
 
@@ -148,63 +170,5 @@ def count_download(
     ProtocolError/CsvFormatError when the body is not the CSV promised, including a row count
     that differs from the metadata's twice in a row.
     """
-    url = options.url(info.data_path())
-    where = shown(url)
     stream = _Stream(info, aggregation, report)
-    budget = RetryBudget(options.policy)
-    integrity_retried = False
-    while True:
-        try:
-            with get_stream(client, url, stream.request_headers()) as response:
-                status = response.status_code
-                if status in (200, 206):
-                    stream.accept(response)
-                    stream.consume(response)
-                else:
-                    check_status(where, info, status)
-                    if not budget.record_failure(stream.offset):
-                        raise ServerUnreachableError(
-                            f"GET {where} failed: HTTP {status}, {budget.attempts} attempts"
-                        )
-                    budget.wait(retry_after_seconds(response))
-                    continue
-        except _Restart:
-            stream.reset()
-            continue
-        except httpx.TransportError as exc:
-            reached = stream.offset
-            if not stream.resumable:
-                stream.reset()
-            if not budget.record_failure(reached):
-                raise ServerUnreachableError(
-                    f"GET {where} failed after {budget.attempts} attempts: {describe(exc)}"
-                ) from exc
-            budget.wait()
-            continue
-
-        try:
-            result = stream.parser.finish()
-        except CsvFormatError as exc:
-            raise CsvFormatError(f"download {info.id}: {exc}") from exc
-        if result.rows == info.rows:
-            return DownloadResult(
-                info.id, result, stream.offset, budget.attempts + 1, stream.resumes, stream.restarts
-            )
-        if integrity_retried:
-            raise ProtocolError(
-                f"download {info.id}: counted {result.rows} rows but the metadata declares "
-                f"{info.rows}, twice"
-            )
-        integrity_retried = True
-        stream.reset()
-
-
-def check_status(url: str, info: DownloadInfo, status: int) -> None:
-    """Raise for a status of a body request that no retry can cure; return for a transient one."""
-    if status == 404:
-        raise DownloadGoneError(
-            f"download {info.id} of export {info.export_id!r} is gone (HTTP 404)"
-        )
-    if status == 416:
-        raise ProtocolError(f"GET {url}: the server refused to resume (HTTP 416)")
-    fail_unless_transient(f"GET {url}", status)
+    return drive(client, options, info.data_path(), stream, on_outage=on_outage)

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from export_tally.core.errors import CsvFormatError, ProtocolError, ServerUnreachableError
+from export_tally.core.errors import CsvFormatError, ProtocolError
 from export_tally.core.split import ByteRange, PartCutter
-from export_tally.transport.client import ClientOptions, get_stream, shown
-from export_tally.transport.fetch import CONTENT_RANGE, ProgressCallback, check_status
-from export_tally.transport.retry import RetryBudget, describe, retry_after_seconds
+from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive, get_stream
 
 if TYPE_CHECKING:
     from export_tally.core.aggregation import Aggregation, ParsedBody
     from export_tally.transport.api import DownloadInfo
+    from export_tally.transport.client import ClientOptions
+    from export_tally.transport.driver import OutageCallback, ProgressCallback
 
 # A header line longer than this is not the export's CSV header; such a download is not split.
 MAX_HEADER_BYTES = 64 * 1024
@@ -75,72 +75,68 @@ def probe_splittable(
     return Splittable(head[: newline + 1], int(match.group(3)), etag)
 
 
+class _Part(BodyExchange[PartResult]):
+    """One part's state across attempts: the cutter (where to resume) and the parser."""
+
+    def __init__(
+        self, task: PartTask, aggregation: Aggregation, report: ProgressCallback | None
+    ) -> None:
+        super().__init__(task.info, report)
+        self.task = task
+        self.aggregation = aggregation
+        self.label = f"download {task.info.id} part {task.index + 1}/{task.count}"
+        self.cutter = PartCutter(task.part)
+        self.parser = aggregation.new_parser()
+        self.parser.feed(task.splittable.header)
+
+    def headers(self) -> dict[str, str]:
+        return {"Range": f"bytes={self.cutter.offset}-", "If-Range": self.task.splittable.etag}
+
+    def progress(self) -> int:
+        return self.cutter.offset - self.cutter.first_offset
+
+    def take(self, response: httpx.Response, attempts: int) -> PartResult:
+        if response.status_code == 200:
+            raise ProtocolError(f"{self.label}: the download changed during the run (ETag)")
+        match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+        if not match or int(match.group(1)) != self.cutter.offset:
+            raise ProtocolError(f"{self.label}: the server sent another range than asked")
+        try:
+            return self.consume(response, attempts)
+        except CsvFormatError as exc:
+            raise CsvFormatError(f"{self.label}: {exc}") from exc
+
+    def consume(self, response: httpx.Response, attempts: int) -> PartResult:
+        """Count the part's records from this answer on; the result once the last one is in."""
+        cutter, parser = self.cutter, self.parser
+        for piece in response.iter_raw():
+            chunk = cutter.take(piece)
+            if cutter.saw_quote:
+                # The download will be counted whole; this part's count is moot.
+                return PartResult(self.task, _nothing(self.aggregation), True, attempts)
+            parser.feed(chunk)
+            self.report_rows(parser.rows)
+            if cutter.done:
+                break
+        # The part's last record is complete, or the body ended (the last part's last record).
+        return PartResult(self.task, parser.finish(), cutter.saw_quote, attempts)
+
+
 def count_part(
     client: httpx.Client,
     options: ClientOptions,
     task: PartTask,
     aggregation: Aggregation,
     report: ProgressCallback | None = None,
+    on_outage: OutageCallback | None = None,
 ) -> PartResult:
-    """Count the records of one part, resuming at the next unread byte after any cut."""
-    info = task.info
-    url = options.url(info.data_path())
-    where = shown(url)
-    label = f"download {info.id} part {task.index + 1}/{task.count}"
-    cutter = PartCutter(task.part)
-    parser = aggregation.new_parser()
-    parser.feed(task.splittable.header)
-    budget = RetryBudget(options.policy)
-    reported = 0
-    finished = False
-    while not (finished or cutter.done):
-        headers = {"Range": f"bytes={cutter.offset}-", "If-Range": task.splittable.etag}
-        try:
-            with get_stream(client, url, headers) as response:
-                status = response.status_code
-                if status == 206:
-                    match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
-                    if not match or int(match.group(1)) != cutter.offset:
-                        raise ProtocolError(f"{label}: the server sent another range than asked")
-                    for piece in response.iter_raw():
-                        chunk = cutter.take(piece)
-                        if cutter.saw_quote:
-                            # The download will be counted whole; this part's count is moot.
-                            return PartResult(
-                                task, _nothing(aggregation), True, budget.attempts + 1
-                            )
-                        parser.feed(chunk)
-                        if report is not None and parser.rows != reported:
-                            report(parser.rows - reported)
-                            reported = parser.rows
-                        if cutter.done:
-                            break
-                    else:
-                        finished = True  # the body ended: the last part's last record is done
-                    continue
-                if status == 200:
-                    raise ProtocolError(f"{label}: the download changed during the run (ETag)")
-                check_status(where, info, status)
-                retry_after = retry_after_seconds(response)
-        except CsvFormatError as exc:
-            raise CsvFormatError(f"{label}: {exc}") from exc
-        except httpx.TransportError as exc:
-            if not budget.record_failure(cutter.offset - cutter.first_offset):
-                raise ServerUnreachableError(
-                    f"GET {where} failed after {budget.attempts} attempts: {describe(exc)}"
-                ) from exc
-            budget.wait()
-            continue
-        if not budget.record_failure():
-            raise ServerUnreachableError(
-                f"GET {where} failed: HTTP {status}, {budget.attempts} attempts"
-            )
-        budget.wait(retry_after)
-    try:
-        result = parser.finish()
-    except CsvFormatError as exc:
-        raise CsvFormatError(f"{label}: {exc}") from exc
-    return PartResult(task, result, cutter.saw_quote, budget.attempts + 1)
+    """Count the records of one part, resuming at the next unread byte after any cut.
+
+    Raises as count_download does; ProtocolError when the server sends another range than asked,
+    or the whole body (its ETag changed).
+    """
+    part = _Part(task, aggregation, report)
+    return drive(client, options, task.info.data_path(), part, on_outage=on_outage)
 
 
 def _nothing(aggregation: Aggregation) -> ParsedBody:

@@ -1,7 +1,16 @@
 """When to try an HTTP request again, and how long to wait first.
 
-Transient failures are connection errors, timeouts, a body cut off mid-stream, and the statuses
-429, 500, 502, 503 and 504. Everything else (404, 401, a malformed answer) is final.
+Two kinds of transient failure, with two limits:
+
+- An **outage**: the server cannot be reached at all. No answer came (connection refused or reset,
+  DNS failure, a timeout before the status line), or a gateway answered 502, 503 or 504 for it.
+  Outages are measured in time: the request is tried again, with backoff capped at
+  `outage_max_delay`, until `max_outage` seconds have passed without the server answering.
+- Any **other transient failure**: 429, 500, a body cut off or stalled mid-stream. These are
+  counted: `retries` consecutive ones without progress end the request, and so do
+  `cap_factor` x `retries` of them in all.
+
+Everything else (404, 401, a malformed answer) is final.
 """
 
 from __future__ import annotations
@@ -14,46 +23,77 @@ from dataclasses import dataclass
 import httpx
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+OUTAGE_STATUSES = frozenset({502, 503, 504})  # a gateway saying the server behind it is down
 # Longest wait we accept from a server's Retry-After, so a hostile value cannot hang a run.
 MAX_RETRY_AFTER = 60.0
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """`retries` bounds consecutive failures without progress; `cap_factor` x retries bounds all."""
+    """`retries` bounds consecutive failures without progress; `cap_factor` x retries bounds all.
+
+    An outage is waited out for up to `max_outage` seconds, trying again at most every
+    `outage_max_delay` seconds (plus what a Retry-After asks for).
+    """
 
     retries: int = 5
     base_delay: float = 0.25
     max_delay: float = 8.0
     cap_factor: int = 10
+    max_outage: float = 120.0
+    outage_max_delay: float = 5.0
 
-    def delay(self, failures: int, retry_after: float | None = None) -> float:
+    def delay(
+        self, failures: int, retry_after: float | None = None, cap: float | None = None
+    ) -> float:
         """Seconds to wait before the next attempt, after `failures` consecutive failures (>= 1).
 
-        Exponential backoff with full jitter; a server's Retry-After is honoured as a minimum.
+        Exponential backoff from `base_delay`, capped at `cap` (default `max_delay`), with full
+        jitter; a server's Retry-After is honoured as a minimum (up to MAX_RETRY_AFTER).
         """
-        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (failures - 1)))
+        ceiling = self.max_delay if cap is None else cap
+        # The exponent stops growing long before a float would overflow (a long outage).
+        growth = 2.0 ** min(failures - 1, 64)
+        backoff = random.uniform(0, min(ceiling, self.base_delay * growth))
         if retry_after is not None:
             return max(min(retry_after, MAX_RETRY_AFTER), backoff)
         return backoff
 
 
+@dataclass(frozen=True)
+class OutageEvent:
+    """The server became unreachable at `since`, and reachable again at `back` once it is set.
+
+    Times are seconds since the epoch (`time.time()`): the event travels from a worker to the
+    process that tells the user, possibly on another machine.
+    """
+
+    since: float
+    back: float | None = None
+
+
 class RetryBudget:
-    """Counts one request's (or one download's) attempts against a policy.
+    """Counts one request's (or one download's) failed attempts against a policy.
 
     An attempt that got further than every earlier one (progress) resets the count of consecutive
     failures, so a long download over a flaky link can finish; the overall cap still ends any loop.
+    Attempts during an outage are not counted against either: the outage's clock bounds them.
     """
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
-        self.failures = 0  # consecutive failures without progress
-        self.attempts = 0
+        self.failures = 0  # consecutive counted failures without progress
+        self.attempts = 0  # every failed attempt, outages included
+        self.counted = 0  # failed attempts outside outages (the overall cap)
         self.best_progress = 0
+        self.down_since: float | None = None  # wall clock, for the user
+        self._down_from = 0.0  # monotonic, for the limit
+        self._outage_failures = 0
 
     def record_failure(self, progress: int = 0) -> bool:
         """Note a failed attempt that reached `progress`; True when another attempt is allowed."""
         self.attempts += 1
+        self.counted += 1
         if progress > self.best_progress:
             self.best_progress = progress
             self.failures = 0
@@ -61,15 +101,66 @@ class RetryBudget:
             self.failures += 1
         return (
             self.failures <= self.policy.retries
-            and self.attempts < self.policy.retries * self.policy.cap_factor
+            and self.counted < self.policy.retries * self.policy.cap_factor
         )
 
     def wait(self, retry_after: float | None = None) -> None:
         time.sleep(self.policy.delay(max(1, self.failures), retry_after))
 
+    def record_outage(self) -> bool:
+        """Note an attempt that found the server unreachable; True while the outage may go on.
+
+        The first one of an outage starts its clock (`down_since`).
+        """
+        self.attempts += 1
+        self._outage_failures += 1
+        if self.down_since is None:
+            self.down_since = time.time()
+            self._down_from = time.monotonic()
+        return self.outage_seconds() < self.policy.max_outage
+
+    def outage_seconds(self) -> float:
+        """How long the current outage has lasted (0 when there is none)."""
+        return time.monotonic() - self._down_from if self.down_since is not None else 0.0
+
+    def wait_outage(self, retry_after: float | None = None) -> None:
+        """Back off (capped at outage_max_delay), but never past the outage's end: the last
+        attempt is made when `max_outage` is up."""
+        policy = self.policy
+        delay = policy.delay(self._outage_failures, retry_after, cap=policy.outage_max_delay)
+        time.sleep(max(0.0, min(delay, policy.max_outage - self.outage_seconds())))
+
+    def reached(self) -> OutageEvent | None:
+        """Note that the server answered; the event that ends the outage, if there was one."""
+        if self.down_since is None:
+            return None
+        event = OutageEvent(self.down_since, time.time())
+        self.down_since = None
+        self._outage_failures = 0
+        return event
+
 
 def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES
+
+
+def is_outage_status(status: int) -> bool:
+    return status in OUTAGE_STATUSES
+
+
+def is_outage_error(exc: httpx.TransportError) -> bool:
+    """Whether a failure before any answer means the server cannot be reached (vs. a final one).
+
+    An untrusted certificate is a ConnectError too, but no wait will cure it.
+    """
+    unreachable = isinstance(
+        exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError
+    )
+    return unreachable and not _untrusted(exc)
+
+
+def _untrusted(exc: BaseException) -> bool:
+    return isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -91,7 +182,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 def describe(exc: BaseException) -> str:
     """A short, user-readable cause for a transport failure."""
     if isinstance(exc, httpx.ConnectError):
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        if _untrusted(exc):
             return "its TLS certificate is not trusted; pass --cacert FILE (or --insecure)"
         return "connection refused or failed"
     if isinstance(exc, httpx.TimeoutException):
