@@ -77,7 +77,7 @@ def count_ours(chunks: list[bytes]) -> Counter[tuple[str, str]]:
     parser = CountingParser()
     for chunk in chunks:
         parser.feed(chunk)
-    return Counter(parser.finish().tally.counts)
+    return Counter(parser.finish().aggregate.counts)
 
 
 def median_seconds(runs: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, float]:

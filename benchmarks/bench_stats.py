@@ -50,14 +50,14 @@ def count(chunks: list[bytes]) -> int:
     parser = CountingParser()
     for chunk in chunks:
         parser.feed(chunk)
-    return parser.finish().tally.total
+    return parser.finish().aggregate.total
 
 
 def stats(chunks: list[bytes]) -> int:
     parser = StatsParser()
     for chunk in chunks:
         parser.feed(chunk)
-    return parser.finish().tally.total
+    return parser.finish().aggregate.total
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import signal
 import sys
 import traceback
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from export_tally import __version__
 from export_tally.arguments import (
@@ -16,8 +16,9 @@ from export_tally.arguments import (
     server_url,
     tls_verify,
 )
-from export_tally.core.aggregation import Aggregation
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
+from export_tally.core.parse import CountAggregator
+from export_tally.core.stats_parse import StatsAggregator
 from export_tally.embedded import EmbeddedServer, is_listening
 from export_tally.exitcodes import ExitCode, exit_code_for
 from export_tally.output import check_writable, render, write_atomically
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator, Sequence
     from types import FrameType
+
+    from export_tally.core.aggregation import Aggregator
 
 
 class Terminated(BaseException):
@@ -94,7 +97,9 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         raise UsageError("an export id is required (or --list to see them)")
     if args.output is not None:
         check_writable(args.output)
-    aggregation = Aggregation(on_bad_row=args.on_bad_row, stats=args.stats)
+    aggregation: Aggregator[Any] = (
+        StatsAggregator(args.on_bad_row) if args.stats else CountAggregator(args.on_bad_row)
+    )
 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)

@@ -43,7 +43,7 @@ def test_resumed_body_counts_like_the_stdlib(
             parser.feed(piece)
     result = parser.finish()
     assert result.rows == rows
-    assert dict(result.tally.counts) == dict(dict_reader_counts(body))
+    assert dict(result.aggregate.counts) == dict(dict_reader_counts(body))
 
 
 @settings(max_examples=100, deadline=None)
@@ -60,4 +60,4 @@ def test_restarted_body_counts_like_the_stdlib(
         parser.feed(piece)
     result = parser.finish()
     assert result.rows == rows
-    assert dict(result.tally.counts) == dict(dict_reader_counts(body))
+    assert dict(result.aggregate.counts) == dict(dict_reader_counts(body))

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import pickle
-import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from export_tally.core.aggregation import BodyResult
+from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
-from export_tally.core.parse import parse_bytes
-from export_tally.core.records import BadRowError
+from export_tally.core.parse import CountingParser
 from export_tally.core.stats import Stats
-from export_tally.core.stats_parse import StatsParser, StatsResult, parse_stats_bytes
+from export_tally.core.stats_parse import StatsParser
 from tests.unit import stats_reference as reference
 
 HEADER = b"patient_id,event_time,event_type,value\n"
 T7 = "2025-08-26T00:00:07"
 
 
-def feed_all(chunks: list[bytes], **options: object) -> StatsResult:
+def feed_all(chunks: list[bytes], **options: object) -> BodyResult[Stats]:
     parser = StatsParser(**options)  # type: ignore[arg-type]
     for chunk in chunks:
         parser.feed(chunk)
@@ -38,12 +38,12 @@ def time_text(micros: int, offset_hours: int | None = None) -> str:
     return moment.astimezone(timezone(timedelta(hours=offset_hours))).isoformat()
 
 
-def assert_matches_reference(body: bytes, result: StatsResult) -> None:
+def assert_matches_reference(body: bytes, result: BodyResult[Stats]) -> None:
     events = reference.events_of(body)
     assert result.rows == len(events)
     assert (result.skipped, result.skipped_lines) == (0, ())
     for precision in (1, 6, 0):
-        assert result.tally.to_report(precision) == reference.report(events, precision)
+        assert result.aggregate.to_report(precision) == reference.report(events, precision)
 
 
 def rows(*lines: str) -> bytes:
@@ -110,7 +110,7 @@ GOOD = [
 
 @pytest.mark.parametrize("body", GOOD)
 def test_matches_the_reference(body: bytes) -> None:
-    result = parse_stats_bytes(body)
+    result = feed_all([body])
     assert_matches_reference(body, result)
     assert feed_all(one_byte_at_a_time(body)) == result
     assert feed_all([body], fold_at=1) == result
@@ -147,7 +147,7 @@ BAD_ROWS = [
 @pytest.mark.parametrize(("body", "line", "reason"), BAD_ROWS)
 def test_bad_row_fails_with_line_number(body: bytes, line: int, reason: str) -> None:
     with pytest.raises(BadRowError) as caught:
-        parse_stats_bytes(body)
+        feed_all([body])
     assert caught.value.line_number == line
     assert caught.value.reason.startswith(reason)
     assert isinstance(caught.value, CsvFormatError)
@@ -155,16 +155,18 @@ def test_bad_row_fails_with_line_number(body: bytes, line: int, reason: str) -> 
 
 @pytest.mark.parametrize(("body", "line", "reason"), BAD_ROWS)
 def test_bad_row_is_skipped_and_left_out(body: bytes, line: int, reason: str) -> None:
-    result = parse_stats_bytes(body, on_bad_row="skip")
+    result = feed_all([body], on_bad_row="skip")
     assert (result.skipped, result.skipped_lines) == (1, (line,))
     lines = body.split(b"\n")
     good = b"\n".join(lines[: line - 1] + lines[line:])
     assert result.rows == len(reference.events_of(good)) + 1
-    assert result.tally.to_report() == reference.report(reference.events_of(good))
+    assert result.aggregate.to_report() == reference.report(reference.events_of(good))
 
 
 def test_without_stats_the_same_rows_are_fine() -> None:
-    assert parse_bytes(rows("P1,yesterday,x,abc")).tally.total == 1
+    counting = CountingParser()
+    counting.feed(rows("P1,yesterday,x,abc"))
+    assert counting.finish().aggregate.total == 1
 
 
 def test_skip_keeps_counting_after_bad_rows_in_both_paths() -> None:
@@ -172,7 +174,7 @@ def test_skip_keeps_counting_after_bad_rows_in_both_paths() -> None:
     for chunks in ([body], one_byte_at_a_time(body)):
         result = feed_all(chunks, on_bad_row="skip")
         assert (result.rows, result.skipped, result.skipped_lines) == (29, 9, (4, 7, 10, 13, 16))
-        assert result.tally.total == 20
+        assert result.aggregate.total == 20
 
 
 def test_a_big_block_goes_in_pieces_and_keeps_line_numbers() -> None:
@@ -183,18 +185,13 @@ def test_a_big_block_goes_in_pieces_and_keeps_line_numbers() -> None:
     body = rows(*lines)
     assert len(body) > 4 * 64 * 1024
     with pytest.raises(BadRowError, match=r"^bad row at line 6002: value 'oops'"):
-        parse_stats_bytes(body)
-    result = parse_stats_bytes(body, on_bad_row="skip")
+        feed_all([body])
+    result = feed_all([body], on_bad_row="skip")
     assert (result.rows, result.skipped, result.skipped_lines) == (9001, 1, (6002,))
-    assert result.tally.to_report(6) == reference.report(reference.events_of(rows(*good)), 6)
+    assert result.aggregate.to_report(6) == reference.report(reference.events_of(rows(*good)), 6)
     assert result == feed_all(
         [body[i : i + 100_000] for i in range(0, len(body), 100_000)], on_bad_row="skip"
     )
-
-
-def test_header_is_checked_as_without_stats() -> None:
-    with pytest.raises(CsvFormatError, match="header lacks column"):
-        parse_stats_bytes(b"patient_id,event_time,event_type\n")
 
 
 def test_plain_blocks_take_the_fast_path() -> None:
@@ -212,7 +209,7 @@ def takes_fast_path(names: str, block: bytes) -> bool:
     """Whether a good block was taken whole by the fast path (else csv.reader took it)."""
     parser = StatsParser(on_bad_row="skip")
     parser.feed(names.encode() + b"\n" + block)
-    return bool(parser._raw_entries) and not parser._text_entries and not parser._skipped
+    return bool(parser._raw_entries) and not parser._text_entries and not parser._bad_rows.skipped
 
 
 STANDARD = "patient_id,event_time,event_type,value"
@@ -242,39 +239,9 @@ FAST_PATH = [
 def test_fast_path_takes_only_blocks_it_can_prove_good(names: str, block: str, fast: bool) -> None:
     assert takes_fast_path(names, block.encode()) is fast
     body = names.encode() + b"\n" + block.encode()
-    assert parse_stats_bytes(body, on_bad_row="skip") == feed_all(
+    assert feed_all([body], on_bad_row="skip") == feed_all(
         one_byte_at_a_time(body), on_bad_row="skip"
     )
-
-
-def test_rows_reports_progress() -> None:
-    parser = StatsParser()
-    assert parser.rows == 0
-    parser.feed(rows(f"P1,{T},x,1") + b"P1,")
-    assert parser.rows == 1
-    parser.feed(f'{T},x,1\n"P\n2",{T},x,1\n'.encode())
-    assert parser.rows == 3
-    assert parser.finish().rows == 3
-
-
-def test_parser_is_spent_after_finish() -> None:
-    parser = StatsParser()
-    parser.finish()
-    with pytest.raises(RuntimeError):
-        parser.feed(HEADER)
-
-
-@pytest.mark.parametrize("options", [{"on_bad_row": "ignore"}, {"max_line_bytes": 0}])
-def test_bad_options(options: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        StatsParser(**options)  # type: ignore[arg-type]
-
-
-def test_line_too_long() -> None:
-    parser = StatsParser(max_line_bytes=64)
-    parser.feed(HEADER)
-    with pytest.raises(CsvFormatError, match=re.escape("line 2 is longer than 64 bytes")):
-        parser.feed(b"P1," + b"9" * 80)
 
 
 def test_result_pickles_small() -> None:
@@ -284,11 +251,11 @@ def test_result_pickles_small() -> None:
             for i in range(5000)
         )
     )
-    result = parse_stats_bytes(body)
+    result = feed_all([body])
     data = pickle.dumps(result)
     assert pickle.loads(data) == result
     assert len(data) < 1000
-    assert isinstance(result.tally, Stats)
+    assert isinstance(result.aggregate, Stats)
 
 
 @pytest.mark.parametrize(

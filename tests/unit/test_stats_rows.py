@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from export_tally.core.records import Columns
+from export_tally.core.csv_rows import Columns
 from export_tally.core.stats_rows import (
     RowLayout,
     fixed_width_times,

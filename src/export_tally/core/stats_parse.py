@@ -1,16 +1,17 @@
-"""Bytes to Stats, chunk by chunk: the parser behind `--stats`.
+"""Bytes to Stats, chunk by chunk: the parser behind `--stats`, and its aggregator.
 
-`StatsParser` is a `RecordParser` (see `records`: chunking, header, bad-row modes, csv.reader
-path) with the same interface as `CountingParser`, that also reads the value and event_time
-columns. A row whose value is not a decimal number or whose event_time is not an ISO 8601 time
-with an offset (the rules are in `stats_rows`) is a bad row, failed or skipped like any other,
-with its line number. Without stats, CountingParser does not look at those columns.
+`StatsParser` is a `BlockParser` (see `blocks`: chunking, header, the csv.reader path and the
+bad-row modes) like `CountingParser`, that also reads the value and event_time columns. A row
+whose value is not a decimal number or whose event_time is not an ISO 8601 time with an offset
+(the rules are in `stats_rows`) is a bad row, failed or skipped like any other, with its line
+number. Without stats, CountingParser does not look at those columns.
 
-The fast path (see `stats_rows`) takes a quote-free block with one regex and stays in C per
-row: a Counter of entries (patient_id, event_type and value bytes), which `_fold` turns into
-exact sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or when
-it holds more than `fold_at` entries, so memory stays bounded for values that rarely repeat);
-and the list of event times, in a fixed-width form where byte order is time order.
+The fast path (see `stats_rows`) takes a quote-free block that `plain_rows` proved all good
+rows, and stays in C per row: a Counter of entries (patient_id, event_type and value bytes),
+which `_fold` turns into exact sums, mins, maxes and anomaly counts per key once per distinct
+entry (at the end, or when it holds more than `fold_at` entries, so memory stays bounded for
+values that rarely repeat); and the list of event times, in a fixed-width form where byte order
+is time order.
 
 Only the earliest and latest time per key matter (see `stats` on latency). When a block's times
 are in order, which the exports promise and one C-level comparison checks, those are the first
@@ -27,14 +28,19 @@ from itertools import islice
 from operator import le
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.records import (
-    DEFAULT_MAX_LINE_BYTES,
-    BadRowMode,
-    Columns,
-    RecordParser,
-    is_plain_text,
+from export_tally.core.aggregation import of_kind
+from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, BlockParser
+from export_tally.core.csv_rows import BadRowMode
+from export_tally.core.plain_rows import match_rows
+from export_tally.core.stats import (
+    KeyStats,
+    Number,
+    Stats,
+    higher,
+    is_anomaly,
+    lower,
+    merge_stats,
 )
-from export_tally.core.stats import KeyStats, Number, Stats, higher, is_anomaly, lower
 from export_tally.core.stats_rows import (
     VALUE_TEXT,
     RowLayout,
@@ -47,8 +53,9 @@ from export_tally.core.stats_rows import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
+    from export_tally.core.csv_rows import Columns
     from export_tally.core.tally import Key
 
 FOLD_AT = 100_000
@@ -58,20 +65,6 @@ PIECE_BYTES = 64 * 1024
 PIECE_BYTES_PER_KEY = 4 * 1024
 
 RawKey = tuple[bytes, bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class StatsResult:
-    """What one body added up to; the same fields as `ParseResult`, with Stats as the tally.
-
-    `rows` counts every data row, skipped ones included; `skipped_lines` holds the first few
-    skipped line numbers.
-    """
-
-    tally: Stats
-    rows: int
-    skipped: int
-    skipped_lines: tuple[int, ...]
 
 
 class _Sums:
@@ -94,12 +87,13 @@ class _Sums:
             self.anomalies += times
 
 
-class StatsParser(RecordParser):
+class StatsParser(BlockParser[Stats]):
     """Statistics of value and event_time per (patient_id, event_type) of an export CSV.
 
-    The same interface and CSV rules as `CountingParser` (see `records.RecordParser`), plus the
-    value and event_time rules of `stats_rows`; `finish` returns a StatsResult. `fold_at` bounds
-    the distinct (patient_id, event_type, value) entries held before folding them into sums.
+    The CSV rules, bad-row modes and errors of `BlockParser`, plus the value and event_time
+    rules of `stats_rows`; `finish` returns a BodyResult whose aggregate is a Stats. `fold_at`
+    bounds the distinct (patient_id, event_type, value) entries held before folding them into
+    sums.
     """
 
     def __init__(
@@ -125,12 +119,7 @@ class StatsParser(RecordParser):
         self._text_last: dict[Key, int] = {}
         self._sums: dict[Key, _Sums] = {}  # folded entries of both paths
 
-    def finish(self) -> StatsResult:
-        """Take the last record (a final newline is optional) and return the result."""
-        self._finish_records()
-        return StatsResult(self._stats(), self._rows, self._skipped, tuple(self._skipped_lines))
-
-    def _start(self, columns: Columns, names: list[str]) -> None:
+    def _start(self, columns: Columns) -> None:
         self._layout = RowLayout.from_columns(columns)
 
     def _plain_piece_bytes(self) -> int:
@@ -142,10 +131,8 @@ class StatsParser(RecordParser):
     def _take_plain(self, block: bytes, lines: int) -> int | None:
         layout = self._layout
         assert layout is not None
-        if not is_plain_text(block):
-            return None
-        rows = layout.plain_row.findall(block)
-        if len(rows) != lines:
+        rows = match_rows(layout.plain_row, block, lines)
+        if rows is None:
             return None
         if not rows:
             return 0
@@ -234,14 +221,14 @@ class StatsParser(RecordParser):
         columns = self._columns
         micros = parse_instant(row[columns.time])
         if micros is None:
-            self._reject(
+            self._bad_rows.reject(
                 line_number,
                 f"event_time {_shown(row[columns.time])} is not an ISO 8601 time with a UTC offset",
             )
             return
         value = row[columns.value]
         if VALUE_TEXT.fullmatch(value) is None:
-            self._reject(line_number, f"value {_shown(value)} is not a decimal number")
+            self._bad_rows.reject(line_number, f"value {_shown(value)} is not a decimal number")
             return
         key = (row[columns.patient], row[columns.event_type])
         self._text_entries[key[0], key[1], value] += 1
@@ -274,7 +261,7 @@ class StatsParser(RecordParser):
             (patient_id, event_type), value = self._entry_info[entry]
             yield (patient_id.decode(), event_type.decode(), value.decode()), n
 
-    def _stats(self) -> Stats:
+    def _aggregate(self) -> Stats:
         self._fold()
         first, last = dict(self._text_first), dict(self._text_last)
         for (patient_id, event_type), time in self._raw_first.items():
@@ -293,16 +280,30 @@ class StatsParser(RecordParser):
         )
 
 
-def parse_stats_bytes(
-    body: bytes,
-    *,
-    on_bad_row: BadRowMode = "fail",
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> StatsResult:
-    """The stats of a whole body at once; the same as feeding it in one chunk."""
-    parser = StatsParser(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
-    parser.feed(body)
-    return parser.finish()
+@dataclass(frozen=True)
+class StatsAggregator:
+    """Statistics per (patient_id, event_type): the Aggregator of a run with `--stats`."""
+
+    on_bad_row: BadRowMode = "fail"
+
+    @property
+    def key(self) -> str:
+        return f"stats/{self.on_bad_row}"
+
+    def new_parser(self) -> StatsParser:
+        return StatsParser(on_bad_row=self.on_bad_row)
+
+    def merge(self, aggregates: Iterable[Stats]) -> Stats:
+        return merge_stats(*of_kind(Stats, aggregates))
+
+    def to_json(self, aggregate: Stats) -> Any:
+        return aggregate.to_json()
+
+    def from_json(self, data: Any) -> Stats:
+        return Stats.from_json(data)
+
+    def report(self, aggregate: Stats, precision: int) -> dict[str, Any]:
+        return aggregate.to_report(precision)
 
 
 def _shown(field: str) -> str:

@@ -32,8 +32,10 @@ from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from export_tally.core.plain_rows import KEY, row_pattern
+
 if TYPE_CHECKING:
-    from export_tally.core.records import Columns
+    from export_tally.core.csv_rows import Columns
     from export_tally.core.stats import Number
 
 WIDE = len(b"2025-08-26T00:00:07.123456Z")
@@ -51,6 +53,8 @@ _ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
 _SHAPE = b"0000-00-00T00:00:00.000000Z"
 _TENS = b"012345"  # what the tens digit of a minute or a second may be
 _HOUR = itemgetter(slice(0, 13))  # 2025-08-26T00
+TIME = rb"[^,]{20,27}"
+"""An event_time the fast path may read: as long as the isoformat UTC forms (see above)."""
 
 
 def parse_value(text: str) -> Number | None:
@@ -103,35 +107,18 @@ class RowLayout:
     @classmethod
     def from_columns(cls, columns: Columns) -> RowLayout:
         entry_columns = sorted((columns.patient, columns.event_type, columns.value))
-        last = columns.width - 1
-        fields = []
-        groups = []  # the column that starts each group, in order
-        for k in range(columns.width):
-            end = k == last
-            if k == columns.time:
-                pattern = rb"[^,\r\n]{20,27}" if end else rb"[^,]{20,27}"
-            elif k == columns.value:
-                pattern = rb"[^,\r\n]*" if end else rb"[^,]*"
-            elif k in entry_columns:  # a key
-                pattern = rb"[^,\r\n]+" if end else rb"[^,]+"
+        runs = [range(columns.time, columns.time + 1)]
+        for k in entry_columns:
+            if k - 1 in entry_columns:
+                runs[-1] = range(runs[-1].start, k + 1)
             else:
-                fields.append(rb"[^,\n]*" if end else rb"[^,]*")
-                continue
-            in_run = k in entry_columns and k - 1 in entry_columns
-            closes_run = k not in entry_columns or k + 1 not in entry_columns
-            if not in_run:
-                groups.append(k)
-                pattern = b"(" + pattern
-            if closes_run:
-                pattern += rb")\r?" if end else b")"
-            fields.append(pattern)
-        # `^`: a match starts at a line start and ends at a newline, so as many matches as
-        # lines means each line is one whole match, with the right number of fields.
-        plain_row = re.compile(rb"(?m)^" + b",".join(fields) + b"\n")
-        time_group = groups.index(columns.time)
-        entry_groups = [i for i in range(len(groups)) if i != time_group]
+                runs.append(range(k, k + 1))
+        runs.sort(key=lambda run: run.start)
+        fields = {columns.time: TIME, columns.patient: KEY, columns.event_type: KEY}
+        time_group = runs.index(range(columns.time, columns.time + 1))
+        entry_groups = [i for i in range(len(runs)) if i != time_group]
         return cls(
-            plain_row,
+            row_pattern(columns.width, fields, runs),
             itemgetter(*entry_groups),
             itemgetter(time_group),
             entry_columns.index(columns.patient),

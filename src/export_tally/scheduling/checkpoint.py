@@ -16,13 +16,14 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.aggregation import Aggregation, BodyResult
+from export_tally.core.aggregation import BodyResult
 from export_tally.core.errors import UsageError
 from export_tally.transport.fetch import DownloadResult
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from export_tally.core.aggregation import Aggregator
     from export_tally.transport.api import DownloadInfo
 
 FORMAT_VERSION = 2
@@ -31,7 +32,7 @@ FORMAT_VERSION = 2
 class CheckpointStore:
     """Saved results for one run's configuration, in a directory (created when missing)."""
 
-    def __init__(self, directory: Path, server_identity: str, aggregation: Aggregation) -> None:
+    def __init__(self, directory: Path, server_identity: str, aggregation: Aggregator[Any]) -> None:
         self.directory = directory
         self.server_identity = server_identity
         self.aggregation = aggregation
@@ -89,7 +90,7 @@ class CheckpointStore:
             "skipped": parsed.skipped,
             "skipped_lines": list(parsed.skipped_lines),
             "bytes": download.bytes,
-            "aggregate": self.aggregation.to_json(parsed.tally),
+            "aggregate": self.aggregation.to_json(parsed.aggregate),
         }
         fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".entry.", suffix=".tmp")
         try:

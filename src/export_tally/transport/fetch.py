@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,7 +26,7 @@ from export_tally.transport.client import ClientOptions, fail_unless_transient, 
 from export_tally.transport.retry import RetryBudget, describe, retry_after_seconds
 
 if TYPE_CHECKING:
-    from export_tally.core.aggregation import Aggregation, ParsedBody
+    from export_tally.core.aggregation import Aggregator, BodyResult
     from export_tally.transport.api import DownloadInfo
 
 CHUNK_BYTES = 256 * 1024
@@ -40,7 +40,7 @@ class DownloadResult:
     """What one download contributed: its parse result and how hard it was to get."""
 
     download_id: str
-    result: ParsedBody
+    result: BodyResult[Any]
     bytes: int
     attempts: int
     resumes: int = 0  # attempts that continued where a cut-off body stopped
@@ -57,7 +57,7 @@ class _Stream:
     """One download's state across attempts: the parser, the bytes fed to it, the resume token."""
 
     def __init__(
-        self, info: DownloadInfo, aggregation: Aggregation, report: ProgressCallback | None
+        self, info: DownloadInfo, aggregation: Aggregator[Any], report: ProgressCallback | None
     ) -> None:
         self.info = info
         self.aggregation = aggregation
@@ -138,7 +138,7 @@ def count_download(
     client: httpx.Client,
     options: ClientOptions,
     info: DownloadInfo,
-    aggregation: Aggregation,
+    aggregation: Aggregator[Any],
     report: ProgressCallback | None = None,
 ) -> DownloadResult:
     """Stream and count one download, retrying transient failures per `options.policy`.

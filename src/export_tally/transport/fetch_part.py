@@ -9,7 +9,7 @@ part knows the column order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -20,7 +20,7 @@ from export_tally.transport.fetch import CONTENT_RANGE, ProgressCallback, check_
 from export_tally.transport.retry import RetryBudget, describe, retry_after_seconds
 
 if TYPE_CHECKING:
-    from export_tally.core.aggregation import Aggregation, ParsedBody
+    from export_tally.core.aggregation import Aggregator, BodyResult
     from export_tally.transport.api import DownloadInfo
 
 # A header line longer than this is not the export's CSV header; such a download is not split.
@@ -48,7 +48,7 @@ class PartTask:
 @dataclass(frozen=True)
 class PartResult:
     task: PartTask
-    result: ParsedBody
+    result: BodyResult[Any]
     saw_quote: bool
     attempts: int
 
@@ -78,7 +78,7 @@ def count_part(
     client: httpx.Client,
     options: ClientOptions,
     task: PartTask,
-    aggregation: Aggregation,
+    aggregation: Aggregator[Any],
     report: ProgressCallback | None = None,
 ) -> PartResult:
     """Count the records of one part, resuming at the next unread byte after any cut."""
@@ -142,6 +142,6 @@ def count_part(
     return PartResult(task, result, cutter.saw_quote, budget.attempts + 1)
 
 
-def _nothing(aggregation: Aggregation) -> ParsedBody:
+def _nothing(aggregation: Aggregator[Any]) -> BodyResult[Any]:
     """An empty result, for a part whose count is thrown away."""
     return aggregation.new_parser().finish()
