@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.csv_rows import Columns
-from export_tally.core.parse import CountingParser, count_pattern
-from export_tally.core.plain_rows import match_rows
+from export_tally.core.parse import CountingParser
 from export_tally.core.tally import Tally
 
 HEADER = b"patient_id,event_time,event_type,value\n"
@@ -146,40 +144,49 @@ def test_skip_in_a_block_with_quotes_and_bad_utf8() -> None:
     assert (result.rows, result.skipped, result.skipped_lines) == (4, 2, (3, 6))
 
 
-# The fast path's own checks. Getting these wrong either miscounts (caught above) or silently
+# The fast path's own decisions. Getting these wrong either miscounts (caught above) or silently
 # sends every block to csv.reader, which only a benchmark would notice; hence these tests.
-STANDARD = ["patient_id", "event_time", "event_type", "value"]
-KEY_LAST = ["value", "event_time", "patient_id", "event_type"]
-PLAIN_BLOCKS = [
-    pytest.param(STANDARD, b"", [], id="empty"),
-    pytest.param(STANDARD, b"P1,t,hr,1\nP2,,bp,\n", [(b"P1", b"hr"), (b"P2", b"bp")], id="lf"),
-    pytest.param(STANDARD, b"P1,t,hr,1\r\n", [(b"P1", b"hr")], id="crlf"),
-    pytest.param(STANDARD, "P\u00e9,t,hr,1\n".encode(), [("P\u00e9".encode(), b"hr")], id="utf8"),
-    pytest.param(KEY_LAST, b"1,t,P1,hr\r\n", [(b"P1", b"hr")], id="key-last-crlf"),
-    pytest.param(KEY_LAST, b"1,t,P1,\r\n", None, id="key-last-empty-before-cr"),
-    pytest.param(STANDARD, b"P1,t,hr,1,2\n", None, id="extra-field"),
-    pytest.param(STANDARD, b"P1,t,hr\n", None, id="missing-field"),
-    pytest.param(STANDARD, b",P1,t,hr,1\n", None, id="leading-extra-field"),
-    pytest.param(STANDARD, b"P1,t,hr\nP2,t,hr,1,9\n", None, id="field-counts-compensating"),
-    pytest.param(STANDARD, b",t,hr,1\n", None, id="empty-patient-id"),
-    pytest.param(STANDARD, b"P1,t,,1\n", None, id="empty-event-type"),
-    pytest.param(STANDARD, b"P1,t,hr,1\n\n", None, id="blank-line"),
-    pytest.param(STANDARD, b"P1,t\r,hr,1\n", None, id="bare-cr"),
-    pytest.param(STANDARD, b"P1,t,hr,1\r\r\n", None, id="cr-cr-lf"),
-    pytest.param(STANDARD, b"P1,t,hr,\xff\n", None, id="invalid-utf8"),
+STANDARD = "patient_id,event_time,event_type,value"
+KEY_LAST = "value,event_time,patient_id,event_type"
+FAST_PATH = [
+    pytest.param(STANDARD, b"P1,t,hr,1\nP2,,bp,\n", True, id="lf"),
+    pytest.param(STANDARD, b"P1,t,hr,1\r\nP2,t,bp,2\n", True, id="crlf-and-lf"),
+    pytest.param(STANDARD, "P\u00e9,t,h\u2764,1\n".encode(), True, id="utf8"),
+    pytest.param(KEY_LAST, b"1,t,P1,hr\r\n", True, id="key-last-crlf"),
+    pytest.param(KEY_LAST, b"1,t,P1,\r\n", False, id="key-last-empty-before-cr"),
+    pytest.param(STANDARD, b",t,hr,1\n", False, id="empty-patient-id"),
+    pytest.param(STANDARD, b"P1,t,,1\n", False, id="empty-event-type"),
+    pytest.param(STANDARD, b"P1,t,hr,1\nP2,t,,1\n", False, id="empty-key-after-good-rows"),
+    pytest.param(STANDARD, b"P1,t,hr,1,2\n", False, id="extra-field"),
+    pytest.param(STANDARD, b"P1,t\r,hr,1\n", False, id="bare-cr"),
 ]
 
 
-@pytest.mark.parametrize(("names", "block", "expected"), PLAIN_BLOCKS)
-def test_plain_rows_proof(
-    names: list[str], block: bytes, expected: list[tuple[bytes, bytes]] | None
+@pytest.mark.parametrize(("names", "block", "fast"), FAST_PATH)
+def test_fast_path_takes_only_blocks_it_can_prove_good(
+    names: str, block: bytes, fast: bool
 ) -> None:
-    pattern = count_pattern(Columns.from_header(names))
-    assert match_rows(pattern, block, block.count(b"\n")) == expected
+    parser = CountingParser(on_bad_row="skip")
+    parser.feed(names.encode() + b"\n" + block)
+    assert (parser.plain_rows == parser.rows > 0) is fast
+    body = names.encode() + b"\n" + block
+    assert feed_all([body], on_bad_row="skip") == feed_all(
+        [body[i : i + 1] for i in range(len(body))], on_bad_row="skip"
+    )
+
+
+def test_a_declined_block_leaves_no_trace() -> None:
+    parser = CountingParser(on_bad_row="skip")
+    parser.feed(HEADER + b"P1,t,hr,1\n")
+    parser.feed(b"P1,t,hr,1\nP2,t,bp,1\nP3,t,,1\n")  # new keys, one of them empty
+    parser.feed(b"P3,t,,1\n")  # that key again: still checked, as it never entered
+    result = parser.finish()
+    assert (parser.plain_rows, result.rows, result.skipped) == (1, 5, 2)
+    assert result.aggregate == Tally({("P1", "hr"): 2, ("P2", "bp"): 1})
 
 
 def test_plain_blocks_take_the_fast_path() -> None:
     parser = CountingParser()
     parser.feed(HEADER + b"P1,t,hr,1\n\nP1,t,hr,1\r\n" * 100)
-    assert parser._raw_counts == {(b"P1", b"hr"): 200}
-    assert not parser._text_counts
+    assert parser.plain_rows == parser.rows == 200
+    assert parser.finish().aggregate == Tally({("P1", "hr"): 200})

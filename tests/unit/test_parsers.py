@@ -14,6 +14,7 @@ from export_tally.core.blocks import BlockParser
 from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountAggregator, CountingParser
+from export_tally.core.plain_rows import plain_fields
 from export_tally.core.stats import Stats
 from export_tally.core.stats_parse import StatsAggregator, StatsParser
 from export_tally.core.tally import Tally
@@ -236,3 +237,33 @@ def test_merging_another_kind_raises(aggregator: Aggregator[Any], foreign: objec
     mine = feed_all(aggregator.new_parser(), [body("P1,{t},hr,1\n")]).aggregate
     with pytest.raises(TypeError, match="different kinds never mix"):
         aggregator.merge([mine, foreign])
+
+
+# The one proof both fast paths rely on: a block is all good rows, or it is left to csv.reader.
+PROOFS = [
+    pytest.param(b"", [], id="empty"),
+    pytest.param(b"P1,t,hr,1\nP2,,bp,\n", [[b"P1", b"t", b"hr", b"1"], [b"P2", b"", b"bp", b""]], id="lf"),
+    pytest.param(b"P1,t,hr,1\r\nP2,t,bp,2\n", [[b"P1", b"t", b"hr", b"1"], [b"P2", b"t", b"bp", b"2"]], id="crlf-and-lf"),
+    pytest.param("P\u00e9,t,hr,1\n".encode(), [["P\u00e9".encode(), b"t", b"hr", b"1"]], id="utf8"),
+    pytest.param(b",t,,\n", [[b"", b"t", b"", b""]], id="empty-fields-are-for-the-parser"),
+    pytest.param(b"P1,t,hr,1,2\n", None, id="extra-field"),
+    pytest.param(b"P1,t,hr\n", None, id="missing-field"),
+    pytest.param(b"P1,t,hr\nP2,t,hr,1,9\n", None, id="field-counts-compensating"),
+    pytest.param(b"P1,t,hr,1\n\n", None, id="blank-line"),
+    pytest.param(b"P1,t\r,hr,1\n", None, id="bare-cr"),
+    pytest.param(b"P1,t,hr,1\r\r\n", None, id="cr-cr-lf"),
+    pytest.param(b"P1,t,hr,1\r", None, id="cr-at-the-end"),
+    pytest.param(b"P1,t,hr,\xff\n", None, id="invalid-utf8"),
+    pytest.param(b"P1,t,hr,\xc3\n", None, id="truncated-utf8"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("block", "rows"), PROOFS)
+def test_plain_fields_proves_every_line_a_row(block: bytes, rows: list[list[bytes]] | None) -> None:
+    plain = plain_fields(block, 4)
+    if rows is None:
+        assert plain is None
+        return
+    assert plain is not None
+    assert plain.rows == len(rows)
+    assert [plain.column(k) for k in range(4)] == [[row[k] for row in rows] for k in range(4)]

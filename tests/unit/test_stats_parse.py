@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from export_tally.core.aggregation import BodyResult
+from export_tally.core.blocks import PIECE_BYTES
 from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountingParser
@@ -114,6 +115,7 @@ def test_matches_the_reference(body: bytes) -> None:
     assert_matches_reference(body, result)
     assert feed_all(one_byte_at_a_time(body)) == result
     assert feed_all([body], fold_at=1) == result
+    assert feed_all([body], piece_bytes=60) == result  # runs of pieces, broken where time goes back
 
 
 T = f"{T7}Z"
@@ -130,6 +132,7 @@ BAD_ROWS = [
     pytest.param(rows("P1,,x,1"), 2, "event_time '' is not an ISO 8601 time with a UTC offset", id="empty-time"),
     pytest.param(rows("P1,yesterday,x,1"), 2, "event_time 'yesterday' is not", id="word-time"),
     pytest.param(rows(f"P1,{T7},x,1"), 2, f"event_time '{T7}' is not", id="no-offset"),
+    pytest.param(rows(f"P1,{T7}X,x,1"), 2, f"event_time '{T7}X' is not", id="narrow-time-without-z"),
     pytest.param(rows("P1,2025-08-26,x,1"), 2, "event_time '2025-08-26' is not", id="date-only"),
     pytest.param(rows(f"P1,{T},x,1", "P1,2025-02-30T00:00:00Z,x,1"), 3, "event_time '2025-02-30", id="no-such-day"),
     pytest.param(rows("P1,2025-02-29T00:00:00Z,x,1"), 2, "event_time '2025-02-29", id="not-a-leap-year"),
@@ -197,19 +200,18 @@ def test_a_big_block_goes_in_pieces_and_keeps_line_numbers() -> None:
 def test_plain_blocks_take_the_fast_path() -> None:
     parser = StatsParser()
     parser.feed(rows(*(f"P{i % 4},{time_text(10**15 + i * 10**6)},x,{i}" for i in range(200))))
-    assert len(parser._raw_entries) == 200
-    assert not parser._text_entries
+    assert parser.plain_rows == parser.rows == 200
     parser.feed(
         rows(f"P1,{T7}.900000Z,x,1000", f"P1,{T7}.100000Z,x,1001")[len(HEADER) :]
     )  # out of order
-    assert len(parser._raw_entries) == 202
+    assert parser.plain_rows == parser.rows == 202
 
 
 def takes_fast_path(names: str, block: bytes) -> bool:
     """Whether a good block was taken whole by the fast path (else csv.reader took it)."""
     parser = StatsParser(on_bad_row="skip")
     parser.feed(names.encode() + b"\n" + block)
-    return bool(parser._raw_entries) and not parser._text_entries and not parser._bad_rows.skipped
+    return parser.plain_rows == parser.rows > 0
 
 
 STANDARD = "patient_id,event_time,event_type,value"
@@ -221,6 +223,8 @@ FAST_PATH = [
     pytest.param(STANDARD, f"P1,{T},x,1\nP1,{T},x,1e3\n", False, id="bad-value-after-good"),
     pytest.param(STANDARD, f"P1,{T7}.1234567Z,x,1\n", False, id="seven-digit-fraction"),
     pytest.param(STANDARD, f"P1,{T7}.12345Z,x,1\n", False, id="five-digit-fraction"),
+    pytest.param(STANDARD, f"P1,{T7}X,x,1\n", False, id="narrow-time-without-z"),
+    pytest.param(STANDARD, f"P1,{T7}.12345Z,x,1\nP1,{T7}.1234567Z,x,1\n", False, id="lengths-that-add-up"),
     pytest.param(STANDARD, f"P1,{T7}+00:00,x,1\n", False, id="offset-not-z"),
     pytest.param(STANDARD, f"P1,{T7}.123456Z,x,1\nP1,2025-08-26 00:00:07.123456Z,x,1\n", False, id="space-not-t"),
     pytest.param(STANDARD, "P1,2025-08-26T23:59:59.999999Z,x,1\nP1,2025-08-26T24:00:00Z,x,1\n", False, id="hour-24"),
@@ -258,6 +262,25 @@ def test_result_pickles_small() -> None:
     assert isinstance(result.aggregate, Stats)
 
 
+@pytest.mark.parametrize("piece_bytes", [60, 4096, PIECE_BYTES])
+@pytest.mark.parametrize("where", ["early", "late"])
+def test_a_key_seen_only_at_one_end_of_a_run_keeps_its_times(piece_bytes: int, where: str) -> None:
+    """The first and last times of each key are searched from the ends of a run of pieces in
+    time order; a key that occurs only near the other end must still be found."""
+    rare = [f"P0,{time_text(10**15 + i * 10**6)},heart_rate,{60 + i}" for i in range(3)]
+    common = [f"P{1 + i % 3},{time_text(10**15 + (9 + i) * 10**6)},spo2,97" for i in range(300)]
+    if where == "late":
+        rare = [f"P0,{time_text(10**15 + (400 + i) * 10**6)},heart_rate,{60 + i}" for i in range(3)]
+        body = rows(*common, *rare)
+    else:
+        body = rows(*rare, *common)
+    parser = StatsParser(piece_bytes=piece_bytes)
+    parser.feed(body)
+    result = parser.finish()
+    assert parser.plain_rows == result.rows == 303
+    assert_matches_reference(body, result)
+
+
 @pytest.mark.parametrize(
     "times",
     [
@@ -270,5 +293,5 @@ def test_fast_path_compares_times_as_instants(times: list[str]) -> None:
     body = rows(*(f"P1,2025-08-26T00:00:{t},x,1" for t in times))
     parser = StatsParser()
     parser.feed(body)
-    assert not parser._text_entries  # all of it went the fast way
+    assert parser.plain_rows == parser.rows  # all of it went the fast way
     assert_matches_reference(body, parser.finish())

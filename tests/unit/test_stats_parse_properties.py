@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_tally.core.aggregation import BodyResult
+from export_tally.core.blocks import PIECE_BYTES
 from export_tally.core.stats import Stats, merge_stats
 from export_tally.core.stats_parse import StatsParser
 from tests.unit import stats_reference as reference
@@ -80,15 +81,10 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
 
 
-class SmallPieces(StatsParser):
-    """Offers quote-free blocks in pieces of a line or two, so every piece boundary is tried."""
-
-    def _plain_piece_bytes(self) -> int:
-        return 60
-
-
 def feed_all(chunks: list[bytes], small_pieces: bool = False, **options: Any) -> BodyResult[Stats]:
-    parser = (SmallPieces if small_pieces else StatsParser)(**options)
+    """Fed in `chunks`; with `small_pieces` the fast path gets pieces of a line or two, so
+    every piece boundary is tried."""
+    parser = StatsParser(piece_bytes=60 if small_pieces else PIECE_BYTES, **options)
     for chunk in chunks:
         parser.feed(chunk)
     return parser.finish()

@@ -5,10 +5,11 @@ field), then finish. `BlockParser` keeps the start of a record not complete yet 
 size is bounded by `max_line_bytes`, reads the header (line 1), and hands each block of complete
 records to its subclass in one of two ways:
 
-- A block without a `"` byte is offered to `_take_plain` (in pieces of whole lines if the
-  subclass asks for them), which may take all of it, typically after `plain_rows` proved every
-  line a good row so that per-row work stays in C, or decline it. A declined block with blank
-  lines is offered again without them (blank lines are not rows).
+- A block without a `"` byte is offered to `_take_plain` in pieces of whole lines of about
+  `piece_bytes` (so that what a fast path makes per row stays in the CPU cache), which may take
+  all of a piece, after `plain_rows` proved every line a good row so that per-row work stays in
+  C, or decline it. A declined piece with blank lines is offered again without them (blank
+  lines are not rows); a piece declined again goes to csv.reader alone.
 - Any other block (quotes, or one declined) goes through csv.reader (`csv_rows`), row by row.
 
 Line numbers count physical lines, the header being line 1.
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+PIECE_BYTES = 64 * 1024
+"""Quote-free blocks go to a fast path in pieces of about this size (see `_take_plain`)."""
 BOM = b"\xef\xbb\xbf"
 _BLANK_LINE = re.compile(rb"^\r?\n", re.MULTILINE)
 
@@ -48,6 +51,9 @@ class BlockParser(ABC, Generic[A]):
     between chunks, so memory stays bounded), or a quoted field still open at the end. After an
     error the parser is spent.
 
+    `piece_bytes` sizes the pieces offered to the fast path; tests lower it so that small bodies
+    cross piece boundaries too.
+
     Known limit: csv.reader refuses a field longer than `csv.field_size_limit()` (128 KiB unless
     raised), so such a field makes its row bad when its block needs csv.reader, while a fast
     path may accept it. Changing that limit is process-wide, so it is left to the application.
@@ -58,28 +64,33 @@ class BlockParser(ABC, Generic[A]):
         *,
         on_bad_row: BadRowMode = "fail",
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        piece_bytes: int = PIECE_BYTES,
     ) -> None:
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be positive, not {max_line_bytes!r}")
+        if piece_bytes < 1:
+            raise ValueError(f"piece_bytes must be positive, not {piece_bytes!r}")
         self._bad_rows = BadRows(on_bad_row)
         self._max_line_bytes = max_line_bytes
+        self._piece_bytes = piece_bytes
         self._columns: Columns | None = None
         self._pending = bytearray()  # the start of a record not complete yet
         self._in_quotes = False  # whether _pending holds an odd number of quotes
         self._lines = 0  # physical lines consumed, header included
         self._rows = 0
+        self._plain_rows = 0  # rows a fast path took
         self._finished = False
 
-    @abstractmethod
     def _start(self, columns: Columns) -> None:
         """Get ready for rows with these columns (called once, after the header)."""
 
     @abstractmethod
-    def _take_plain(self, block: bytes, lines: int) -> int | None:
-        """Take every row of a quote-free block of `lines` whole lines, or none of them.
+    def _take_plain(self, block: bytes) -> int | None:
+        """Take every row of a quote-free block of whole lines, or none of them.
 
-        Returns the number of rows taken, or None to leave the whole block to csv.reader. It
-        must not change any state when it returns None.
+        Returns the number of rows taken, which is the number of lines: a block with a line
+        that is not a row (a blank line too) is declined. Returns None to decline; it must not
+        change any state then.
         """
 
     @abstractmethod
@@ -93,16 +104,22 @@ class BlockParser(ABC, Generic[A]):
     def _aggregate(self) -> A:
         """The aggregate of every row taken (called once, by `finish`)."""
 
-    def _plain_piece_bytes(self) -> int | None:
-        """If not None, quote-free blocks are offered to `_take_plain` in pieces of whole lines
-        of about this many bytes, so what a fast path makes per row stays in the CPU cache; a
-        piece it declines goes to csv.reader alone."""
-        return None
+    def _end_block(self) -> None:
+        """Called after each block of records (what one `feed` or `finish` completes) was taken."""
+
+    def _plain_piece_bytes(self) -> int:
+        """The size of the pieces quote-free blocks are offered to `_take_plain` in."""
+        return self._piece_bytes
 
     @property
     def rows(self) -> int:
         """Data rows completed so far (skipped ones included); for progress reports."""
         return self._rows
+
+    @property
+    def plain_rows(self) -> int:
+        """How many of `rows` a fast path took (the rest went through csv.reader)."""
+        return self._plain_rows
 
     def feed(self, chunk: bytes) -> None:
         """Take every record that `chunk` completes; keep the incomplete rest for later."""
@@ -150,27 +167,34 @@ class BlockParser(ABC, Generic[A]):
         if self._columns is None:
             block = self._read_header(block)
         if b'"' in block:
-            return self._read_rows(block)
-        size = self._plain_piece_bytes()
-        if size is None or len(block) <= size:
-            self._consume_plain(block)
+            rest = self._read_rows(block)
         else:
-            for piece in _pieces(block, size):
-                self._consume_plain(piece)
-        return b""
+            rest = b""
+            size = self._plain_piece_bytes()
+            if len(block) <= size:
+                self._consume_plain(block)
+            else:
+                for piece in _pieces(block, size):
+                    self._consume_plain(piece)
+        self._end_block()
+        return rest
 
     def _consume_plain(self, block: bytes) -> None:
         """Take a quote-free block of whole lines: on the fast path if it will, else csv's."""
-        lines = block.count(b"\n")
-        taken = self._take_plain(block, lines)
-        if taken is None and _BLANK_LINE.search(block):
-            plain = _BLANK_LINE.sub(b"", block)
-            taken = self._take_plain(plain, plain.count(b"\n"))
-        if taken is None:
-            self._read_rows(block)  # whole lines without quotes: nothing is left over
+        taken = self._take_plain(block)
+        if taken is not None:
+            lines = taken  # every line was a row
+        elif (
+            _BLANK_LINE.search(block)
+            and (taken := self._take_plain(_BLANK_LINE.sub(b"", block))) is not None
+        ):
+            lines = block.count(b"\n")
         else:
-            self._rows += taken
-            self._lines += lines
+            self._read_rows(block)  # whole lines without quotes: nothing is left over
+            return
+        self._rows += taken
+        self._plain_rows += taken
+        self._lines += lines
 
     def _read_header(self, block: bytes) -> bytes:
         """Read the columns named by the first record; return the bytes after it."""

@@ -1,35 +1,33 @@
 """Counts per (patient_id, event_type): the counting parser and its aggregator.
 
 `CountingParser` is a `BlockParser` (see `blocks`: chunking, header, the csv.reader path and the
-bad-row modes) that counts rows per (patient_id, event_type). A quote-free block goes through one
-regex built from the header (see `plain_rows`), so matching, extracting the two key fields and
-counting all happen in C; keys stay bytes and are decoded once per distinct key, at the end. The
-event_time and value columns are not interpreted.
+bad-row modes) that counts rows per (patient_id, event_type). A quote-free piece that
+`plain_rows` proves all good rows is split into its fields in C, and the patient_id and
+event_type columns, zipped, go to `Counter.update`, which counts in C too: per row, no Python
+code runs. Keys stay bytes until the end, when each distinct key is decoded once; a key is
+checked for being non-empty once, when it first enters the Counter. The event_time and value
+columns are not interpreted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
-from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, BlockParser
+from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
 from export_tally.core.csv_rows import BadRowMode
-from export_tally.core.plain_rows import KEY, match_rows, row_pattern
+from export_tally.core.plain_rows import plain_fields
 from export_tally.core.tally import Key, Tally, merge_tallies
 
 if TYPE_CHECKING:
-    import re
     from collections.abc import Iterable
 
-    from export_tally.core.csv_rows import Columns
 
-
-def count_pattern(columns: Columns) -> re.Pattern[bytes]:
-    """The regex of one plain row, capturing patient_id and event_type, in column order."""
-    keys = sorted((columns.patient, columns.event_type))
-    return row_pattern(columns.width, dict.fromkeys(keys, KEY), [range(k, k + 1) for k in keys])
+RawKey = tuple[bytes, bytes]
+"""(patient_id, event_type) as the fast path reads them: bytes, decoded at the end."""
 
 
 class CountingParser(BlockParser[Tally]):
@@ -44,24 +42,33 @@ class CountingParser(BlockParser[Tally]):
         *,
         on_bad_row: BadRowMode = "fail",
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        piece_bytes: int = PIECE_BYTES,
     ) -> None:
-        super().__init__(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
-        self._pattern: re.Pattern[bytes] | None = None
-        self._swap = False  # event_type comes before patient_id
-        self._raw_counts: Counter[tuple[bytes, bytes]] = Counter()  # fast path, column order
+        super().__init__(
+            on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
+        )
+        self._raw_counts: Counter[RawKey] = Counter()  # fast path
         self._text_counts: Counter[Key] = Counter()  # csv path
 
-    def _start(self, columns: Columns) -> None:
-        self._pattern = count_pattern(columns)
-        self._swap = columns.event_type < columns.patient
-
-    def _take_plain(self, block: bytes, lines: int) -> int | None:
-        assert self._pattern is not None
-        rows = match_rows(self._pattern, block, lines)
-        if rows is None:
+    def _take_plain(self, block: bytes) -> int | None:
+        columns = self._columns
+        assert columns is not None
+        plain = plain_fields(block, columns.width)
+        if plain is None:
             return None
-        self._raw_counts.update(rows)
-        return len(rows)
+        patients, types = plain.column(columns.patient), plain.column(columns.event_type)
+        counts = self._raw_counts
+        known = len(counts)
+        counts.update(zip(patients, types, strict=True))
+        if len(counts) > known:
+            # Keys new to the Counter sit at its end; every other one was checked before.
+            fresh = list(islice(reversed(counts), len(counts) - known))
+            if not all(patient and event_type for patient, event_type in fresh):
+                counts.subtract(zip(patients, types, strict=True))  # leave no trace
+                for key in fresh:
+                    del counts[key]
+                return None
+        return plain.rows
 
     def _take_row(self, line_number: int, row: list[str]) -> None:
         assert self._columns is not None
@@ -69,9 +76,8 @@ class CountingParser(BlockParser[Tally]):
 
     def _aggregate(self) -> Tally:
         counts = dict(self._text_counts)
-        for (first, second), n in self._raw_counts.items():
-            pair = (first.decode("utf-8"), second.decode("utf-8"))
-            key = (pair[1], pair[0]) if self._swap else pair
+        for (patient, event_type), n in self._raw_counts.items():
+            key = (patient.decode("utf-8"), event_type.decode("utf-8"))
             counts[key] = counts.get(key, 0) + n
         return Tally(counts)
 
