@@ -24,8 +24,9 @@ from export_tally.arguments import (
     server_url,
     tls_verify,
 )
-from export_tally.core.aggregation import Aggregation
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
+from export_tally.core.parse import CountAggregator
+from export_tally.core.stats_parse import StatsAggregator
 from export_tally.embedded import EmbeddedServer, is_listening
 from export_tally.exitcodes import ExitCode, exit_code_for
 from export_tally.figures import Terminal
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from types import FrameType
 
+    from export_tally.core.aggregation import Aggregator
     from export_tally.report.facts import RunFacts
 
 
@@ -75,7 +77,7 @@ def _say(stderr: TextIO, message: str) -> None:
 
 
 def _open_checkpoints(
-    args: argparse.Namespace, identity: str, aggregation: Aggregation, stderr: TextIO
+    args: argparse.Namespace, identity: str, aggregation: Aggregator[Any], stderr: TextIO
 ) -> CheckpointStore | None:
     """The store for finished work: --checkpoint-dir, else the user cache directory.
 
@@ -158,7 +160,9 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     if args.report is not None:
         check_report_target(args.report, args.output)
         ensure_available()
-    aggregation = Aggregation(on_bad_row=args.on_bad_row, stats=args.stats)
+    aggregation: Aggregator[Any] = (
+        StatsAggregator(args.on_bad_row) if args.stats else CountAggregator(args.on_bad_row)
+    )
 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)

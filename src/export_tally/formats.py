@@ -1,6 +1,6 @@
 """The result as the user asked to see it: JSON (the contract, the default), a table, or CSV.
 
-Every format is made from the same report dict (`Aggregation.report`), so they cannot disagree:
+Every format is made from the same report dict (`Aggregator.report`), so they cannot disagree:
 {"patients": {pid: {event_type: V}}, "totals": {event_type: V}}, where V is a count, or with
 `--stats` a dict of count, mean, min, max, anomalies and latency (a null latency is None).
 """

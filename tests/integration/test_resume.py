@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.aggregation import Aggregate, Aggregation
+from export_tally.core.aggregation import Aggregate
+from export_tally.core.parse import CountAggregator
 from export_tally.core.split import ByteRange, part_ranges
 from export_tally.core.tally import Key, Tally
 from export_tally.transport.api import DownloadInfo
@@ -93,10 +94,10 @@ def test_a_cut_download_counts_like_the_stdlib(
     serve(server, body, ranges, list(cuts))
     info = DownloadInfo("x", "d1", rows, (), (), "{}")
 
-    result = count_download(server.client, server.options, info, Aggregation())
+    result = count_download(server.client, server.options, info, CountAggregator())
 
     assert result.result.rows == rows
-    assert counts(result.result.tally) == dict_reader_counts(body)
+    assert counts(result.result.aggregate) == dict_reader_counts(body)
     assert result.attempts == len(cuts) + 1
     if ranges:  # each attempt asks for exactly the first byte not yet fed
         offsets = [sum(cuts[:i]) for i in range(len(cuts) + 1)]
@@ -133,7 +134,7 @@ def test_cut_parts_count_each_record_once(
     info = DownloadInfo("x", "d1", len(records), (), (), "{}")
     splittable = Splittable(HEADER, len(body), '"fixture"')
     ranges = part_ranges(len(HEADER), len(body), wanted, 1)
-    aggregation = Aggregation()
+    aggregation = CountAggregator()
     results = []
     for index, part in enumerate(ranges):
         first = part.start - 1  # a part reads from the byte before its range...
@@ -144,4 +145,6 @@ def test_cut_parts_count_each_record_once(
         offsets = [first + sum(cuts[:i]) for i in range(len(cuts) + 1)]
         assert ranges_asked(server) == [f"bytes={n}-" for n in offsets]
     assert sum(r.result.rows for r in results) == len(records)
-    assert counts(aggregation.merge([r.result.tally for r in results])) == dict_reader_counts(body)
+    assert counts(aggregation.merge([r.result.aggregate for r in results])) == dict_reader_counts(
+        body
+    )

@@ -57,7 +57,10 @@ def _stats(event_type: str, group: list[tuple[str, int]], precision: int) -> dic
     times = sorted(m for _, m in group)
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     bounds = RANGES.get(event_type)
-    anomalies = 0 if bounds is None else sum(1 for v in values if not bounds[0] <= v <= bounds[1])
+    # No normal range: nobody measured anomalies, so the report says so (None), not 0.
+    anomalies = (
+        None if bounds is None else sum(1 for v in values if not bounds[0] <= v <= bounds[1])
+    )
     latency = None
     if len(gaps) > 0:
         latency = _round(Fraction(sum(gaps), len(gaps) * 1_000_000), precision)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from export_tally.core.aggregation import Aggregation, BodyResult
+from export_tally.core.aggregation import Aggregator, BodyResult
+from export_tally.core.parse import CountAggregator
 from export_tally.core.split import ByteRange
 from export_tally.core.tally import Tally
 from export_tally.scheduling.checkpoint import CheckpointStore
@@ -26,10 +28,10 @@ PART = PartTask(INFO, SPLITTABLE, ByteRange(39, 500), 0, 2)
 class Store:
     """A store in a temporary directory, and the warnings it gave."""
 
-    def __init__(self, directory: Path, aggregation: Aggregation | None = None) -> None:
+    def __init__(self, directory: Path, aggregation: Aggregator[Any] | None = None) -> None:
         self.warnings: list[str] = []
         self.store = CheckpointStore(
-            directory, "http://server", aggregation or Aggregation(), self.warnings.append
+            directory, "http://server", aggregation or CountAggregator(), self.warnings.append
         )
 
 
@@ -131,7 +133,7 @@ def test_another_downloads_entry_under_this_name_is_ignored(tmp_path: Path) -> N
 
 def test_the_aggregation_is_part_of_the_key(tmp_path: Path) -> None:
     saved(tmp_path)
-    skipping = Store(tmp_path, Aggregation(on_bad_row="skip"))
+    skipping = Store(tmp_path, CountAggregator("skip"))
     assert skipping.store.load(INFO) is None
     assert skipping.warnings == []
 

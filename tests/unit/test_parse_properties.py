@@ -1,16 +1,23 @@
-"""Hypothesis: any chunking counts the same as one chunk, and the same as csv.DictReader."""
+"""Hypothesis: any chunking counts the same as one chunk, and the same as csv.DictReader; and for
+both parsers, any chunking of any input, broken or not, has the same outcome as one chunk."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections import Counter
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from export_tally.core.aggregation import BodyResult
+from export_tally.core.blocks import PIECE_BYTES, BlockParser
+from export_tally.core.csv_rows import REQUIRED_COLUMNS
 from export_tally.core.errors import CsvFormatError
-from export_tally.core.parse import REQUIRED_COLUMNS, CountingParser, ParseResult, parse_bytes
+from export_tally.core.parse import CountingParser
+from export_tally.core.stats_parse import StatsParser
 from export_tally.core.tally import Key, Tally
 
 # Characters that need quoting, that are multi-byte in UTF-8, and plain ones.
@@ -54,11 +61,19 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
 
 
-def feed_all(chunks: list[bytes], on_bad_row: str = "fail") -> ParseResult:
-    parser = CountingParser(on_bad_row=on_bad_row)  # type: ignore[arg-type]
+PIECE_SIZES = st.sampled_from([1, 60, PIECE_BYTES])
+"""Fast-path piece sizes: the default, and small ones so that little bodies cross pieces too."""
+
+
+def feed_all(chunks: list[bytes], piece_bytes: int = PIECE_BYTES) -> BodyResult[Tally]:
+    parser = CountingParser(piece_bytes=piece_bytes)
     for chunk in chunks:
         parser.feed(chunk)
-    return parser.finish()
+    result = parser.finish()
+    if b'"' not in b"".join(chunks):
+        # Without quotes every row is plain: all of them must have taken the fast path.
+        assert parser.plain_rows == result.rows
+    return result
 
 
 def dict_reader_counts(body: bytes) -> Counter[Key]:
@@ -72,36 +87,67 @@ def test_any_chunking_matches_whole_body_and_dict_reader(
     data: st.DataObject, generated: tuple[bytes, int]
 ) -> None:
     body, rows = generated
-    whole = parse_bytes(body)
-    assert whole == ParseResult(Tally(dict_reader_counts(body)), rows, 0, ())
-    assert feed_all(data.draw(chunkings(body))) == whole
+    whole = feed_all([body])
+    assert whole == BodyResult(Tally(dict_reader_counts(body)), rows, 0, ())
+    assert feed_all(data.draw(chunkings(body)), data.draw(PIECE_SIZES)) == whole
 
 
-# Lines that are mostly good (so some blocks take the fast path) and some that are not.
-GOOD_LINES = st.sampled_from([b"P1,t,hr,1\n", b"P2,,bp,\r\n", b'"P,3",t,hr,1\n', b"\n"])
-BAD_PIECES = st.sampled_from(
-    [b",", b'"', b'""', b"\n", b"\r\n", b"\r", b"P1", b"hr", b"\xc3\xa9", b"\xff", b"\xc3", b" "]
-)
-LINES = st.one_of(GOOD_LINES, GOOD_LINES, st.lists(BAD_PIECES, max_size=8).map(b"".join))
+# The same property for both parsers. Lines that are mostly good for both (so some blocks take
+# a fast path), written for the header drawn, and some that are not.
 HEADERS = st.sampled_from(
-    [b"patient_id,event_time,event_type,value\n", b"value,event_type,x,patient_id,event_time\r\n"]
+    [
+        ("patient_id,event_time,event_type,value", "\n"),
+        ("value,event_type,x,patient_id,event_time", "\r\n"),
+    ]
 )
+GOOD_ROWS = st.sampled_from(
+    [
+        ("P1", "2025-08-26T00:00:07Z", "heart_rate", "72"),
+        ("P1", "2025-08-26T00:00:07.000001Z", "heart_rate", "250"),
+        ("P2", "2025-08-26T00:00:06.999999Z", "spo2", "97.5"),
+        ('"P,3"', "2025-08-26T00:00:08Z", "spo2", "-1"),
+        ("P2", "", "bp", ""),  # a good row without stats only
+    ]
+)
+BAD_PIECES = st.sampled_from(
+    [b",", b'"', b'""', b"\n", b"\r\n", b"\r", b"P1", b"hr", b"\xc3\xa9", b"\xff", b"\xc3", b" ",
+     b"2025-08-26T00:00:07Z", b"2025-02-30T00:00:00Z", b"1.5", b"1e3"]
+)  # fmt: skip
 
 
-def outcome(chunks: list[bytes], on_bad_row: str) -> ParseResult | str:
+@st.composite
+def lines_for(draw: st.DrawFn, names: str, newline: str) -> bytes:
+    """A good row for the header `names`, a blank line, or a run of bad pieces."""
+    kind = draw(st.sampled_from(["good", "good", "blank", "bad"]))
+    if kind == "blank":
+        return newline.encode()
+    if kind == "bad":
+        return b"".join(draw(st.lists(BAD_PIECES, max_size=8)))
+    fields = dict(zip(REQUIRED_COLUMNS, draw(GOOD_ROWS), strict=True))
+    return (",".join(fields.get(name, "") for name in names.split(",")) + newline).encode()
+
+
+def outcome(parser: BlockParser[Any], chunks: list[bytes]) -> BodyResult[Any] | str:
     try:
-        return feed_all(chunks, on_bad_row)
+        for chunk in chunks:
+            parser.feed(chunk)
+        return parser.finish()
     except CsvFormatError as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
+@pytest.mark.parametrize("parser", [CountingParser, StatsParser], ids=["counts", "stats"])
 @settings(max_examples=250, deadline=None)
-@given(st.data(), HEADERS, st.lists(LINES, max_size=25), st.sampled_from(["fail", "skip"]))
+@given(st.data(), HEADERS, st.sampled_from(["fail", "skip"]))
 def test_chunking_never_changes_the_outcome_even_for_bad_input(
-    data: st.DataObject, header: bytes, lines: list[bytes], on_bad_row: str
+    parser: type[BlockParser[Any]], data: st.DataObject, header: tuple[str, str], on_bad_row: Any
 ) -> None:
-    body = header + b"".join(lines)
-    expected = outcome([body], on_bad_row)
-    assert outcome(data.draw(chunkings(body)), on_bad_row) == expected
-    if isinstance(expected, ParseResult):
-        assert expected.tally.total == expected.rows - expected.skipped
+    names, newline = header
+    lines = data.draw(st.lists(lines_for(names, newline), max_size=25))
+    body = (names + newline).encode() + b"".join(lines)
+    expected = outcome(parser(on_bad_row=on_bad_row), [body])
+    pieces = data.draw(PIECE_SIZES)
+    chunked = parser(on_bad_row=on_bad_row, piece_bytes=pieces)
+    assert outcome(chunked, data.draw(chunkings(body))) == expected
+    if isinstance(expected, BodyResult):
+        assert expected.aggregate.total == expected.rows - expected.skipped

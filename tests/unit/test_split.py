@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.parse import CountingParser, parse_bytes
+from export_tally.core.parse import CountingParser
 from export_tally.core.split import ByteRange, PartCutter, part_ranges
 from export_tally.core.tally import Tally, merge_tallies
 
@@ -21,7 +21,7 @@ def count_part(body: bytes, part: ByteRange, piece: int) -> tuple[int, Tally, bo
         parser.feed(cutter.take(body[offset : offset + piece]))
         offset += piece
     result = parser.finish()
-    return result.rows, result.tally, cutter.saw_quote
+    return result.rows, result.aggregate, cutter.saw_quote
 
 
 rows = st.lists(
@@ -41,7 +41,9 @@ def test_parts_count_each_record_once(
     body = HEADER + end.join(f"{p},t,{e},{v}".encode() for p, e, v in records)
     if records and final_newline:
         body += end
-    whole = parse_bytes(body)
+    parser = CountingParser()
+    parser.feed(body)
+    whole = parser.finish()
     ranges = part_ranges(len(HEADER), len(body), parts, min_part_bytes=1)
     if len(body) > len(HEADER):
         assert ranges[0].start == len(HEADER) and ranges[-1].end == len(body)
@@ -49,7 +51,7 @@ def test_parts_count_each_record_once(
         assert ranges == []
     counted = [count_part(body, r, piece) for r in ranges]
     assert sum(n for n, _, _ in counted) == whole.rows
-    assert merge_tallies(*(t for _, t, _ in counted)) == whole.tally
+    assert merge_tallies(*(t for _, t, _ in counted)) == whole.aggregate
     assert not any(q for _, _, q in counted)
 
 

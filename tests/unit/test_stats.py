@@ -126,6 +126,15 @@ def test_anomalies(event_type: str, value: Number, anomaly: bool) -> None:
     assert set(NORMAL_RANGES) == {"heart_rate", "spo2", "bp_sys", "bp_dia"}
 
 
+def test_anomalies_of_a_type_without_a_range_are_unknown_not_zero() -> None:
+    entry = KeyStats(2, 500, 0, 500, 0, T0, T0 + SECOND)
+    report = Stats({("P1", "temp"): entry, ("P1", "spo2"): entry}).to_report()
+    assert report["patients"]["P1"]["temp"]["anomalies"] is None
+    assert report["totals"]["temp"]["anomalies"] is None
+    assert report["patients"]["P1"]["spo2"]["anomalies"] == 0  # measured: none
+    assert report["totals"]["spo2"]["anomalies"] == 0
+
+
 def test_merge_adds_and_leaves_inputs_alone() -> None:
     a = Stats({("P1", "x"): one(3)})
     b = Stats({("P1", "x"): one(5, T0 + SECOND), ("P2", "x"): one(1)})

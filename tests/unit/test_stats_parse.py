@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import pickle
-import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from export_tally.core.aggregation import BodyResult
+from export_tally.core.blocks import PIECE_BYTES
+from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
-from export_tally.core.parse import parse_bytes
-from export_tally.core.records import BadRowError
+from export_tally.core.parse import CountingParser
 from export_tally.core.stats import Stats
-from export_tally.core.stats_parse import StatsParser, StatsResult, parse_stats_bytes
+from export_tally.core.stats_parse import StatsParser
 from tests.unit import stats_reference as reference
 
 HEADER = b"patient_id,event_time,event_type,value\n"
 T7 = "2025-08-26T00:00:07"
 
 
-def feed_all(chunks: list[bytes], **options: object) -> StatsResult:
+def feed_all(chunks: list[bytes], **options: object) -> BodyResult[Stats]:
     parser = StatsParser(**options)  # type: ignore[arg-type]
     for chunk in chunks:
         parser.feed(chunk)
@@ -38,12 +39,12 @@ def time_text(micros: int, offset_hours: int | None = None) -> str:
     return moment.astimezone(timezone(timedelta(hours=offset_hours))).isoformat()
 
 
-def assert_matches_reference(body: bytes, result: StatsResult) -> None:
+def assert_matches_reference(body: bytes, result: BodyResult[Stats]) -> None:
     events = reference.events_of(body)
     assert result.rows == len(events)
     assert (result.skipped, result.skipped_lines) == (0, ())
     for precision in (1, 6, 0):
-        assert result.tally.to_report(precision) == reference.report(events, precision)
+        assert result.aggregate.to_report(precision) == reference.report(events, precision)
 
 
 def rows(*lines: str) -> bytes:
@@ -110,10 +111,11 @@ GOOD = [
 
 @pytest.mark.parametrize("body", GOOD)
 def test_matches_the_reference(body: bytes) -> None:
-    result = parse_stats_bytes(body)
+    result = feed_all([body])
     assert_matches_reference(body, result)
     assert feed_all(one_byte_at_a_time(body)) == result
     assert feed_all([body], fold_at=1) == result
+    assert feed_all([body], piece_bytes=60) == result  # runs of pieces, broken where time goes back
 
 
 T = f"{T7}Z"
@@ -130,6 +132,7 @@ BAD_ROWS = [
     pytest.param(rows("P1,,x,1"), 2, "event_time '' is not an ISO 8601 time with a UTC offset", id="empty-time"),
     pytest.param(rows("P1,yesterday,x,1"), 2, "event_time 'yesterday' is not", id="word-time"),
     pytest.param(rows(f"P1,{T7},x,1"), 2, f"event_time '{T7}' is not", id="no-offset"),
+    pytest.param(rows(f"P1,{T7}X,x,1"), 2, f"event_time '{T7}X' is not", id="narrow-time-without-z"),
     pytest.param(rows("P1,2025-08-26,x,1"), 2, "event_time '2025-08-26' is not", id="date-only"),
     pytest.param(rows(f"P1,{T},x,1", "P1,2025-02-30T00:00:00Z,x,1"), 3, "event_time '2025-02-30", id="no-such-day"),
     pytest.param(rows("P1,2025-02-29T00:00:00Z,x,1"), 2, "event_time '2025-02-29", id="not-a-leap-year"),
@@ -147,7 +150,7 @@ BAD_ROWS = [
 @pytest.mark.parametrize(("body", "line", "reason"), BAD_ROWS)
 def test_bad_row_fails_with_line_number(body: bytes, line: int, reason: str) -> None:
     with pytest.raises(BadRowError) as caught:
-        parse_stats_bytes(body)
+        feed_all([body])
     assert caught.value.line_number == line
     assert caught.value.reason.startswith(reason)
     assert isinstance(caught.value, CsvFormatError)
@@ -155,16 +158,18 @@ def test_bad_row_fails_with_line_number(body: bytes, line: int, reason: str) -> 
 
 @pytest.mark.parametrize(("body", "line", "reason"), BAD_ROWS)
 def test_bad_row_is_skipped_and_left_out(body: bytes, line: int, reason: str) -> None:
-    result = parse_stats_bytes(body, on_bad_row="skip")
+    result = feed_all([body], on_bad_row="skip")
     assert (result.skipped, result.skipped_lines) == (1, (line,))
     lines = body.split(b"\n")
     good = b"\n".join(lines[: line - 1] + lines[line:])
     assert result.rows == len(reference.events_of(good)) + 1
-    assert result.tally.to_report() == reference.report(reference.events_of(good))
+    assert result.aggregate.to_report() == reference.report(reference.events_of(good))
 
 
 def test_without_stats_the_same_rows_are_fine() -> None:
-    assert parse_bytes(rows("P1,yesterday,x,abc")).tally.total == 1
+    counting = CountingParser()
+    counting.feed(rows("P1,yesterday,x,abc"))
+    assert counting.finish().aggregate.total == 1
 
 
 def test_skip_keeps_counting_after_bad_rows_in_both_paths() -> None:
@@ -172,7 +177,7 @@ def test_skip_keeps_counting_after_bad_rows_in_both_paths() -> None:
     for chunks in ([body], one_byte_at_a_time(body)):
         result = feed_all(chunks, on_bad_row="skip")
         assert (result.rows, result.skipped, result.skipped_lines) == (29, 9, (4, 7, 10, 13, 16))
-        assert result.tally.total == 20
+        assert result.aggregate.total == 20
 
 
 def test_a_big_block_goes_in_pieces_and_keeps_line_numbers() -> None:
@@ -183,36 +188,30 @@ def test_a_big_block_goes_in_pieces_and_keeps_line_numbers() -> None:
     body = rows(*lines)
     assert len(body) > 4 * 64 * 1024
     with pytest.raises(BadRowError, match=r"^bad row at line 6002: value 'oops'"):
-        parse_stats_bytes(body)
-    result = parse_stats_bytes(body, on_bad_row="skip")
+        feed_all([body])
+    result = feed_all([body], on_bad_row="skip")
     assert (result.rows, result.skipped, result.skipped_lines) == (9001, 1, (6002,))
-    assert result.tally.to_report(6) == reference.report(reference.events_of(rows(*good)), 6)
+    assert result.aggregate.to_report(6) == reference.report(reference.events_of(rows(*good)), 6)
     assert result == feed_all(
         [body[i : i + 100_000] for i in range(0, len(body), 100_000)], on_bad_row="skip"
     )
 
 
-def test_header_is_checked_as_without_stats() -> None:
-    with pytest.raises(CsvFormatError, match="header lacks column"):
-        parse_stats_bytes(b"patient_id,event_time,event_type\n")
-
-
 def test_plain_blocks_take_the_fast_path() -> None:
     parser = StatsParser()
     parser.feed(rows(*(f"P{i % 4},{time_text(10**15 + i * 10**6)},x,{i}" for i in range(200))))
-    assert len(parser._raw_entries) == 200
-    assert not parser._text_entries
+    assert parser.plain_rows == parser.rows == 200
     parser.feed(
         rows(f"P1,{T7}.900000Z,x,1000", f"P1,{T7}.100000Z,x,1001")[len(HEADER) :]
     )  # out of order
-    assert len(parser._raw_entries) == 202
+    assert parser.plain_rows == parser.rows == 202
 
 
 def takes_fast_path(names: str, block: bytes) -> bool:
     """Whether a good block was taken whole by the fast path (else csv.reader took it)."""
     parser = StatsParser(on_bad_row="skip")
     parser.feed(names.encode() + b"\n" + block)
-    return bool(parser._raw_entries) and not parser._text_entries and not parser._skipped
+    return parser.plain_rows == parser.rows > 0
 
 
 STANDARD = "patient_id,event_time,event_type,value"
@@ -224,6 +223,8 @@ FAST_PATH = [
     pytest.param(STANDARD, f"P1,{T},x,1\nP1,{T},x,1e3\n", False, id="bad-value-after-good"),
     pytest.param(STANDARD, f"P1,{T7}.1234567Z,x,1\n", False, id="seven-digit-fraction"),
     pytest.param(STANDARD, f"P1,{T7}.12345Z,x,1\n", False, id="five-digit-fraction"),
+    pytest.param(STANDARD, f"P1,{T7}X,x,1\n", False, id="narrow-time-without-z"),
+    pytest.param(STANDARD, f"P1,{T7}.12345Z,x,1\nP1,{T7}.1234567Z,x,1\n", False, id="lengths-that-add-up"),
     pytest.param(STANDARD, f"P1,{T7}+00:00,x,1\n", False, id="offset-not-z"),
     pytest.param(STANDARD, f"P1,{T7}.123456Z,x,1\nP1,2025-08-26 00:00:07.123456Z,x,1\n", False, id="space-not-t"),
     pytest.param(STANDARD, "P1,2025-08-26T23:59:59.999999Z,x,1\nP1,2025-08-26T24:00:00Z,x,1\n", False, id="hour-24"),
@@ -242,39 +243,9 @@ FAST_PATH = [
 def test_fast_path_takes_only_blocks_it_can_prove_good(names: str, block: str, fast: bool) -> None:
     assert takes_fast_path(names, block.encode()) is fast
     body = names.encode() + b"\n" + block.encode()
-    assert parse_stats_bytes(body, on_bad_row="skip") == feed_all(
+    assert feed_all([body], on_bad_row="skip") == feed_all(
         one_byte_at_a_time(body), on_bad_row="skip"
     )
-
-
-def test_rows_reports_progress() -> None:
-    parser = StatsParser()
-    assert parser.rows == 0
-    parser.feed(rows(f"P1,{T},x,1") + b"P1,")
-    assert parser.rows == 1
-    parser.feed(f'{T},x,1\n"P\n2",{T},x,1\n'.encode())
-    assert parser.rows == 3
-    assert parser.finish().rows == 3
-
-
-def test_parser_is_spent_after_finish() -> None:
-    parser = StatsParser()
-    parser.finish()
-    with pytest.raises(RuntimeError):
-        parser.feed(HEADER)
-
-
-@pytest.mark.parametrize("options", [{"on_bad_row": "ignore"}, {"max_line_bytes": 0}])
-def test_bad_options(options: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        StatsParser(**options)  # type: ignore[arg-type]
-
-
-def test_line_too_long() -> None:
-    parser = StatsParser(max_line_bytes=64)
-    parser.feed(HEADER)
-    with pytest.raises(CsvFormatError, match=re.escape("line 2 is longer than 64 bytes")):
-        parser.feed(b"P1," + b"9" * 80)
 
 
 def test_result_pickles_small() -> None:
@@ -284,11 +255,30 @@ def test_result_pickles_small() -> None:
             for i in range(5000)
         )
     )
-    result = parse_stats_bytes(body)
+    result = feed_all([body])
     data = pickle.dumps(result)
     assert pickle.loads(data) == result
     assert len(data) < 1000
-    assert isinstance(result.tally, Stats)
+    assert isinstance(result.aggregate, Stats)
+
+
+@pytest.mark.parametrize("piece_bytes", [60, 4096, PIECE_BYTES])
+@pytest.mark.parametrize("where", ["early", "late"])
+def test_a_key_seen_only_at_one_end_of_a_run_keeps_its_times(piece_bytes: int, where: str) -> None:
+    """The first and last times of each key are searched from the ends of a run of pieces in
+    time order; a key that occurs only near the other end must still be found."""
+    rare = [f"P0,{time_text(10**15 + i * 10**6)},heart_rate,{60 + i}" for i in range(3)]
+    common = [f"P{1 + i % 3},{time_text(10**15 + (9 + i) * 10**6)},spo2,97" for i in range(300)]
+    if where == "late":
+        rare = [f"P0,{time_text(10**15 + (400 + i) * 10**6)},heart_rate,{60 + i}" for i in range(3)]
+        body = rows(*common, *rare)
+    else:
+        body = rows(*rare, *common)
+    parser = StatsParser(piece_bytes=piece_bytes)
+    parser.feed(body)
+    result = parser.finish()
+    assert parser.plain_rows == result.rows == 303
+    assert_matches_reference(body, result)
 
 
 @pytest.mark.parametrize(
@@ -303,5 +293,5 @@ def test_fast_path_compares_times_as_instants(times: list[str]) -> None:
     body = rows(*(f"P1,2025-08-26T00:00:{t},x,1" for t in times))
     parser = StatsParser()
     parser.feed(body)
-    assert not parser._text_entries  # all of it went the fast way
+    assert parser.plain_rows == parser.rows  # all of it went the fast way
     assert_matches_reference(body, parser.finish())

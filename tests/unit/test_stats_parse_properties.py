@@ -14,9 +14,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.errors import CsvFormatError
+from export_tally.core.aggregation import BodyResult
+from export_tally.core.blocks import PIECE_BYTES
 from export_tally.core.stats import Stats, merge_stats
-from export_tally.core.stats_parse import StatsParser, StatsResult
+from export_tally.core.stats_parse import StatsParser
 from tests.unit import stats_reference as reference
 from tests.unit.test_stats_parse import time_text
 
@@ -80,15 +81,10 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
 
 
-class SmallPieces(StatsParser):
-    """Offers quote-free blocks in pieces of a line or two, so every piece boundary is tried."""
-
-    def _plain_piece_bytes(self) -> int:
-        return 60
-
-
-def feed_all(chunks: list[bytes], small_pieces: bool = False, **options: Any) -> StatsResult:
-    parser = (SmallPieces if small_pieces else StatsParser)(**options)
+def feed_all(chunks: list[bytes], small_pieces: bool = False, **options: Any) -> BodyResult[Stats]:
+    """Fed in `chunks`; with `small_pieces` the fast path gets pieces of a line or two, so
+    every piece boundary is tried."""
+    parser = StatsParser(piece_bytes=60 if small_pieces else PIECE_BYTES, **options)
     for chunk in chunks:
         parser.feed(chunk)
     return parser.finish()
@@ -138,7 +134,7 @@ def test_downloads_merged_in_any_order_match_the_reference(
             fold_at=data.draw(st.sampled_from([1, 7, 10**5])),
         )
         assert result.rows == len(download)
-        parts.append(result.tally)
+        parts.append(result.aggregate)
     whole = reference.events_of(body_of(events, columns, newline, with_offsets))
     for precision in (1, 6):
         assert merged_in_any_order(parts, rng).to_report(precision) == reference.report(
@@ -162,56 +158,8 @@ def test_times_out_of_order_and_overlapping_downloads_are_still_exact(
         feed_all(
             data.draw(chunkings(body_of(download, columns, "\n", False))),
             small_pieces=data.draw(st.booleans()),
-        ).tally
+        ).aggregate
         for download in split(events, cuts)
     ]
     whole = reference.events_of(body_of(events, columns, "\n", False))
     assert merged_in_any_order(parts, rng).to_report(6) == reference.report(whole, 6)
-
-
-# Lines that are mostly good (so some blocks take the fast path) and some that are not.
-GOOD_LINES = st.sampled_from(
-    [
-        b"P1,2025-08-26T00:00:07Z,heart_rate,72\n",
-        b"P1,2025-08-26T00:00:07.000001Z,heart_rate,250\r\n",
-        b"P2,2025-08-26T00:00:06.999999Z,spo2,97.5\n",
-        b'"P,3",2025-08-26T00:00:08Z,spo2,-1\n',
-        b"\n",
-    ]
-)
-BAD_PIECES = st.sampled_from(
-    [
-        b",",
-        b'"',
-        b"\n",
-        b"\r",
-        b"P1",
-        b"x",
-        b"2025-08-26T00:00:07Z",
-        b"2025-02-30T00:00:00Z",
-        b"1.5",
-        b"1e3",
-        b"\xff",
-        b" ",
-    ]
-)
-LINES = st.one_of(GOOD_LINES, GOOD_LINES, st.lists(BAD_PIECES, max_size=8).map(b"".join))
-
-
-def outcome(chunks: list[bytes], on_bad_row: str, small_pieces: bool = False) -> StatsResult | str:
-    try:
-        return feed_all(chunks, small_pieces, on_bad_row=on_bad_row)
-    except CsvFormatError as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.data(), st.lists(LINES, max_size=25), st.sampled_from(["fail", "skip"]))
-def test_chunking_never_changes_the_outcome_even_for_bad_input(
-    data: st.DataObject, lines: list[bytes], on_bad_row: str
-) -> None:
-    body = b"patient_id,event_time,event_type,value\n" + b"".join(lines)
-    expected = outcome([body], on_bad_row)
-    assert outcome(data.draw(chunkings(body)), on_bad_row, data.draw(st.booleans())) == expected
-    if isinstance(expected, StatsResult):
-        assert expected.tally.total == expected.rows - expected.skipped

@@ -1,12 +1,10 @@
-"""The stats fast path's own pieces: row layouts, and the bulk checks of event times."""
+"""The stats fast path's own pieces: the bulk checks of event times, and the value rules."""
 
 from __future__ import annotations
 
 import pytest
 
-from export_tally.core.records import Columns
 from export_tally.core.stats_rows import (
-    RowLayout,
     fixed_width_times,
     parse_instant,
     parse_value,
@@ -18,37 +16,14 @@ T7 = "2025-08-26T00:00:07"
 
 
 @pytest.mark.parametrize(
-    ("names", "line", "time", "fields"),
-    [
-        pytest.param("patient_id,event_time,event_type,value", b"P1,%s,x,7\n", 1, [b"P1", b"x", b"7"], id="standard"),
-        pytest.param("value,event_type,event_time,patient_id", b"7,x,%s,P1\r\n", 1, [b"7", b"x", b"P1"], id="reversed"),
-        pytest.param("patient_id,event_type,value,event_time", b"P1,x,7,%s\n", 1, [b"P1", b"x", b"7"], id="one-run"),
-        pytest.param("event_type,note,value,event_time,patient_id", b"x,,7,%s,P1\n", 2, [b"x", b"7", b"P1"], id="three-runs"),
-    ],
-)  # fmt: skip
-def test_layout_groups_runs_of_entry_columns(
-    names: str, line: bytes, time: int, fields: list[bytes]
-) -> None:
-    columns = Columns.from_header(names.split(","))
-    layout = RowLayout.from_columns(columns)
-    [row] = layout.plain_row.findall(line.replace(b"%s", T))
-    assert layout.time_of(row) == T
-    assert layout.fields_of(layout.entry_of(row)) == fields
-    order = sorted((columns.patient, columns.event_type, columns.value))
-    assert [layout.patient, layout.event_type, layout.value] == [
-        order.index(columns.patient),
-        order.index(columns.event_type),
-        order.index(columns.value),
-    ]
-
-
-@pytest.mark.parametrize(
     ("times", "widened"),
     [
         pytest.param([T, T], [T, T], id="wide"),
         pytest.param([b"2025-08-26T00:00:07Z"], [b"2025-08-26T00:00:07.000000Z"], id="narrow"),
         pytest.param([b"2025-08-26T00:00:07.1234Z"], None, id="four-digits"),
         pytest.param([b"2025-08-26T00:00:07.123456+"], None, id="no-z"),
+        pytest.param([b"2025-08-26T00:00:07X"], None, id="narrow-without-z"),
+        pytest.param([T, b"2025-08-26T00:00:07"], None, id="too-short"),
         pytest.param([b"2025-08-26T00:00:07.12345Z", b"2025-08-26T00:00:07.1234567Z"], None, id="lengths-compensate"),
         pytest.param([b"2025-08-26 00:00:07.123456Z"], None, id="space"),
         pytest.param([b"2025-08-26T00:00:0x.123456Z"], None, id="letter"),

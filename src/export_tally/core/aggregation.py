@@ -1,95 +1,92 @@
-"""What a run aggregates (plain counts, or statistics) and how bad rows are treated.
+"""The seam between a run and what it computes: an `Aggregator`, and the result of one body.
 
-One small picklable value that every worker receives, so that the parser it builds, the merge,
-the checkpoint format and key, and the report all agree on what is being computed.
+An Aggregator is a small picklable value that every worker receives. It owns everything that
+depends on what is computed, so that they cannot disagree: the parser it makes, how partial
+aggregates merge, their checkpoint encoding and key, and the report. There are two:
+`parse.CountAggregator` (counts per patient and event type) and `stats_parse.StatsAggregator`
+(`--stats`). Merging aggregates of another kind is a programming error and raises TypeError;
+nothing is ever dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from export_tally.core.parse import BadRowMode, CountingParser
-from export_tally.core.stats import Stats, merge_stats
-from export_tally.core.stats_parse import StatsParser
-from export_tally.core.tally import Tally, merge_tallies
+from export_tally.core.stats import Stats
+from export_tally.core.tally import Tally
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 Aggregate = Tally | Stats
+"""Every kind of aggregate there is."""
 
-
-class ParsedBody(Protocol):
-    """What a parser's `finish` returns: the aggregate, and the rows it saw."""
-
-    @property
-    def tally(self) -> Aggregate: ...
-
-    @property
-    def rows(self) -> int: ...  # every data row, skipped ones included
-
-    @property
-    def skipped(self) -> int: ...
-
-    @property
-    def skipped_lines(self) -> tuple[int, ...]: ...
-
-
-class Parser(Protocol):
-    """A chunked CSV parser: bytes in, one result out."""
-
-    @property
-    def rows(self) -> int: ...
-
-    def feed(self, chunk: bytes) -> None: ...
-
-    def finish(self) -> ParsedBody: ...
+A = TypeVar("A")
+K = TypeVar("K", Tally, Stats)
 
 
 @dataclass(frozen=True, slots=True)
-class BodyResult:
-    """A ParsedBody put together from parts, or read back from a checkpoint."""
+class BodyResult(Generic[A]):
+    """What one body (or one download put together from parts) added up to.
 
-    tally: Aggregate
+    `rows` counts every data row, skipped ones included (so it can be checked against the row
+    count the server announces); `skipped_lines` holds the first few skipped line numbers.
+    """
+
+    aggregate: A
     rows: int
     skipped: int
     skipped_lines: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Aggregation:
-    """Counts per (patient, event type), or with `stats` the statistics of issue #6."""
+class Parser(Protocol[A]):
+    """A chunked CSV parser: bytes in, one result out."""
 
-    on_bad_row: BadRowMode = "fail"
-    stats: bool = False
+    @property
+    def rows(self) -> int: ...  # data rows so far, for progress
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> BodyResult[A]: ...
+
+
+class Aggregator(Protocol[A]):
+    """What a run computes from every body, and everything that depends on it."""
 
     @property
     def key(self) -> str:
         """Names what is computed, for checkpoint keys: results of different kinds never mix."""
-        return f"{'stats' if self.stats else 'counts'}/{self.on_bad_row}"
+        ...
 
-    def new_parser(self) -> Parser:
-        if self.stats:
-            return StatsParser(on_bad_row=self.on_bad_row)
-        return CountingParser(on_bad_row=self.on_bad_row)
+    def new_parser(self) -> Parser[A]: ...
 
-    def merge(self, aggregates: list[Aggregate]) -> Aggregate:
-        """Merge partial aggregates of this kind; the identity when there are none."""
-        if self.stats:
-            return merge_stats(*(a for a in aggregates if isinstance(a, Stats)))
-        return merge_tallies(*(a for a in aggregates if isinstance(a, Tally)))
+    def merge(self, aggregates: Iterable[A]) -> A:
+        """Merge partial aggregates; the identity when there are none. TypeError for an
+        aggregate of another kind."""
+        ...
 
-    def to_json(self, aggregate: Aggregate) -> Any:
+    def to_json(self, aggregate: A) -> Any:
         """A JSON-ready form that `from_json` turns back into an equal aggregate."""
-        if isinstance(aggregate, Stats):
-            return aggregate.to_json()
-        return [[p, e, n] for (p, e), n in sorted(aggregate.counts.items())]
+        ...
 
-    def from_json(self, data: Any) -> Aggregate:
+    def from_json(self, data: Any) -> A:
         """Raises ValueError, KeyError or TypeError for data that is not such a form."""
-        if self.stats:
-            return Stats.from_json(data)
-        return Tally({(p, e): n for p, e, n in data})
+        ...
 
-    def report(self, aggregate: Aggregate, precision: int) -> dict[str, Any]:
-        if isinstance(aggregate, Stats):
-            return aggregate.to_report(precision)
-        return aggregate.to_report()
+    def report(self, aggregate: A, precision: int) -> dict[str, Any]:
+        """The aggregate as printed: `precision` decimal places where numbers are rounded."""
+        ...
+
+
+def of_kind(kind: type[K], aggregates: Iterable[object]) -> list[K]:
+    """The aggregates, all of `kind`; TypeError names the first that is not."""
+    checked = []
+    for aggregate in aggregates:
+        if not isinstance(aggregate, kind):
+            raise TypeError(
+                f"cannot merge a {type(aggregate).__name__} into a {kind.__name__}: "
+                "aggregates of different kinds never mix"
+            )
+        checked.append(aggregate)
+    return checked

@@ -1,6 +1,6 @@
 """The tool's exceptions: one base, and one subclass per way a run can fail.
 
-Each subclass names the exit status it maps to, so the CLI can translate any of them in one place.
+Which exit status each one maps to is decided in one place, `exitcodes`, not here.
 """
 
 from __future__ import annotations

@@ -1,117 +1,40 @@
-"""Bytes to a Tally, chunk by chunk: an incremental counter for the export CSV.
+"""Counts per (patient_id, event_type): the counting parser and its aggregator.
 
-`CountingParser` is a `RecordParser` (see `records`, which cuts chunks into blocks of whole
-records and owns the header, the bad-row modes and the csv.reader path) that counts rows per
-(patient_id, event_type). A block without a `"` byte goes through one regex built from the
-header, so matching, extracting the two key fields and counting all happen in C. The block is
-accepted only when the counts of matches, newlines and commas agree, which proves every line is
-a good row (see `_Layout.match_plain`); keys stay bytes and are decoded once per distinct key,
-at the end. Without stats the event_time and value columns are not interpreted.
+`CountingParser` is a `BlockParser` (see `blocks`: chunking, header, the csv.reader path and the
+bad-row modes) that counts rows per (patient_id, event_type). A quote-free piece that
+`plain_rows` proves all good rows is split into its fields in C, and the patient_id and
+event_type columns, zipped, go to `Counter.update`, which counts in C too: per row, no Python
+code runs. Keys stay bytes until the end, when each distinct key is decoded once; a key is
+checked for being non-empty once, when it first enters the Counter. The event_time and value
+columns are not interpreted.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
-from export_tally.core.records import (
-    DEFAULT_MAX_LINE_BYTES,
-    REQUIRED_COLUMNS,
-    SKIPPED_LINES_KEPT,
-    BadRowError,
-    BadRowMode,
-    Columns,
-    RecordParser,
-    is_plain_text,
-)
-from export_tally.core.tally import Key, Tally
+from export_tally.core.aggregation import of_kind
+from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
+from export_tally.core.csv_rows import BadRowMode
+from export_tally.core.plain_rows import plain_fields
+from export_tally.core.tally import Key, Tally, merge_tallies
 
-__all__ = [
-    "DEFAULT_MAX_LINE_BYTES",
-    "REQUIRED_COLUMNS",
-    "SKIPPED_LINES_KEPT",
-    "BadRowError",
-    "BadRowMode",
-    "CountingParser",
-    "ParseResult",
-    "parse_bytes",
-]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
-@dataclass(frozen=True, slots=True)
-class ParseResult:
-    """What one body counted to.
-
-    `rows` counts every data row, skipped ones included (so it can be checked against the row
-    count the server announces); `skipped_lines` holds the first few skipped line numbers.
-    """
-
-    tally: Tally
-    rows: int
-    skipped: int
-    skipped_lines: tuple[int, ...]
+RawKey = tuple[bytes, bytes]
+"""(patient_id, event_type) as the fast path reads them: bytes, decoded at the end."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    """Where the key columns are, and the regex that matches one plain (unquoted) row."""
-
-    width: int
-    patient_index: int
-    type_index: int
-    plain_row: re.Pattern[bytes]
-
-    @classmethod
-    def from_header(cls, names: list[str]) -> _Layout:
-        """Raises CsvFormatError when a required column is missing or repeated."""
-        columns = Columns.from_header(names)
-        keys = (columns.patient, columns.event_type)
-        last = columns.width - 1
-        # Single negated characters ([^,] and [^\n]) run in sre's fastest loop. They let a field
-        # run into the next line or a last field swallow commas, but match_plain's counts reject
-        # any block where that happened.
-        fields = [
-            (rb"([^\r\n]+)\r?" if k == last else rb"([^,]+)")
-            if k in keys
-            else (rb"[^\n]*" if k == last else rb"[^,]*")
-            for k in range(columns.width)
-        ]
-        return cls(columns.width, *keys, re.compile(b",".join(fields) + b"\n"))
-
-    def match_plain(self, block: bytes, lines: int) -> list[tuple[bytes, bytes]] | None:
-        """The key fields of every row of a quote-free block, or None if any line is not a row.
-
-        The groups come in column order. Each match ends with its own newline, and the search
-        restarts where the previous match ended, so one match per line (matches == newlines)
-        with exactly width-1 commas each (commas == (width-1) * newlines) means every line is
-        a whole row with the right field count and non-empty keys.
-        """
-        if block.count(b",") != (self.width - 1) * lines:
-            return None
-        if not is_plain_text(block):
-            return None
-        rows: list[tuple[bytes, bytes]] = self.plain_row.findall(block)
-        return rows if len(rows) == lines else None
-
-
-class CountingParser(RecordParser):
+class CountingParser(BlockParser[Tally]):
     """Counts events per (patient_id, event_type) in an export CSV fed as chunks of bytes.
 
-    The header (line 1) names the columns; `patient_id`, `event_time`, `event_type` and `value`
-    must be there, in any order, among any others. Each data row must have the header's field
-    count, a non-empty patient_id and event_type, and valid UTF-8. A bad row raises BadRowError
-    with `on_bad_row="fail"`; with "skip" it is left out of the tally but still counted in
-    `rows`. Blank lines are not rows. An empty body means zero rows.
-
-    `feed` and `finish` raise CsvFormatError for a bad header, a bad row (in "fail" mode), more
-    than `max_line_bytes` bytes without a line end outside quotes (checked on what is buffered
-    between chunks, so memory stays bounded), or a quoted field still open at the end. After an
-    error the parser is spent.
-
-    Known limit: csv.reader refuses a field longer than `csv.field_size_limit()` (128 KiB unless
-    raised), so such a field makes its row bad when its block needs csv.reader, while the fast
-    path accepts it. Changing that limit is process-wide, so it is left to the application.
+    The CSV rules, the bad-row modes and the errors are `BlockParser`'s; `finish` returns a
+    BodyResult whose aggregate is a Tally.
     """
 
     def __init__(
@@ -119,49 +42,68 @@ class CountingParser(RecordParser):
         *,
         on_bad_row: BadRowMode = "fail",
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        piece_bytes: int = PIECE_BYTES,
     ) -> None:
-        super().__init__(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
-        self._layout: _Layout | None = None
-        self._raw_counts: Counter[tuple[bytes, bytes]] = Counter()  # fast path, column order
+        super().__init__(
+            on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
+        )
+        self._raw_counts: Counter[RawKey] = Counter()  # fast path
         self._text_counts: Counter[Key] = Counter()  # csv path
 
-    def finish(self) -> ParseResult:
-        """Count the last record (a final newline is optional) and return the result."""
-        self._finish_records()
-        return ParseResult(self._tally(), self._rows, self._skipped, tuple(self._skipped_lines))
-
-    def _start(self, columns: Columns, names: list[str]) -> None:
-        self._layout = _Layout.from_header(names)
-
-    def _take_plain(self, block: bytes, lines: int) -> int | None:
-        assert self._layout is not None
-        rows = self._layout.match_plain(block, lines)
-        if rows is None:
+    def _take_plain(self, block: bytes) -> int | None:
+        columns = self._columns
+        assert columns is not None
+        plain = plain_fields(block, columns.width)
+        if plain is None:
             return None
-        self._raw_counts.update(rows)
-        return len(rows)
+        patients, types = plain.column(columns.patient), plain.column(columns.event_type)
+        counts = self._raw_counts
+        known = len(counts)
+        counts.update(zip(patients, types, strict=True))
+        if len(counts) > known:
+            # Keys new to the Counter sit at its end; every other one was checked before.
+            fresh = list(islice(reversed(counts), len(counts) - known))
+            if not all(patient and event_type for patient, event_type in fresh):
+                counts.subtract(zip(patients, types, strict=True))  # leave no trace
+                for key in fresh:
+                    del counts[key]
+                return None
+        return plain.rows
 
     def _take_row(self, line_number: int, row: list[str]) -> None:
         assert self._columns is not None
         self._text_counts[row[self._columns.patient], row[self._columns.event_type]] += 1
 
-    def _tally(self) -> Tally:
+    def _aggregate(self) -> Tally:
         counts = dict(self._text_counts)
-        swap = self._layout is not None and self._layout.type_index < self._layout.patient_index
-        for (first, second), n in self._raw_counts.items():
-            pair = (first.decode("utf-8"), second.decode("utf-8"))
-            key = (pair[1], pair[0]) if swap else pair
+        for (patient, event_type), n in self._raw_counts.items():
+            key = (patient.decode("utf-8"), event_type.decode("utf-8"))
             counts[key] = counts.get(key, 0) + n
         return Tally(counts)
 
 
-def parse_bytes(
-    body: bytes,
-    *,
-    on_bad_row: BadRowMode = "fail",
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> ParseResult:
-    """Count a whole body at once; the same as feeding it in one chunk."""
-    parser = CountingParser(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
-    parser.feed(body)
-    return parser.finish()
+@dataclass(frozen=True)
+class CountAggregator:
+    """Counts per (patient_id, event_type): the Aggregator of a run without `--stats`."""
+
+    on_bad_row: BadRowMode = "fail"
+
+    @property
+    def key(self) -> str:
+        return f"counts/{self.on_bad_row}"
+
+    def new_parser(self) -> CountingParser:
+        return CountingParser(on_bad_row=self.on_bad_row)
+
+    def merge(self, aggregates: Iterable[Tally]) -> Tally:
+        return merge_tallies(*of_kind(Tally, aggregates))
+
+    def to_json(self, aggregate: Tally) -> Any:
+        """[[patient_id, event_type, count], ...] sorted by key."""
+        return [[p, e, n] for (p, e), n in sorted(aggregate.counts.items())]
+
+    def from_json(self, data: Any) -> Tally:
+        return Tally({(p, e): n for p, e, n in data})
+
+    def report(self, aggregate: Tally, precision: int) -> dict[str, Any]:
+        return aggregate.to_report()  # counts are exact integers: nothing to round

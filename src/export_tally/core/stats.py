@@ -2,7 +2,8 @@
 
 A `Stats` holds one `KeyStats` per (patient_id, event_type): the count, the exact sum, min and max
 of the values, how many values lie outside the normal range (`NORMAL_RANGES`), and the earliest
-and latest event time in integer microseconds since the epoch. Everything else is derived when
+and latest event time in integer microseconds since the epoch. An event type without a known
+normal range reports its anomalies as unknown (null), not as zero: nobody measured them. Everything else is derived when
 reporting, so partial `Stats` merge key by key with sums, mins and maxes: associative,
 commutative, with `Stats()` as the identity, in any grouping and order.
 
@@ -40,7 +41,8 @@ NORMAL_RANGES: Mapping[str, tuple[int, int]] = MappingProxyType(
         "bp_dia": (60, 120),
     }
 )
-"""Inclusive normal range per event type; a value outside it is an anomaly. Other types: none."""
+"""Inclusive normal range per event type; a value outside it is an anomaly. Other types have no
+range, so their anomalies are not known (counted as 0, reported as None)."""
 
 JSON_FORMAT = "export-tally/stats/1"
 MICROSECONDS = 1_000_000
@@ -76,8 +78,11 @@ class KeyStats:
             max(self.last, other.last),
         )
 
-    def to_report(self, precision: int = 1) -> dict[str, Any]:
-        """{"count", "mean", "min", "max", "anomalies", "latency"}; see `Stats.to_report`."""
+    def to_report(self, precision: int = 1, ranged: bool = True) -> dict[str, Any]:
+        """{"count", "mean", "min", "max", "anomalies", "latency"}; see `Stats.to_report`.
+
+        `ranged`: whether the event type has a normal range; if not, "anomalies" is None.
+        """
         latency = None
         if self.count > 1:
             gap = Fraction(self.last - self.first, (self.count - 1) * MICROSECONDS)
@@ -87,7 +92,7 @@ class KeyStats:
             "mean": rounded(Fraction(self.sum) / self.count, precision),
             "min": as_json_number(self.low),
             "max": as_json_number(self.high),
-            "anomalies": self.anomalies,
+            "anomalies": self.anomalies if ranged else None,
             "latency": latency,
         }
 
@@ -141,15 +146,20 @@ class Stats:
         order is unspecified. `mean` and `latency` (in seconds; None for fewer than two events)
         are rounded half to even from their exact values to `precision` decimal places, then
         given as the float nearest to that (an int when precision <= 0). `min` and `max` are
-        as written: an int for integer text, the nearest float for decimal text.
+        as written: an int for integer text, the nearest float for decimal text. `anomalies`
+        is None for an event type without a normal range (not in NORMAL_RANGES).
         """
         patients: dict[str, dict[str, Any]] = {}
         per_type: dict[str, KeyStats] = {}
         for (patient_id, event_type), entry in self._entries.items():
-            patients.setdefault(patient_id, {})[event_type] = entry.to_report(precision)
+            ranged = event_type in NORMAL_RANGES
+            patients.setdefault(patient_id, {})[event_type] = entry.to_report(precision, ranged)
             seen = per_type.get(event_type)
             per_type[event_type] = entry if seen is None else seen.merge(entry)
-        totals = {name: entry.to_report(precision) for name, entry in per_type.items()}
+        totals = {
+            name: entry.to_report(precision, name in NORMAL_RANGES)
+            for name, entry in per_type.items()
+        }
         return {"patients": patients, "totals": totals}
 
     def to_json(self) -> dict[str, Any]:

@@ -1,43 +1,48 @@
-"""Bytes to Stats, chunk by chunk: the parser behind `--stats`.
+"""Bytes to Stats, chunk by chunk: the parser behind `--stats`, and its aggregator.
 
-`StatsParser` is a `RecordParser` (see `records`: chunking, header, bad-row modes, csv.reader
-path) with the same interface as `CountingParser`, that also reads the value and event_time
-columns. A row whose value is not a decimal number or whose event_time is not an ISO 8601 time
-with an offset (the rules are in `stats_rows`) is a bad row, failed or skipped like any other,
-with its line number. Without stats, CountingParser does not look at those columns.
+`StatsParser` is a `BlockParser` (see `blocks`: chunking, header, the csv.reader path and the
+bad-row modes) like `CountingParser`, that also reads the value and event_time columns. A row
+whose value is not a decimal number or whose event_time is not an ISO 8601 time with an offset
+(the rules are in `stats_rows`) is a bad row, failed or skipped like any other, with its line
+number. Without stats, CountingParser does not look at those columns.
 
-The fast path (see `stats_rows`) takes a quote-free block with one regex and stays in C per
-row: a Counter of entries (patient_id, event_type and value bytes), which `_fold` turns into
-exact sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or when
-it holds more than `fold_at` entries, so memory stays bounded for values that rarely repeat);
-and the list of event times, in a fixed-width form where byte order is time order.
+The fast path takes a quote-free piece whose fields `plain_rows` proved all good rows, and stays
+in C per row: a Counter of entries (patient_id, event_type, value: three columns zipped), which
+`_fold` turns into exact sums, mins, maxes and anomaly counts per key once per distinct entry
+(at the end, or when it holds more than `fold_at` entries, so memory stays bounded for values
+that rarely repeat); and the event_time column, checked in bulk and widened to a fixed-width
+form where byte order is time order (see `stats_rows`). A new entry is checked (non-empty keys,
+a decimal value) when it first enters the Counter, and stored with shared field objects.
 
-Only the earliest and latest time per key matter (see `stats` on latency). When a block's times
-are in order, which the exports promise and one C-level comparison checks, those are the first
-and last occurrence of each key: a short scan from each end finds them. When they are not, every
-row is looked at; the answer is exact either way, so rows out of order and downloads that
-overlap in time are not errors.
+Only the earliest and latest time per key matter (see `stats` on latency). When the times of a
+run of pieces are in order, which the exports promise and one C-level comparison per piece
+checks, those are the first and last occurrence of each key, found from each end of the run by
+dicts built in C. When they are not, every row is looked at; the answer is exact either way, so
+rows out of order and downloads that overlap in time are not errors.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from itertools import islice
-from operator import le
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.records import (
-    DEFAULT_MAX_LINE_BYTES,
-    BadRowMode,
-    Columns,
-    RecordParser,
-    is_plain_text,
+from export_tally.core.aggregation import of_kind
+from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
+from export_tally.core.csv_rows import BadRowMode
+from export_tally.core.plain_rows import plain_fields
+from export_tally.core.stats import (
+    KeyStats,
+    Number,
+    Stats,
+    higher,
+    is_anomaly,
+    lower,
+    merge_stats,
 )
-from export_tally.core.stats import KeyStats, Number, Stats, higher, is_anomaly, lower
 from export_tally.core.stats_rows import (
     VALUE_TEXT,
-    RowLayout,
     fixed_width_times,
     instant_of,
     is_value,
@@ -47,31 +52,20 @@ from export_tally.core.stats_rows import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from export_tally.core.tally import Key
 
-FOLD_AT = 100_000
-"""Distinct (patient_id, event_type, value) entries held before they are folded into sums."""
+FOLD_AT = 25_000
+"""Distinct (patient_id, event_type, value) entries held before they are folded into sums.
 
-PIECE_BYTES = 64 * 1024
-PIECE_BYTES_PER_KEY = 4 * 1024
+The exports have a few thousand (a `large` download: about 7,000); values that never repeat
+would fill the Counter with one entry a row, and this bound keeps a worker's memory at a few MiB
+then (about 30 MiB at 100,000)."""
 
 RawKey = tuple[bytes, bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class StatsResult:
-    """What one body added up to; the same fields as `ParseResult`, with Stats as the tally.
-
-    `rows` counts every data row, skipped ones included; `skipped_lines` holds the first few
-    skipped line numbers.
-    """
-
-    tally: Stats
-    rows: int
-    skipped: int
-    skipped_lines: tuple[int, ...]
+Entry = tuple[bytes, bytes, bytes]
+"""(patient_id, event_type, value) as the fast path reads them."""
 
 
 class _Sums:
@@ -94,12 +88,13 @@ class _Sums:
             self.anomalies += times
 
 
-class StatsParser(RecordParser):
+class StatsParser(BlockParser[Stats]):
     """Statistics of value and event_time per (patient_id, event_type) of an export CSV.
 
-    The same interface and CSV rules as `CountingParser` (see `records.RecordParser`), plus the
-    value and event_time rules of `stats_rows`; `finish` returns a StatsResult. `fold_at` bounds
-    the distinct (patient_id, event_type, value) entries held before folding them into sums.
+    The CSV rules, bad-row modes and errors of `BlockParser`, plus the value and event_time
+    rules of `stats_rows`; `finish` returns a BodyResult whose aggregate is a Stats. `fold_at`
+    bounds the distinct (patient_id, event_type, value) entries held before folding them into
+    sums.
     """
 
     def __init__(
@@ -107,123 +102,152 @@ class StatsParser(RecordParser):
         *,
         on_bad_row: BadRowMode = "fail",
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        piece_bytes: int = PIECE_BYTES,
         fold_at: int = FOLD_AT,
     ) -> None:
-        super().__init__(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
+        super().__init__(
+            on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
+        )
         self._fold_at = fold_at
-        self._layout: RowLayout | None = None
-        # Fast path: entries counted as the regex gives them; for each, its key and value.
-        self._raw_entries: Counter[Any] = Counter()
-        self._entry_info: dict[Any, tuple[RawKey, bytes]] = {}
+        # Fast path: entries counted as the fields come; each checked once, when it is new.
+        self._raw_entries: Counter[Entry] = Counter()
+        self._canonical: dict[bytes, bytes] = {}
         # Earliest and latest times per key, fixed-width text (byte order is time order).
         self._raw_first: dict[RawKey, bytes] = {}
         self._raw_last: dict[RawKey, bytes] = {}
         self._real_hours: set[bytes] = set()
+        # Pieces in time order, each after the last, whose times are not noted yet; and the
+        # keys they brought that are new.
+        self._ordered_run: list[tuple[list[bytes], list[bytes], list[bytes]]] = []
+        self._run_keys: set[RawKey] = set()
         # csv path: text keys, times in microseconds.
         self._text_entries: Counter[tuple[str, str, str]] = Counter()
         self._text_first: dict[Key, int] = {}
         self._text_last: dict[Key, int] = {}
         self._sums: dict[Key, _Sums] = {}  # folded entries of both paths
 
-    def finish(self) -> StatsResult:
-        """Take the last record (a final newline is optional) and return the result."""
-        self._finish_records()
-        return StatsResult(self._stats(), self._rows, self._skipped, tuple(self._skipped_lines))
-
-    def _start(self, columns: Columns, names: list[str]) -> None:
-        self._layout = RowLayout.from_columns(columns)
-
-    def _plain_piece_bytes(self) -> int:
-        # Pieces of 64 KiB (about 1,600 rows) ran about 5% faster than 256 KiB blocks. But the
-        # scan for each key's last time reads about K ln K rows a piece for K keys, so pieces
-        # grow with the keys seen.
-        return max(PIECE_BYTES, PIECE_BYTES_PER_KEY * len(self._raw_last))
-
-    def _take_plain(self, block: bytes, lines: int) -> int | None:
-        layout = self._layout
-        assert layout is not None
-        if not is_plain_text(block):
+    def _take_plain(self, block: bytes) -> int | None:
+        columns = self._columns
+        assert columns is not None
+        plain = plain_fields(block, columns.width)
+        if plain is None:
             return None
-        rows = layout.plain_row.findall(block)
-        if len(rows) != lines:
-            return None
-        if not rows:
+        if not plain.rows:
             return 0
-        times = fixed_width_times(list(map(layout.time_of, rows)))
+        times = fixed_width_times(plain.column(columns.time))
         if times is None:
             return None
-        in_order = all(map(le, times, times[1:]))
+        in_order = times == sorted(times)
         if not real_hours(times, in_order, self._real_hours):
             return None
+        patients = plain.column(columns.patient)
+        types = plain.column(columns.event_type)
+        values = plain.column(columns.value)
         entries = self._raw_entries
         known = len(entries)
-        entries.update(map(layout.entry_of, rows))
+        entries.update(zip(patients, types, values, strict=True))
         # Entries new to the Counter sit at its end; every other one was checked before.
         fresh = list(islice(reversed(entries), len(entries) - known))
-        if not self._check_entries(fresh):
-            entries.subtract(map(layout.entry_of, rows))
+        if not all(
+            patient and event_type and is_value(value) for patient, event_type, value in fresh
+        ):
+            entries.subtract(zip(patients, types, values, strict=True))
             for entry in fresh:
                 del entries[entry]
-                self._entry_info.pop(entry, None)
             return None
-        if in_order:
-            new_keys = {self._entry_info[entry][0] for entry in fresh}
-            self._note_ordered_times(rows, times, new_keys)
+        if fresh:
+            self._keep_canonical(fresh)
+        run = self._ordered_run
+        if in_order and (not run or run[-1][2][-1] <= times[0]):
+            run.append((patients, types, times))
+            self._run_keys.update(entry[:2] for entry in fresh)
         else:
-            self._note_times(rows, times)
+            self._end_block()
+            if in_order:
+                run.append((patients, types, times))
+                self._run_keys.update(entry[:2] for entry in fresh)
+            else:
+                self._note_times(patients, types, times)
         if len(entries) + len(self._text_entries) > self._fold_at:
             self._fold()
-        return len(rows)
+        return plain.rows
 
-    def _check_entries(self, fresh: list[Any]) -> bool:
-        """Record the key and value of entries new to the Counter; False if a value is bad."""
-        layout, info = self._layout, self._entry_info
-        assert layout is not None
-        for entry in fresh:
-            fields = layout.fields_of(entry)
-            value = fields[layout.value]
-            if not is_value(value):
-                return False
-            info[entry] = ((fields[layout.patient], fields[layout.event_type]), value)
-        return True
+    def _keep_canonical(self, fresh: list[Entry]) -> None:
+        """Store new entries with one shared bytes object per distinct field.
 
-    def _note_ordered_times(self, rows: list[Any], times: list[bytes], new: set[RawKey]) -> None:
-        """Update the earliest and latest times per key from a block in time order."""
-        assert self._layout is not None
-        entry_of, info = self._layout.entry_of, self._entry_info
+        Every row's lookup compares its fields with those of the stored key; shared fields stay
+        in the CPU cache, where the fields of the row that first brought each entry would not.
+        """
+        entries, keep = self._raw_entries, self._canonical.setdefault
+        for patient, event_type, value in fresh:
+            n = entries.pop((patient, event_type, value))
+            entries[keep(patient, patient), keep(event_type, event_type), keep(value, value)] = n
+
+    def _end_block(self) -> None:
+        """Note the earliest and latest times per key of the ordered run of pieces so far.
+
+        Done once per run rather than per piece: the search for each key's last occurrence
+        reads about K ln K rows for K keys, whatever the length of the run.
+        """
+        run = self._ordered_run
+        if not run:
+            return
+        if len(run) == 1:
+            patients, types, times = run[0]
+        else:
+            patients, types, times = (list(chain.from_iterable(c)) for c in zip(*run, strict=True))
+        self._note_ordered_times(patients, types, times, self._run_keys)
+        run.clear()
+        self._run_keys = set()
+
+    def _note_ordered_times(
+        self, patients: list[bytes], types: list[bytes], times: list[bytes], new: set[RawKey]
+    ) -> None:
+        """Update the earliest and latest times per key from rows in time order; `new` holds the
+        keys among them not seen before.
+
+        Those are the first and last occurrence of each key. A dict built from (key, time) pairs
+        keeps the last time given for each key, so one built in C from a window at the end of
+        the block holds the latest time of every key in the window; the window grows until it
+        holds every key the block may have (or is the whole block). Likewise from the start,
+        reversed, for the earliest.
+        """
         first, last = self._raw_first, self._raw_last
-        # Latest: the last occurrence of each key. The block's keys are among `wanted`; a key
-        # missing from the block makes this scan go through it all, which is still exact.
+        n = len(times)
         wanted = len(last.keys() | new)
-        found: dict[RawKey, bytes] = {}
-        for i in range(len(rows) - 1, -1, -1):
-            key = info[entry_of(rows[i])][0]
-            if key not in found:
-                found[key] = times[i]
-                if len(found) == wanted:
-                    break
+        window = 8 * wanted
+        while True:
+            start = max(0, n - window)
+            found = dict(
+                zip(zip(patients[start:], types[start:], strict=True), times[start:], strict=True)
+            )
+            if len(found) >= wanted or not start:
+                break
+            window *= 4
         for key, time in found.items():
             if key not in last or last[key] < time:
                 last[key] = time
         # Earliest: only keys this block could move back need their first occurrence.
-        start = times[0]
-        need = {key for key in found if key not in first or start < first[key]}
-        for i, row in enumerate(rows):
-            if not need:
+        begin = times[0]
+        need = {key for key in found if key not in first or begin < first[key]}
+        window = 8 * len(need)
+        while need:
+            stop = min(n, window)
+            back = slice(stop - 1, None, -1)
+            earliest = dict(
+                zip(zip(patients[back], types[back], strict=True), times[back], strict=True)
+            )
+            if need <= earliest.keys() or stop == n:
+                for key in need & earliest.keys():
+                    if key not in first or earliest[key] < first[key]:
+                        first[key] = earliest[key]
                 break
-            key = info[entry_of(row)][0]
-            if key in need:
-                need.discard(key)
-                if key not in first or times[i] < first[key]:
-                    first[key] = times[i]
+            window *= 4
 
-    def _note_times(self, rows: list[Any], times: list[bytes]) -> None:
+    def _note_times(self, patients: list[bytes], types: list[bytes], times: list[bytes]) -> None:
         """Update the earliest and latest times per key from a block in any order."""
-        assert self._layout is not None
-        entry_of, info = self._layout.entry_of, self._entry_info
         first, last = self._raw_first, self._raw_last
-        for row, time in zip(rows, times, strict=True):
-            key = info[entry_of(row)][0]
+        for key, time in zip(zip(patients, types, strict=True), times, strict=True):
             if key not in first or time < first[key]:
                 first[key] = time
             if key not in last or last[key] < time:
@@ -234,14 +258,14 @@ class StatsParser(RecordParser):
         columns = self._columns
         micros = parse_instant(row[columns.time])
         if micros is None:
-            self._reject(
+            self._bad_rows.reject(
                 line_number,
                 f"event_time {_shown(row[columns.time])} is not an ISO 8601 time with a UTC offset",
             )
             return
         value = row[columns.value]
         if VALUE_TEXT.fullmatch(value) is None:
-            self._reject(line_number, f"value {_shown(value)} is not a decimal number")
+            self._bad_rows.reject(line_number, f"value {_shown(value)} is not a decimal number")
             return
         key = (row[columns.patient], row[columns.event_type])
         self._text_entries[key[0], key[1], value] += 1
@@ -266,15 +290,15 @@ class StatsParser(RecordParser):
                     sums = self._sums[patient_id, event_type] = _Sums(value)
                 sums.add(event_type, value, times)
         self._raw_entries.clear()
-        self._entry_info.clear()
+        self._canonical.clear()
         self._text_entries.clear()
 
     def _raw_entries_as_text(self) -> Iterator[tuple[tuple[str, str, str], int]]:
-        for entry, n in self._raw_entries.items():
-            (patient_id, event_type), value = self._entry_info[entry]
+        for (patient_id, event_type, value), n in self._raw_entries.items():
             yield (patient_id.decode(), event_type.decode(), value.decode()), n
 
-    def _stats(self) -> Stats:
+    def _aggregate(self) -> Stats:
+        self._end_block()
         self._fold()
         first, last = dict(self._text_first), dict(self._text_last)
         for (patient_id, event_type), time in self._raw_first.items():
@@ -293,16 +317,30 @@ class StatsParser(RecordParser):
         )
 
 
-def parse_stats_bytes(
-    body: bytes,
-    *,
-    on_bad_row: BadRowMode = "fail",
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> StatsResult:
-    """The stats of a whole body at once; the same as feeding it in one chunk."""
-    parser = StatsParser(on_bad_row=on_bad_row, max_line_bytes=max_line_bytes)
-    parser.feed(body)
-    return parser.finish()
+@dataclass(frozen=True)
+class StatsAggregator:
+    """Statistics per (patient_id, event_type): the Aggregator of a run with `--stats`."""
+
+    on_bad_row: BadRowMode = "fail"
+
+    @property
+    def key(self) -> str:
+        return f"stats/{self.on_bad_row}"
+
+    def new_parser(self) -> StatsParser:
+        return StatsParser(on_bad_row=self.on_bad_row)
+
+    def merge(self, aggregates: Iterable[Stats]) -> Stats:
+        return merge_stats(*of_kind(Stats, aggregates))
+
+    def to_json(self, aggregate: Stats) -> Any:
+        return aggregate.to_json()
+
+    def from_json(self, data: Any) -> Stats:
+        return Stats.from_json(data)
+
+    def report(self, aggregate: Stats, precision: int) -> dict[str, Any]:
+        return aggregate.to_report(precision)
 
 
 def _shown(field: str) -> str:

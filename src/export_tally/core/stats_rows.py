@@ -1,17 +1,15 @@
-"""What a row must hold in stats mode, and the fast path that checks it in C, a few objects a row.
+"""What a row must hold in stats mode, and the bulk checks the fast path makes of it in C.
 
 The rules: `value` must be a decimal number (VALUE_PATTERN: `72`, `-3`, `72.5`, `+4`, `007`; not
 `1e3`, ` 72`, `.5`, `72.` or empty), read exactly (`parse_value`); `event_time` must be an ISO 8601
 time with a UTC offset or `Z`, as `datetime.fromisoformat` reads it (`parse_instant`), compared as
 an instant in integer microseconds since the epoch. A time without an offset names no instant.
 
-The fast path reads a quote-free block. The cost of a row there is mostly the objects made for
-it (each regex group is one), so `RowLayout`'s regex captures as few as it can: the event_time,
-and each run of adjacent patient_id / event_type / value columns as one group (`heart_rate,72`).
-What the regex leaves loose is checked in bulk:
+The fast path gets a quote-free block's fields from `plain_rows`. What that proof leaves open is
+checked in bulk:
 
-- an *entry* (the non-time groups of a row) is checked once, when it first enters the Counter
-  that counts entries (`RowLayout.fields_of`, `is_value`);
+- an *entry* (a row's patient_id, event_type and value) is checked once, when it first enters
+  the Counter that counts entries (`is_value`, and non-empty keys);
 - event times are checked together by `fixed_width_times` and `real_hours`, with byte
   operations over all of a block's times at once.
 
@@ -25,15 +23,13 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from functools import cache
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from export_tally.core.records import Columns
     from export_tally.core.stats import Number
 
 WIDE = len(b"2025-08-26T00:00:07.123456Z")
@@ -48,7 +44,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _KNOWN_HOURS_KEPT = 4096
 _ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
-_SHAPE = b"0000-00-00T00:00:00.000000Z"
+_SHAPE = b"0000-00-00T00:00:00.000000Z,"  # a wide time, then the comma that joins it
+_SPACED = len(_SHAPE)
 _TENS = b"012345"  # what the tens digit of a minute or a second may be
 _HOUR = itemgetter(slice(0, 13))  # 2025-08-26T00
 
@@ -84,66 +81,6 @@ def instant_of(time: bytes) -> int:
     return (datetime.fromisoformat(time.decode("ascii")) - _EPOCH) // _MICROSECOND
 
 
-@dataclass(frozen=True, slots=True)
-class RowLayout:
-    """The regex that matches one plain row, and where its parts are.
-
-    `entry_of(row)` gives a row's entry: its non-time groups (a tuple, or one bytes if there is
-    a single group), which `fields_of` splits into the patient_id, event_type and value fields
-    at the positions `patient`, `event_type` and `value`.
-    """
-
-    plain_row: re.Pattern[bytes]
-    entry_of: itemgetter[Any]
-    time_of: itemgetter[Any]
-    patient: int
-    event_type: int
-    value: int
-
-    @classmethod
-    def from_columns(cls, columns: Columns) -> RowLayout:
-        entry_columns = sorted((columns.patient, columns.event_type, columns.value))
-        last = columns.width - 1
-        fields = []
-        groups = []  # the column that starts each group, in order
-        for k in range(columns.width):
-            end = k == last
-            if k == columns.time:
-                pattern = rb"[^,\r\n]{20,27}" if end else rb"[^,]{20,27}"
-            elif k == columns.value:
-                pattern = rb"[^,\r\n]*" if end else rb"[^,]*"
-            elif k in entry_columns:  # a key
-                pattern = rb"[^,\r\n]+" if end else rb"[^,]+"
-            else:
-                fields.append(rb"[^,\n]*" if end else rb"[^,]*")
-                continue
-            in_run = k in entry_columns and k - 1 in entry_columns
-            closes_run = k not in entry_columns or k + 1 not in entry_columns
-            if not in_run:
-                groups.append(k)
-                pattern = b"(" + pattern
-            if closes_run:
-                pattern += rb")\r?" if end else b")"
-            fields.append(pattern)
-        # `^`: a match starts at a line start and ends at a newline, so as many matches as
-        # lines means each line is one whole match, with the right number of fields.
-        plain_row = re.compile(rb"(?m)^" + b",".join(fields) + b"\n")
-        time_group = groups.index(columns.time)
-        entry_groups = [i for i in range(len(groups)) if i != time_group]
-        return cls(
-            plain_row,
-            itemgetter(*entry_groups),
-            itemgetter(time_group),
-            entry_columns.index(columns.patient),
-            entry_columns.index(columns.event_type),
-            entry_columns.index(columns.value),
-        )
-
-    def fields_of(self, entry: Any) -> list[bytes]:
-        """The patient_id, event_type and value fields of an entry, in column order."""
-        return (entry if isinstance(entry, bytes) else b",".join(entry)).split(b",")
-
-
 def is_value(text: bytes) -> bool:
     """Whether a value field is a decimal number (VALUE_PATTERN)."""
     return _VALUE.fullmatch(text) is not None
@@ -152,21 +89,24 @@ def is_value(text: bytes) -> bool:
 def fixed_width_times(times: list[bytes]) -> list[bytes] | None:
     """The times, widened to fixed width, if every one has the shape of an isoformat UTC time.
 
-    The times come from the regex, so each is 20 to 27 bytes. Checked all at once: lengths (all
-    wide after widening), then digits where digits go and separators where they go (one
-    translate and one compare over the joined times), then minutes and seconds below 60 (the
-    tens digits, read with one strided slice each). Hours and dates: see `real_hours`.
+    Checked all at once, on the times joined by commas (which no field holds, so a time of
+    another length shifts every comma after it): digits where digits go and separators where
+    they go (one translate and one compare), then minutes and seconds below 60 (the tens digits,
+    read with one strided slice each). A narrow time (`...:07Z`) is widened first. Hours and
+    dates: see `real_hours`.
     """
-    n = len(times)
-    joined = b"".join(times)
-    if len(joined) != WIDE * n:
-        times = [t[:-1] + b".000000Z" if len(t) == NARROW else t for t in times]
-        joined = b"".join(times)
-        if len(joined) != WIDE * n:  # some time is neither wide nor narrow
+    if not times:
+        return times
+    size = _SPACED * len(times) - 1
+    joined = b",".join(times)
+    if len(joined) != size:
+        times = [t[:-1] + b".000000Z" if len(t) == NARROW and t[-1:] == b"Z" else t for t in times]
+        joined = b",".join(times)
+        if len(joined) != size:  # some time is neither wide nor narrow
             return None
-    if not _shapes(1 << n.bit_length()).startswith(joined.translate(_ZERO_DIGITS)):
+    if not _shapes(1 << len(times).bit_length()).startswith(joined.translate(_ZERO_DIGITS)):
         return None
-    if joined[14::WIDE].translate(None, _TENS) or joined[17::WIDE].translate(None, _TENS):
+    if joined[14::_SPACED].translate(None, _TENS) or joined[17::_SPACED].translate(None, _TENS):
         return None
     return times
 

@@ -5,9 +5,8 @@ combined in any grouping and order (per download, per worker process, per Dask w
 the same answer. It pickles to little more than its count dict, because it is shipped back from
 worker processes.
 
-Only counts exist today. A later per-key aggregate (count/mean/min/max of `value`) is meant to
-become a second field with its own mergeable type, merged key by key in `merge` and reported
-under its own key in `to_report`; nothing here assumes counts are the only aggregate.
+Counts are one of two aggregates a run can compute; the statistics of `--stats` are the other
+(`stats.Stats`), with their own type. `aggregation` is where a run picks one.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.aggregation import Aggregation, BodyResult
+from export_tally.core.aggregation import BodyResult
 from export_tally.core.errors import UsageError
 from export_tally.transport.fetch import DownloadResult
 from export_tally.transport.fetch_part import PartResult
@@ -27,7 +27,7 @@ from export_tally.transport.fetch_part import PartResult
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from export_tally.core.aggregation import ParsedBody
+    from export_tally.core.aggregation import Aggregator, BodyResult
     from export_tally.transport.api import DownloadInfo
     from export_tally.transport.fetch_part import PartTask
 
@@ -59,7 +59,7 @@ class CheckpointStore:
     """
 
     def __init__(
-        self, directory: Path, server_identity: str, aggregation: Aggregation, warn: Warn
+        self, directory: Path, server_identity: str, aggregation: Aggregator[Any], warn: Warn
     ) -> None:
         self.directory = directory
         self.server_identity = server_identity
@@ -129,7 +129,7 @@ class CheckpointStore:
             raise _Untrusted("belongs to another download")
         return entry
 
-    def _body(self, entry: dict[str, Any]) -> BodyResult:
+    def _body(self, entry: dict[str, Any]) -> BodyResult[Any]:
         try:
             return BodyResult(
                 self.aggregation.from_json(entry["aggregate"]),
@@ -200,7 +200,7 @@ class CheckpointStore:
         if self._write(entry):
             self._parts.setdefault(part.task.info.id, set()).add(self._path(key))
 
-    def _entry(self, key: str, info: DownloadInfo, parsed: ParsedBody) -> dict[str, Any]:
+    def _entry(self, key: str, info: DownloadInfo, parsed: BodyResult[Any]) -> dict[str, Any]:
         return {
             "key": key,
             "export_id": info.export_id,  # for people reading the directory; the key decides
@@ -208,7 +208,7 @@ class CheckpointStore:
             "rows": parsed.rows,
             "skipped": parsed.skipped,
             "skipped_lines": list(parsed.skipped_lines),
-            "aggregate": self.aggregation.to_json(parsed.tally),
+            "aggregate": self.aggregation.to_json(parsed.aggregate),
         }
 
     def _write(self, entry: dict[str, Any]) -> bool:

@@ -161,7 +161,7 @@ class _Scheduler:
                 f"download {info.id}: its parts counted {rows} rows but the metadata declares {info.rows}"
             )
         merged = BodyResult(
-            self.options.aggregation.merge([p.result.tally for p in collected]),
+            self.options.aggregation.merge([p.result.aggregate for p in collected]),
             rows,
             sum(p.result.skipped for p in collected),
             (),  # part-relative line numbers would mislead
@@ -236,5 +236,5 @@ def count_downloads(
     results.extend(scheduler.results)
     order = {info.id: i for i, info in enumerate(downloads)}
     results.sort(key=lambda r: order[r.download_id])
-    merged = options.aggregation.merge([r.result.tally for r in results])
+    merged = options.aggregation.merge([r.result.aggregate for r in results])
     return ExportResult(merged, tuple(results))

@@ -7,7 +7,7 @@ one HTTP client per process and reuses its connections across tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from export_tally.transport.api import DownloadInfo
 from export_tally.transport.client import ClientOptions, client_for
@@ -15,7 +15,7 @@ from export_tally.transport.fetch import DownloadResult, count_download
 from export_tally.transport.fetch_part import PartResult, PartTask, count_part
 
 if TYPE_CHECKING:
-    from export_tally.core.aggregation import Aggregation
+    from export_tally.core.aggregation import Aggregator
     from export_tally.transport.driver import OutageCallback, ProgressCallback
 
 
@@ -24,7 +24,7 @@ class RunOptions:
     """What every task needs besides its download; small and picklable."""
 
     client: ClientOptions
-    aggregation: Aggregation
+    aggregation: Aggregator[Any]
 
 
 Task = DownloadInfo | PartTask

@@ -10,7 +10,7 @@ partial tally is thrown away.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from export_tally.core.errors import CsvFormatError, ProtocolError
 from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive
@@ -18,7 +18,7 @@ from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive
 if TYPE_CHECKING:
     import httpx
 
-    from export_tally.core.aggregation import Aggregation, ParsedBody
+    from export_tally.core.aggregation import Aggregator, BodyResult
     from export_tally.transport.api import DownloadInfo
     from export_tally.transport.client import ClientOptions
     from export_tally.transport.driver import OutageCallback, ProgressCallback
@@ -31,7 +31,7 @@ class DownloadResult:
     """What one download contributed: its parse result and how hard it was to get."""
 
     download_id: str
-    result: ParsedBody
+    result: BodyResult[Any]
     bytes: int
     attempts: int
     resumes: int = 0  # attempts that continued where a cut-off body stopped
@@ -49,7 +49,7 @@ class _Stream(BodyExchange[DownloadResult]):
     """One download's state across attempts: the parser, the bytes fed to it, the resume token."""
 
     def __init__(
-        self, info: DownloadInfo, aggregation: Aggregation, report: ProgressCallback | None
+        self, info: DownloadInfo, aggregation: Aggregator[Any], report: ProgressCallback | None
     ) -> None:
         super().__init__(info, report)
         self.aggregation = aggregation
@@ -160,7 +160,7 @@ def count_download(
     client: httpx.Client,
     options: ClientOptions,
     info: DownloadInfo,
-    aggregation: Aggregation,
+    aggregation: Aggregator[Any],
     report: ProgressCallback | None = None,
     on_outage: OutageCallback | None = None,
 ) -> DownloadResult:

@@ -9,7 +9,7 @@ part knows the column order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -18,7 +18,7 @@ from export_tally.core.split import ByteRange, PartCutter
 from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive, get_stream
 
 if TYPE_CHECKING:
-    from export_tally.core.aggregation import Aggregation, ParsedBody
+    from export_tally.core.aggregation import Aggregator, BodyResult
     from export_tally.transport.api import DownloadInfo
     from export_tally.transport.client import ClientOptions
     from export_tally.transport.driver import OutageCallback, ProgressCallback
@@ -48,7 +48,7 @@ class PartTask:
 @dataclass(frozen=True)
 class PartResult:
     task: PartTask
-    result: ParsedBody
+    result: BodyResult[Any]
     saw_quote: bool
     attempts: int
     restored: bool = False  # taken from a checkpoint, not downloaded in this run
@@ -79,7 +79,7 @@ class _Part(BodyExchange[PartResult]):
     """One part's state across attempts: the cutter (where to resume) and the parser."""
 
     def __init__(
-        self, task: PartTask, aggregation: Aggregation, report: ProgressCallback | None
+        self, task: PartTask, aggregation: Aggregator[Any], report: ProgressCallback | None
     ) -> None:
         super().__init__(task.info, report)
         self.task = task
@@ -126,7 +126,7 @@ def count_part(
     client: httpx.Client,
     options: ClientOptions,
     task: PartTask,
-    aggregation: Aggregation,
+    aggregation: Aggregator[Any],
     report: ProgressCallback | None = None,
     on_outage: OutageCallback | None = None,
 ) -> PartResult:
@@ -139,6 +139,6 @@ def count_part(
     return drive(client, options, task.info.data_path(), part, on_outage=on_outage)
 
 
-def _nothing(aggregation: Aggregation) -> ParsedBody:
+def _nothing(aggregation: Aggregator[Any]) -> BodyResult[Any]:
     """An empty result, for a part whose count is thrown away."""
     return aggregation.new_parser().finish()
