@@ -78,6 +78,17 @@ def many_patients(count: int) -> dict[str, Any]:
     return {"patients": patients, "totals": totals}
 
 
+def unmeasured() -> dict[str, Any]:
+    """One known event type and one with no normal range, whose anomalies are null."""
+    stats = {"count": 2, "mean": 36.6, "min": 36, "max": 37, "latency": 60.0}
+    return {
+        "patients": {
+            "P1": {"temp": {**stats, "anomalies": None}, "heart_rate": {**stats, "anomalies": 2}}
+        },
+        "totals": {"temp": {**stats, "anomalies": None}, "heart_rate": {**stats, "anomalies": 2}},
+    }
+
+
 def hostile() -> dict[str, Any]:
     patients = {pid: {"<b>type</b>": i + 1, "[red]t": 1} for i, pid in enumerate(HOSTILE)}
     return {
@@ -94,6 +105,7 @@ def pages() -> dict[str, tuple[str, dict[str, Any], RunFacts]]:
         "small-counts": (committed("small.json"), False),
         "many-stats": (many_patients(CHART_LIMIT + 10), True),
         "hostile": (hostile(), False),
+        "unmeasured": (unmeasured(), True),
         "empty": ({"patients": {}, "totals": {}}, True),
     }
     built = {}
@@ -135,7 +147,10 @@ def test_no_url_at_all_in_a_report_of_the_bundled_server(pages: dict[str, Any]) 
     assert "<script" not in page.lower()
 
 
-@pytest.mark.parametrize(("name", "charts"), [("demo-stats", 3 + 3 * 2), ("small-counts", 3)])
+@pytest.mark.parametrize(
+    ("name", "charts"),
+    [("demo-stats", 3 + 3 * 2), ("small-counts", 3), ("unmeasured", 3 + 3 + 2)],
+)
 def test_one_chart_per_chart_section(pages: dict[str, Any], name: str, charts: int) -> None:
     root = page_tree(pages, name)
     sections = root.find_all("section", "chart")
@@ -146,6 +161,16 @@ def test_one_chart_per_chart_section(pages: dict[str, Any], name: str, charts: i
         assert svg.attrs["role"] == "img" and svg.attrs["aria-label"]  # one named image
         assert len(section.find_all("table")) == 1  # the chart's numbers, under it
     assert len(root.find_all("svg")) == charts
+
+
+def test_a_type_without_a_normal_range_has_no_anomaly_rate(pages: dict[str, Any]) -> None:
+    root = page_tree(pages, "unmeasured")
+    section = [
+        s for s in root.find_all("section") if (s.attrs.get("id") or "").endswith("-anomalies")
+    ]
+    notes = [s for s in section if not s.find_all("svg")]
+    assert len(section) == 2 and len(notes) == 1
+    assert "anomalies are not measured" in pages["unmeasured"][0]
 
 
 def test_count_tables_equal_the_json(pages: dict[str, Any]) -> None:

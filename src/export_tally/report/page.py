@@ -199,10 +199,39 @@ def normal_ranges(report: dict[str, Any]) -> str:
         rows.append((t, *bounds) if bounds else (t, "none", "none"))
     text = (
         "<p>A value outside its event type's normal range (inclusive) is an anomaly; "
-        "types without a range have none.</p>"
+        "for a type without a range anomalies are not measured (null in the JSON).</p>"
     )
     numbers = table("Normal ranges used", ("event type", "low", "high"), rows)
     return _section("normal-ranges", "Normal ranges", text + numbers, chart=False)
+
+
+def anomaly_rates(
+    everyone: list[dict[str, Any]],
+    shown: list[dict[str, Any]],
+    total: dict[str, Any],
+    event_type: str,
+    note: str,
+) -> str:
+    """The anomaly-rate chart and its table; for a type with no normal range, a note instead."""
+    if total["anomalies"] is None:
+        return (
+            f"<p>No normal range is known for {_e(event_type)}, so its anomalies are not "
+            "measured (null in the JSON).</p>"
+        )
+    by_rate = views.by_anomaly_rate(everyone)
+    rate = _figure(
+        charts.anomaly_chart(views.by_anomaly_rate(shown)),
+        f"{note} Highest rate first.",
+        f"{event_type}: anomaly rate per patient",
+    )
+    rate += table(
+        f"{event_type}: anomalies / count (highest first)",
+        ("patient", "anomalies", "count", "rate (%)"),
+        [(r["patient"], r["anomalies"], r["count"], 100 * r["rate"]) for r in by_rate],
+        ("totals", total["anomalies"], total["count"], 100 * (views.anomaly_rate(total) or 0)),
+        places={3: 2},
+    )
+    return rate
 
 
 def event_type_stats(report: dict[str, Any], event_type: str, precision: int, anchor: str) -> str:
@@ -233,19 +262,8 @@ def event_type_stats(report: dict[str, Any], event_type: str, precision: int, an
         ("totals", total["count"], total["mean"], total["min"], total["max"]),
         places={2: p},
     )
-    by_rate = views.by_anomaly_rate(everyone)
-    rate = _figure(
-        charts.anomaly_chart(views.by_anomaly_rate(shown)),
-        f"{note} Highest rate first.",
-        f"{event_type}: anomaly rate per patient",
-    )
-    rate += table(
-        f"{event_type}: anomalies / count (highest first)",
-        ("patient", "anomalies", "count", "rate (%)"),
-        [(r["patient"], r["anomalies"], r["count"], 100 * r["rate"]) for r in by_rate],
-        ("totals", total["anomalies"], total["count"], 100 * views.anomaly_rate(total)),
-        places={3: 2},
-    )
+    rate = anomaly_rates(everyone, shown, total, event_type, note)
+    measured = total["anomalies"] is not None
     missing = sum(1 for r in shown if r["latency"] is None)
     lonely = f" {missing} patient(s) with a single reading have no gap." if missing else ""
     gap = _figure(
@@ -264,7 +282,7 @@ def event_type_stats(report: dict[str, Any], event_type: str, precision: int, an
         f"<p>{format_number(total['count'])} events of this type; {band}.</p>"
         '<div class="trio">'
         + _section(f"{anchor}-values", "Values against the normal range", values, level=3)
-        + _section(f"{anchor}-anomalies", "Anomaly rate", rate, level=3)
+        + _section(f"{anchor}-anomalies", "Anomaly rate", rate, chart=measured, level=3)
         + _section(f"{anchor}-gap", "Average gap between readings", gap, level=3)
         + "</div>"
     )

@@ -60,8 +60,10 @@ def total_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def anomaly_rate(stats: dict[str, Any]) -> float:
-    """Anomalies / count: 0 to 1."""
+def anomaly_rate(stats: dict[str, Any]) -> float | None:
+    """Anomalies / count: 0 to 1; None for an event type with no normal range (not measured)."""
+    if stats["anomalies"] is None:
+        return None
     return float(stats["anomalies"]) / float(stats["count"])
 
 
@@ -77,5 +79,5 @@ def stats_rows(
 
 
 def by_anomaly_rate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Highest anomaly rate first; ties by patient id."""
+    """Highest anomaly rate first; ties by patient id. Only for measured rates (not None)."""
     return sorted(rows, key=lambda r: (-r["rate"], r["patient"]))
