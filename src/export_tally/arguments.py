@@ -16,6 +16,12 @@ from export_tally.core.errors import UsageError
 from export_tally.core.split import DEFAULT_MIN_PART_BYTES
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+# An export declaring fewer rows than this is counted in the tool's own process, without starting
+# worker processes: about half a second of counting on one core, which is what starting a pool of
+# fresh interpreters costs. The environment variable overrides it (0: always a pool; the tests
+# use it to run both paths).
+IN_PROCESS_ROWS = 500_000
+IN_PROCESS_ROWS_VARIABLE = "EXPORT_TALLY_IN_PROCESS_ROWS"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -192,6 +198,17 @@ def server_url(args: argparse.Namespace) -> tuple[str, bool]:
 
 def embedded_allowed(args: argparse.Namespace) -> bool:
     return not args.no_embedded and os.environ.get("EXPORT_TALLY_NO_EMBEDDED", "") in ("", "0")
+
+
+def in_process_rows() -> int:
+    """Below how many declared rows an export is counted in the tool's own process."""
+    text = os.environ.get(IN_PROCESS_ROWS_VARIABLE, "")
+    if not text:
+        return IN_PROCESS_ROWS
+    try:
+        return _non_negative_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"${IN_PROCESS_ROWS_VARIABLE}: {exc}") from None
 
 
 def extra_headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:

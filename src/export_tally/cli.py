@@ -13,28 +13,29 @@ from export_tally.arguments import (
     build_parser,
     embedded_allowed,
     extra_headers,
+    in_process_rows,
     server_url,
     tls_verify,
 )
-from export_tally.core.aggregation import Aggregation
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
-from export_tally.embedded import EmbeddedServer, is_listening
 from export_tally.exitcodes import ExitCode, exit_code_for
-from export_tally.output import check_writable, render, write_atomically
-from export_tally.progress import Progress
-from export_tally.scheduling.checkpoint import CheckpointStore
-from export_tally.scheduling.executors import Backend, DaskBackend, LocalBackend
-from export_tally.scheduling.run import ExportResult, SplitPolicy, count_downloads, discover
-from export_tally.scheduling.tasks import RunOptions
-from export_tally.transport.api import ExportApi
-from export_tally.transport.client import ClientOptions, make_client
-from export_tally.transport.fetch_part import probe_splittable
-from export_tally.transport.retry import RetryPolicy
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator, Sequence
     from types import FrameType
+
+    import httpx
+
+    from export_tally.core.aggregation import Aggregation
+    from export_tally.scheduling.executors import Backend
+    from export_tally.scheduling.run import ExportResult
+    from export_tally.transport.api import ExportApi
+    from export_tally.transport.client import ClientOptions
+
+# The modules a run needs are imported when it needs them (see _run and _connect), not here:
+# `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
+# boots while the tool imports its network layer.
 
 
 class Terminated(BaseException):
@@ -58,19 +59,30 @@ def _connect(
     verify = tls_verify(args)
     if args.insecure:
         _say(stderr, "warning: --insecure: the server's TLS certificate is not verified")
+    embedded = None
+    if not explicit:
+        from export_tally.embedded import EmbeddedServer, is_listening
+
+        if not is_listening(url):
+            if args.scheduler:
+                raise ServerUnreachableError(
+                    f"nothing answers at {url}, and --scheduler cannot use the bundled server "
+                    "(remote workers could not reach it): pass --server with an address they can "
+                    "reach"
+                )
+            if embedded_allowed(args):
+                embedded = EmbeddedServer()
+                stack.callback(embedded.stop)
+    # While the bundled server starts (if it does), the network layer is imported.
+    from export_tally.transport.client import ClientOptions
+    from export_tally.transport.retry import RetryPolicy
+
     embedded_identity: str | None = None
-    if not explicit and not is_listening(url):
-        if args.scheduler:
-            raise ServerUnreachableError(
-                f"nothing answers at {url}, and --scheduler cannot use the bundled server "
-                "(remote workers could not reach it): pass --server with an address they can reach"
-            )
-        if embedded_allowed(args):
-            embedded = EmbeddedServer()
-            stack.callback(embedded.stop)
-            _say(stderr, f"nothing answers at {url}; started the bundled mock server at "
-                 f"{embedded.url} (mock data, not a real export)")  # fmt: skip
-            url, embedded_identity = embedded.url, f"embedded-export-server/{__version__}"
+    if embedded is not None:
+        embedded_url = embedded.wait_for_url()
+        _say(stderr, f"nothing answers at {url}; started the bundled mock server at "
+             f"{embedded_url} (mock data, not a real export)")  # fmt: skip
+        url, embedded_identity = embedded_url, f"embedded-export-server/{__version__}"
     options = ClientOptions(
         url,
         args.timeout,
@@ -82,8 +94,16 @@ def _connect(
     return options, embedded_identity or options.shown_url
 
 
-def _backend(args: argparse.Namespace) -> Backend:
-    return DaskBackend(args.scheduler) if args.scheduler else LocalBackend(args.jobs)
+def _backend(args: argparse.Namespace, rows: int, client: httpx.Client) -> Backend:
+    """Dask when asked for; the tool's own process for fewer rows than the threshold (no worker
+    processes to start: for small exports that costs more than the counting); else a pool."""
+    from export_tally.scheduling import executors
+
+    if args.scheduler:
+        return executors.DaskBackend(args.scheduler)
+    if rows < in_process_rows():
+        return executors.InProcessBackend(client)
+    return executors.LocalBackend(args.jobs)
 
 
 def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
@@ -93,32 +113,25 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
     if not args.list and not args.export_id:
         raise UsageError("an export id is required (or --list to see them)")
     if args.output is not None:
+        from export_tally.output import check_writable
+
         check_writable(args.output)
-    aggregation = Aggregation(on_bad_row=args.on_bad_row, stats=args.stats)
 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)
+        from export_tally.transport.api import ExportApi
+        from export_tally.transport.client import make_client
+
         client = stack.enter_context(make_client(options))
         api = ExportApi(client, options)
         if args.list:
             for export_id in api.list_exports():
                 print(export_id, file=stdout)
             return ExitCode.OK
-        downloads = discover(api, args.export_id)
-        checkpoints = None
-        if args.checkpoint_dir is not None:
-            checkpoints = CheckpointStore(args.checkpoint_dir, identity, aggregation)
-        split = SplitPolicy(
-            lambda info: probe_splittable(client, options, info), args.min_part_bytes
-        )
-        show = args.progress if args.progress is not None else stderr.isatty()
-        total = sum(d.rows for d in downloads)
-        with Progress(total, args.export_id, stderr, show) as progress:
-            result = count_downloads(
-                downloads, RunOptions(options, aggregation), _backend(args), progress.advance,
-                checkpoints, split,
-            )  # fmt: skip
+        result, aggregation = _count(args, stderr, api, identity)
     _report(result, args, stderr)
+
+    from export_tally.output import render, write_atomically
 
     text = render(aggregation.report(result.tally, args.precision))
     if args.output is not None:
@@ -127,6 +140,35 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         stdout.write(text)
         stdout.flush()
     return ExitCode.OK
+
+
+def _count(
+    args: argparse.Namespace, stderr: TextIO, api: ExportApi, identity: str
+) -> tuple[ExportResult, Aggregation]:
+    """Discover the export and count it: the run itself, between connecting and reporting."""
+    from export_tally.core.aggregation import Aggregation
+    from export_tally.progress import Progress
+    from export_tally.scheduling.run import SplitPolicy, count_downloads, discover
+    from export_tally.scheduling.tasks import RunOptions
+    from export_tally.transport.fetch_part import probe_splittable
+
+    client, options = api.client, api.options
+    aggregation = Aggregation(on_bad_row=args.on_bad_row, stats=args.stats)
+    downloads = discover(api, args.export_id)
+    checkpoints = None
+    if args.checkpoint_dir is not None:
+        from export_tally.scheduling.checkpoint import CheckpointStore
+
+        checkpoints = CheckpointStore(args.checkpoint_dir, identity, aggregation)
+    split = SplitPolicy(lambda info: probe_splittable(client, options, info), args.min_part_bytes)
+    show = args.progress if args.progress is not None else stderr.isatty()
+    total = sum(d.rows for d in downloads)
+    with Progress(total, args.export_id, stderr, show) as progress:
+        result = count_downloads(
+            downloads, RunOptions(options, aggregation), _backend(args, total, client),
+            progress.advance, checkpoints, split,
+        )  # fmt: skip
+    return result, aggregation
 
 
 def _report(result: ExportResult, args: argparse.Namespace, stderr: TextIO) -> None:
