@@ -73,7 +73,9 @@ def _connect(
             if embedded_allowed(args):
                 embedded = EmbeddedServer()
                 stack.callback(embedded.stop)
-    # While the bundled server starts (if it does), the network layer is imported.
+    # While the bundled server starts (if it does), the tool imports what the run needs.
+    if not args.list:
+        from export_tally.scheduling import executors, run  # noqa: F401 (imported ahead)
     from export_tally.transport.client import ClientOptions
     from export_tally.transport.retry import RetryPolicy
 
@@ -95,13 +97,14 @@ def _connect(
 
 
 def _backend(args: argparse.Namespace, rows: int, client: httpx.Client) -> Backend:
-    """Dask when asked for; the tool's own process for fewer rows than the threshold (no worker
-    processes to start: for small exports that costs more than the counting); else a pool."""
+    """Dask when asked for; the tool's own process for fewer rows than `args.in_process_rows`
+    (no worker processes to start: for small exports that costs more than the counting); else a
+    pool of `args.jobs` worker processes."""
     from export_tally.scheduling import executors
 
     if args.scheduler:
         return executors.DaskBackend(args.scheduler)
-    if rows < in_process_rows():
+    if rows < args.in_process_rows:
         return executors.InProcessBackend(client)
     return executors.LocalBackend(args.jobs)
 
@@ -116,6 +119,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> ExitCode:
         from export_tally.output import check_writable
 
         check_writable(args.output)
+    args.in_process_rows = in_process_rows()
 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)

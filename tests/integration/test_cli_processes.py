@@ -157,17 +157,30 @@ def test_a_successful_run_leaves_no_process(server_url: str, tmp_path: Path, poo
 
 
 @pytest.mark.parametrize(
-    "args, status",
+    "args, env, status, message",
     [
-        (["demo", "--jobs", "0"], ExitCode.USAGE),
-        (["demo", "--server", "http://127.0.0.1:9"], ExitCode.UNREACHABLE),
+        (["demo", "--jobs", "0"], {}, ExitCode.USAGE, "argument -j/--jobs: 0 must be at least 1"),
+        (
+            ["demo"],
+            {IN_PROCESS_ROWS_VARIABLE: "many"},
+            ExitCode.USAGE,
+            f"${IN_PROCESS_ROWS_VARIABLE}: 'many' is not a whole number",
+        ),
+        (
+            ["demo", "--server", "http://127.0.0.1:9"],
+            {},
+            ExitCode.UNREACHABLE,
+            "cannot reach http://127.0.0.1:9",
+        ),
     ],
-    ids=["usage-error", "unreachable-server"],
+    ids=["usage-error", "bad-threshold", "unreachable-server"],
 )
 def test_a_run_that_cannot_start_leaves_no_process(
-    args: list[str], status: ExitCode, tmp_path: Path
+    args: list[str], env: dict[str, str], status: ExitCode, message: str, tmp_path: Path
 ) -> None:
-    assert run_to_the_end(args, tool_env(tmp_path), tmp_path)[0] == status
+    result, _, stderr = run_to_the_end(args, tool_env(tmp_path, **env), tmp_path)
+    assert result == status
+    assert stderr.startswith(f"cli: error: {message}"), stderr
 
 
 def test_a_failed_download_leaves_no_process(broken_export: str, tmp_path: Path) -> None:
