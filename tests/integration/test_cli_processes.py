@@ -240,6 +240,24 @@ def test_signals_stop_everything_and_leave_no_output(
 
 
 @needs_default_port
+def test_a_worker_killed_mid_task_fails_the_run_and_leaves_no_process(tmp_path: Path) -> None:
+    tool, stderr = start_counting("small", tmp_path, POOL)
+    (worker, *_) = [
+        c
+        for c in psutil.Process(tool.pid).children()
+        if "export_tally.scheduling.worker" in c.cmdline()
+    ]
+    worker.kill()
+    tool.communicate(timeout=60)
+    assert group_members(tool.pid) == []
+    assert tool.returncode == ExitCode.UNEXPECTED
+    last = stderr.read_text().strip().splitlines()[-1]
+    assert re.search(
+        r"cli: error: a worker process exited \(status -9\) while counting download \S+$", last
+    ), last
+
+
+@needs_default_port
 def test_kill_9_leaves_no_server_or_worker_behind(tmp_path: Path) -> None:
     tool, _ = start_counting("small", tmp_path, POOL)
     descendants = psutil.Process(tool.pid).children(recursive=True)

@@ -80,10 +80,6 @@ class _Pending:
         self._result: TaskResult | None = None
         self._error: BaseException | None = None
 
-    @property
-    def done(self) -> bool:
-        return self._result is not None or self._error is not None
-
     def finish(self, result: TaskResult | None = None, error: BaseException | None = None) -> None:
         self._result, self._error = result, error
 
