@@ -12,7 +12,8 @@ Prints the CPU seconds (user + system) spent during the tool's run by each kind 
   tool parent   the tool's own process
 
 and the wall time of the run, with each kind's share of `wall x cores`, and the share of all of
-them together: how busy the machine was kept.
+them together: how busy they kept the machine. What every other process on the machine used in
+the meantime is printed too: on a shared machine, the cores they took were not ours to keep busy.
 
 The server's processes outlive the run, so their CPU is read before and after it, exactly. The
 tool's processes all exit: its total (parent and workers together) is exact, from the rusage the
@@ -37,6 +38,12 @@ import psutil
 from benchmarks.bench_cli import ROOT, server
 
 SAMPLE_SECONDS = 0.02
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent not idle, over all cores."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def cpu(process: psutil.Process) -> float:
@@ -103,11 +110,13 @@ def main() -> None:
         command = [sys.executable, "-m", "export_tally", args.export, "--server", url,
                    "--no-progress", *args.cli_args.split()]  # fmt: skip
         front_before = cpu(front)
+        machine_before = machine_busy()
         started = time.perf_counter()
         tool = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=ROOT)
         with Sampler(front, psutil.Process(tool.pid)) as sampler:
             _, status, usage = os.wait4(tool.pid, 0)
             wall = time.perf_counter() - started
+            machine = machine_busy() - machine_before
         tool.returncode = os.waitstatus_to_exitcode(status)
         if tool.returncode != 0:
             raise SystemExit(f"cli failed with status {tool.returncode}")
@@ -130,6 +139,9 @@ def main() -> None:
         print(f"{name:<18} {seconds:7.2f} {seconds / budget:7.0%}")
     busy = sum(rows.values())
     print(f"{'all':<18} {busy:7.2f} {busy / budget:7.0%}  (of wall x cores: kept busy)")
+    others = max(0.0, machine - busy)
+    print(f"{'other processes':<18} {others:7.2f} {others / budget:7.0%}  (not ours: the benchmark "
+          "itself, and anything else running)")  # fmt: skip
 
 
 if __name__ == "__main__":
