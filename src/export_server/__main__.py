@@ -9,6 +9,7 @@ progress, warnings. It refuses to start (exit 2) when its body-size table is not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -29,6 +31,9 @@ from export_server.lifeline import watch_parent
 from export_server.options import parse_args
 from export_server.pool import GeneratorPool
 from export_server.sizes import TABLE_PATH, load_sizes
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -47,7 +52,13 @@ def megabytes(size: int) -> str:
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that says where it listens once it accepts connections, then prewarms."""
+    """A uvicorn server that says where it listens once it accepts connections, then prewarms;
+    asked to stop, it starts stopping at once.
+
+    uvicorn looks at `should_exit` every 0.1 s, and lets open connections finish for 0.1 s even
+    when there are none. The bundled server is started and stopped by every run of the tool that
+    needs it, which waits for it to exit: those fractions of a second are most of its stop.
+    """
 
     def __init__(
         self, config: uvicorn.Config, url: str, bodies: Bodies, prewarm: Sequence[str]
@@ -57,8 +68,11 @@ class _Server(uvicorn.Server):
         self.bodies = bodies
         self.prewarm = prewarm
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._asked_to_exit = asyncio.Event()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
         if self.started:
             say(f"listening on {self.url}")
@@ -66,6 +80,34 @@ class _Server(uvicorn.Server):
                 task = asyncio.create_task(self._prewarm())
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None:  # a signal handler: wake the loop through its thread-safe door
+            self._loop.call_soon_threadsafe(self._asked_to_exit.set)
+
+    async def main_loop(self) -> None:
+        """uvicorn's loop (a tick every 0.1 s, which keeps the Date header fresh), woken at once
+        when the server is asked to exit."""
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._asked_to_exit.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)  # let them finish, up to GRACEFUL_SECONDS
+            return
+        # Nothing to let finish: stop listening, then the app's shutdown (the generator pool).
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for server in self.servers:
+            await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
     async def _prewarm(self) -> None:
         downloads = [d for export_id in self.prewarm for d in downloads_of(export_id)]
@@ -155,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bodies = Bodies(pool, cache, sizes)
     tls = args.tls_cert is not None
     uv_config = uvicorn.Config(
-        create_app(config, bodies), log_level=args.log_level, access_log=False,
+        create_app(config, bodies), log_level=args.log_level, access_log=False, ws="none",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
     )  # fmt: skip

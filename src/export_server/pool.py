@@ -4,6 +4,10 @@ Generation is CPU-bound Python, so it runs in processes (one GIL each), while th
 loop only moves bytes. Every job goes to the process with the fewest jobs at that moment, so two
 concurrent downloads always land on two different processes when there are two; that is the
 point of scheduling here rather than letting processes race for a shared accept socket.
+
+The processes start when the first job needs one, all of them at once: a server whose cache holds
+every body asked for (the bundled server on a warm cache) never starts one, and its start-up does
+not share the cores with interpreters that would import the generator for nothing.
 """
 
 from __future__ import annotations
@@ -102,7 +106,11 @@ class Filling(_Job[int]):
 
 
 class _GeneratorProcess:
-    """One `export_server.worker` process, the socket to it, and the jobs it is running."""
+    """One `export_server.worker` process, the socket to it, and the jobs it is running.
+
+    `launch()` starts the process at once and connects its socket in the background: messages
+    sent before the connection is ready wait in `_backlog`, in order.
+    """
 
     def __init__(self, pool: GeneratorPool) -> None:
         self.pool = pool
@@ -110,34 +118,50 @@ class _GeneratorProcess:
         self.alive = False
         self.process: subprocess.Popen[bytes] | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._backlog: list[bytes] = []
         self._receiving: asyncio.Task[None] | None = None
 
-    async def spawn(self) -> None:
+    def launch(self) -> None:
+        """Start the process (from the event loop's thread, which lives as long as the front
+        process: Linux's parent-death signal fires when the starting thread exits)."""
         ours, theirs = socket.socketpair()
         with theirs:
-            # Started from the event loop's thread, which lives as long as the front process:
-            # Linux's parent-death signal fires when the starting thread exits.
             command = [sys.executable, "-m", "export_server.worker", str(theirs.fileno())]
             self.process = subprocess.Popen(
                 [*command, str(os.getpid())], pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL
             )
-        reader, self._writer = await asyncio.open_unix_connection(sock=ours, limit=_STREAM_LIMIT)
-        self._receiving = asyncio.create_task(self._receive(reader))
         self.alive = True
+        self._receiving = asyncio.create_task(self._run(ours))
+
+    async def _run(self, ours: socket.socket) -> None:
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=_STREAM_LIMIT)
+        if not self.alive:  # stopped while connecting
+            writer.close()
+            return
+        self._writer = writer
+        for message in self._backlog:
+            writer.write(message)
+        self._backlog.clear()
+        await self._receive(reader)
+
+    def _send(self, message: bytes) -> None:
+        if self._writer is not None:
+            self._writer.write(message)
+        elif self.alive:
+            self._backlog.append(message)
 
     def submit(self, job: _Job[Any], download: Download, **spec: object) -> None:
-        assert self._writer is not None
         self.jobs[job.job_id] = job
         export_id = download.export.export_id
-        self._writer.write(wire.start_message(job.job_id, export_id, download.id, **spec))
+        self._send(wire.start_message(job.job_id, export_id, download.id, **spec))
 
     def grant(self, job_id: int) -> None:
-        if self._writer is not None and job_id in self.jobs:
-            self._writer.write(wire.encode(job_id, wire.CREDIT, wire.COUNT.pack(1)))
+        if job_id in self.jobs:
+            self._send(wire.encode(job_id, wire.CREDIT, wire.COUNT.pack(1)))
 
     def cancel(self, job_id: int) -> None:
-        if self._writer is not None and self.jobs.pop(job_id, None) is not None:
-            self._writer.write(wire.encode(job_id, wire.CANCEL))
+        if self.jobs.pop(job_id, None) is not None:
+            self._send(wire.encode(job_id, wire.CANCEL))
 
     async def _receive(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -165,26 +189,28 @@ class _GeneratorProcess:
                 await asyncio.to_thread(self.process.wait)  # reap it: no zombie left behind
             await asyncio.sleep(_RESPAWN_DELAY)
             if not self.pool.closing:
-                await self.spawn()
+                self.launch()
 
     def _lost(self, reason: str) -> None:
         self.alive = False
         for job in self.jobs.values():
             job.finish(GenerationError(reason))
         self.jobs.clear()
+        self._backlog.clear()
         if self._writer is not None:
             self._writer.close()
+            self._writer = None
 
     async def stop(self, grace: float) -> None:
         """Close the socket (the process exits on EOF); kill it if it has not after `grace` s."""
         self._lost("the server is shutting down")
+        if self._receiving is not None and self._receiving is not asyncio.current_task():
+            self._receiving.cancel()
         if self.process is not None:
             try:
                 await asyncio.to_thread(self.process.wait, grace)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if self._receiving is not None and self._receiving is not asyncio.current_task():
-            self._receiving.cancel()
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -194,17 +220,21 @@ class _GeneratorProcess:
 
 class GeneratorPool:
     """`size` generator processes: `fill` writes a body into a file, `generate` streams any byte
-    range of one. Call `start()` (in the event loop that will use the pool) before either."""
+    range of one. Call `start()` in the event loop that will use the pool before either; the
+    processes themselves start with the first job. `close()` (or `kill()`) stops them."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one process")
         self.size = size
         self.closing = False
+        self._started = False
+        self._launched = False
         self._processes = [_GeneratorProcess(self) for _ in range(size)]
 
     async def start(self) -> None:
-        await asyncio.gather(*(process.spawn() for process in self._processes))
+        """Accept jobs from now on (in this event loop); no process is started yet."""
+        self._started = True
 
     def generate(
         self, download: Download, start: int = 0, stop: int | None = None, window: int = 4
@@ -229,6 +259,10 @@ class GeneratorPool:
         return filling
 
     def _least_busy(self) -> _GeneratorProcess:
+        if self._started and not self._launched and not self.closing:
+            self._launched = True
+            for process in self._processes:
+                process.launch()
         running = [process for process in self._processes if process.alive]
         if self.closing or not running:
             raise GenerationError("no generator process is running")

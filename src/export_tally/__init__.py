@@ -1,8 +1,5 @@
 """export-tally: exact counts from a bulk-export server's CSV downloads."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("export-tally")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here (hatch's version source),
+# so that knowing it costs no import of importlib.metadata at start-up.
+__version__ = "0.1.0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -11,7 +10,6 @@ import time
 import traceback
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from export_tally import __version__
@@ -21,42 +19,33 @@ from export_tally.arguments import (
     default_checkpoint_dir,
     embedded_allowed,
     extra_headers,
+    in_process_rows,
     server_url,
     tls_verify,
 )
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
-from export_tally.core.parse import CountAggregator
-from export_tally.core.stats_parse import StatsAggregator
-from export_tally.embedded import EmbeddedServer, is_listening
 from export_tally.exitcodes import ExitCode, exit_code_for
-from export_tally.figures import Terminal
-from export_tally.formats import render_result
-from export_tally.output import check_writable, write_atomically
-from export_tally.progress import OutageNotice, Progress
-from export_tally.report.facts import collect_facts
-from export_tally.report.preflight import check_report_target, ensure_available
-from export_tally.scheduling.checkpoint import CheckpointStore
-from export_tally.scheduling.executors import Backend, DaskBackend, LocalBackend
-from export_tally.scheduling.run import ExportResult, SplitPolicy, count_downloads, discover
-from export_tally.scheduling.tasks import RunOptions
-from export_tally.transport.api import ExportApi
-from export_tally.transport.client import ClientOptions, make_client
-from export_tally.transport.fetch_part import probe_splittable
-from export_tally.transport.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterator, Sequence
     from types import FrameType
 
+    import httpx
+
     from export_tally.core.aggregation import Aggregator
+    from export_tally.figures import Terminal
+    from export_tally.progress import OutageNotice
     from export_tally.report.facts import RunFacts
+    from export_tally.scheduling.checkpoint import CheckpointStore
+    from export_tally.scheduling.executors import Backend
+    from export_tally.scheduling.run import ExportResult
+    from export_tally.transport.api import DownloadInfo, ExportApi
+    from export_tally.transport.client import ClientOptions
 
-
-def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
-    """The report page; altair and vl-convert load only here, once the run has succeeded."""
-    from export_tally.report.page import build_page
-
-    return build_page(facts, data)
+# The modules a run needs are imported when it needs them (see _run and _connect), not here:
+# `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
+# boots while the tool imports its network layer.
 
 
 class Terminated(BaseException):
@@ -76,6 +65,13 @@ def _say(stderr: TextIO, message: str) -> None:
     print(f"cli: {message}", file=stderr)
 
 
+def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
+    """The report page; altair and vl-convert load only here, once the run has succeeded."""
+    from export_tally.report.page import build_page
+
+    return build_page(facts, data)
+
+
 def _open_checkpoints(
     args: argparse.Namespace, identity: str, aggregation: Aggregator[Any], stderr: TextIO
 ) -> CheckpointStore | None:
@@ -85,6 +81,7 @@ def _open_checkpoints(
     """
     if args.no_checkpoint:
         return None
+    from export_tally.scheduling.checkpoint import CheckpointStore
 
     def warn(message: str) -> None:
         _say(stderr, f"warning: {message}")
@@ -112,19 +109,32 @@ def _connect(
     verify = tls_verify(args)
     if args.insecure:
         _say(stderr, "warning: --insecure: the server's TLS certificate is not verified")
+    embedded = None
+    if not explicit:
+        from export_tally.embedded import EmbeddedServer, is_listening
+
+        if not is_listening(url):
+            if args.scheduler:
+                raise ServerUnreachableError(
+                    f"nothing answers at {url}, and --scheduler cannot use the bundled server "
+                    "(remote workers could not reach it): pass --server with an address they can "
+                    "reach"
+                )
+            if embedded_allowed(args):
+                embedded = EmbeddedServer()
+                stack.callback(embedded.stop)
+    # While the bundled server starts (if it does), the tool imports what the run needs.
+    if not args.list:
+        from export_tally.scheduling import executors, run  # noqa: F401 (imported ahead)
+    from export_tally.transport.client import ClientOptions
+    from export_tally.transport.retry import RetryPolicy
+
     embedded_identity: str | None = None
-    if not explicit and not is_listening(url):
-        if args.scheduler:
-            raise ServerUnreachableError(
-                f"nothing answers at {url}, and --scheduler cannot use the bundled server "
-                "(remote workers could not reach it): pass --server with an address they can reach"
-            )
-        if embedded_allowed(args):
-            embedded = EmbeddedServer()
-            stack.callback(embedded.stop)
-            _say(stderr, f"nothing answers at {url}; started the bundled mock server at "
-                 f"{embedded.url} (mock data, not a real export)")  # fmt: skip
-            url, embedded_identity = embedded.url, f"embedded-export-server/{__version__}"
+    if embedded is not None:
+        embedded_url = embedded.wait_for_url()
+        _say(stderr, f"nothing answers at {url}; started the bundled mock server at "
+             f"{embedded_url} (mock data, not a real export)")  # fmt: skip
+        url, embedded_identity = embedded_url, f"embedded-export-server/{__version__}"
     options = ClientOptions(
         url,
         args.timeout,
@@ -136,16 +146,37 @@ def _connect(
     return options, embedded_identity or options.shown_url
 
 
-def _backend(args: argparse.Namespace) -> Backend:
-    return DaskBackend(args.scheduler) if args.scheduler else LocalBackend(args.jobs)
+def _backend(args: argparse.Namespace, rows: int, client: httpx.Client) -> Backend:
+    """Dask when asked for; the tool's own process for fewer rows than `args.in_process_rows`
+    (no worker processes to start: for small exports that costs more than the counting); else a
+    pool of `args.jobs` worker processes."""
+    from export_tally.scheduling import executors
+
+    if args.scheduler:
+        return executors.DaskBackend(args.scheduler)
+    if rows < args.in_process_rows:
+        return executors.InProcessBackend(client)
+    return executors.LocalBackend(args.jobs)
 
 
 def _terminal(stdout: TextIO, to_file: bool) -> Terminal:
     """The width a table may take, and whether it may be styled (a terminal, no NO_COLOR)."""
+    from export_tally.figures import Terminal
+
     if to_file or not stdout.isatty():
         columns = os.environ.get("COLUMNS", "")
         return Terminal(int(columns) if columns.isdigit() and int(columns) > 0 else 80)
     return Terminal(shutil.get_terminal_size().columns, styled=not os.environ.get("NO_COLOR"))
+
+
+def _aggregator(args: argparse.Namespace) -> Aggregator[Any]:
+    if args.stats:
+        from export_tally.core.stats_parse import StatsAggregator
+
+        return StatsAggregator(args.on_bad_row)
+    from export_tally.core.parse import CountAggregator
+
+    return CountAggregator(args.on_bad_row)
 
 
 def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) -> ExitCode:
@@ -156,16 +187,23 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     if not args.list and not args.export_id:
         raise UsageError("an export id is required (or --list to see them)")
     if args.output is not None:
+        from export_tally.output import check_writable
+
         check_writable(args.output)
     if args.report is not None:
+        from export_tally.report.preflight import check_report_target, ensure_available
+
         check_report_target(args.report, args.output)
         ensure_available()
-    aggregation: Aggregator[Any] = (
-        StatsAggregator(args.on_bad_row) if args.stats else CountAggregator(args.on_bad_row)
-    )
+    args.in_process_rows = in_process_rows()
+    aggregation = _aggregator(args)
 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)
+        from export_tally.progress import OutageNotice
+        from export_tally.transport.api import ExportApi
+        from export_tally.transport.client import make_client
+
         client = stack.enter_context(make_client(options))
         notice = OutageNotice(stderr, "cli: ", args.max_outage)
         api = ExportApi(client, options, notice)
@@ -173,27 +211,20 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
             for export_id in api.list_exports():
                 print(export_id, file=stdout)
             return ExitCode.OK
-        downloads = discover(api, args.export_id)
-        checkpoints = _open_checkpoints(args, identity, aggregation, stderr)
-        kept.store, kept.downloads = checkpoints, len(downloads)
-        kept.default_place = args.checkpoint_dir is None
-        split = SplitPolicy(
-            lambda info: probe_splittable(client, options, info), args.min_part_bytes
-        )
-        show = args.progress if args.progress is not None else stderr.isatty()
-        total = sum(d.rows for d in downloads)
-        with Progress(total, args.export_id, stderr, show) as progress:
-            notice.bar = progress
-            result = count_downloads(
-                downloads, RunOptions(options, aggregation), _backend(args), progress.advance,
-                checkpoints, split, notice,
-            )  # fmt: skip
-    _report(result, checkpoints, stderr)
+        downloads, result = _count(args, stderr, api, identity, aggregation, notice, kept)
+    _report(result, kept.store, stderr)
+
+    from export_tally.formats import render_result
+    from export_tally.output import write_atomically
 
     data = aggregation.report(result.tally, args.precision)
     terminal = _terminal(stdout, args.output is not None)
     text = render_result(data, args.format, stats=args.stats, precision=args.precision, terminal=terminal)  # fmt: skip
     if args.report is not None:
+        from datetime import UTC, datetime
+
+        from export_tally.report.facts import collect_facts
+
         facts = collect_facts(
             args, build_parser().parse_args([]), downloads, result, server=identity,
             version=__version__, made=datetime.now(UTC), seconds=time.monotonic() - started,
@@ -205,9 +236,41 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     else:
         stdout.write(text)
         stdout.flush()
-    if checkpoints is not None and kept.default_place:
-        checkpoints.discard(up_to=checkpoint_root())  # the answer is out: nothing piles up
+    if kept.store is not None and kept.default_place:
+        kept.store.discard(up_to=checkpoint_root())  # the answer is out: nothing piles up
     return ExitCode.OK
+
+
+def _count(
+    args: argparse.Namespace,
+    stderr: TextIO,
+    api: ExportApi,
+    identity: str,
+    aggregation: Aggregator[Any],
+    notice: OutageNotice,
+    kept: _Kept,
+) -> tuple[list[DownloadInfo], ExportResult]:
+    """Discover the export and count it: the run itself, between connecting and reporting."""
+    from export_tally.progress import Progress
+    from export_tally.scheduling.run import SplitPolicy, count_downloads, discover
+    from export_tally.scheduling.tasks import RunOptions
+    from export_tally.transport.fetch_part import probe_splittable
+
+    client, options = api.client, api.options
+    downloads = discover(api, args.export_id)
+    checkpoints = _open_checkpoints(args, identity, aggregation, stderr)
+    kept.store, kept.downloads = checkpoints, len(downloads)
+    kept.default_place = args.checkpoint_dir is None
+    split = SplitPolicy(lambda info: probe_splittable(client, options, info), args.min_part_bytes)
+    show = args.progress if args.progress is not None else stderr.isatty()
+    total = sum(d.rows for d in downloads)
+    with Progress(total, args.export_id, stderr, show) as progress:
+        notice.bar = progress
+        result = count_downloads(
+            downloads, RunOptions(options, aggregation), _backend(args, total, client),
+            progress.advance, checkpoints, split, notice,
+        )  # fmt: skip
+    return downloads, result
 
 
 def _report(result: ExportResult, checkpoints: CheckpointStore | None, stderr: TextIO) -> None:

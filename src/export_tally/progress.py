@@ -1,15 +1,18 @@
 """Progress on stderr: rows done of the rows the metadata declares, rate and ETA (tqdm); and what
-the user should hear while the server is unreachable."""
+the user should hear while the server is unreachable.
+
+tqdm is imported only when the bar is shown.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Never, TextIO
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from tqdm import tqdm
 
     from export_tally.transport.retry import OutageEvent
 
@@ -18,24 +21,37 @@ class Progress:
     """A progress bar over `total` rows, shown only when `enabled`; a context manager."""
 
     def __init__(self, total: int, label: str, stream: TextIO, enabled: bool) -> None:
-        self._bar = tqdm(
-            total=total,
-            desc=label,
-            unit="rows",
-            unit_scale=True,
-            file=stream,
-            disable=not enabled,
-            dynamic_ncols=True,
-            smoothing=0.1,
-        )
+        self._stream = stream
+        self._bar: tqdm[Never] | None = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc=label,
+                unit="rows",
+                unit_scale=True,
+                file=stream,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
 
     def advance(self, rows: int) -> None:
         """Count `rows` more rows done (negative when a restarted download takes some back)."""
-        self._bar.update(rows)
+        if self._bar is not None:
+            self._bar.update(rows)
 
     def status(self, text: str) -> None:
         """Show `text` after the bar ("" clears it)."""
-        self._bar.set_postfix_str(text)
+        if self._bar is not None:
+            self._bar.set_postfix_str(text)
+
+    def say(self, line: str) -> None:
+        """Print a line on the bar's stream without breaking the bar."""
+        if self._bar is not None:
+            self._bar.write(line, file=self._stream)
+        else:
+            print(line, file=self._stream)
 
     def __enter__(self) -> Progress:
         return self
@@ -46,7 +62,8 @@ class Progress:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def clock(moment: float) -> str:
@@ -86,6 +103,8 @@ class OutageNotice:
             self._tell(f"server back at {clock(event.back)}, after {gone:.0f} s unreachable", "")
 
     def _tell(self, line: str, status: str) -> None:
-        tqdm.write(self.prefix + line, file=self.stream)
-        if self.bar is not None:
-            self.bar.status(status)
+        if self.bar is None:
+            print(self.prefix + line, file=self.stream)
+            return
+        self.bar.say(self.prefix + line)
+        self.bar.status(status)

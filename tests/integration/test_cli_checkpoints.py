@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
 from tests.fixture_server import csv_answer, export_routes, fixture_server
@@ -180,7 +181,10 @@ def test_an_unusable_cache_directory_is_a_warning_not_a_failure(
     )
 
 
-def test_finished_parts_are_kept_and_a_rerun_fetches_only_the_others(tmp_path: Path) -> None:
+def test_finished_parts_are_kept_and_a_rerun_fetches_only_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(IN_PROCESS_ROWS_VARIABLE, "0")  # a pool of workers, which splits
     body = HEADER + "".join(f"P{i % 3},t,hr,{i}\n" for i in range(300))
     routes = export_routes("x", {"d1": body, "d2": body})
     # Two downloads in two parts each (-j 4). d2's second part answers 404 until the server is

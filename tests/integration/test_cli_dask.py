@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from distributed import Client, LocalCluster
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import Outcome, run_cli
 from tests.fixture_server import export_routes, fixture_server
+from tests.processes import default_port_is_free, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +55,12 @@ def test_checkpoints_work_on_dask(server_url: str, scheduler: str, tmp_path: Pat
     assert "2 of 2 download(s) taken from checkpoints" in second.stderr
 
 
+def executing(client: Client) -> dict[str, int]:
+    """How many tasks each Dask worker (by address) is running right now."""
+    counts: dict[str, int] = client.run(lambda dask_worker: len(dask_worker.state.executing))
+    return counts
+
+
 def test_a_worker_killed_mid_task_is_survived(server_url: str, scheduler: str) -> None:
     outcome: list[Outcome] = []
     run = threading.Thread(
@@ -63,22 +69,36 @@ def test_a_worker_killed_mid_task_is_survived(server_url: str, scheduler: str) -
         )
     )
     with Client(scheduler) as client:  # type: ignore[no-untyped-call]
-        workers = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
-    run.start()
-    time.sleep(2.0)
-    assert workers, "no Dask worker processes found"
-    workers[0].kill()
+        pids = client.run(os.getpid)
+        run.start()
+        # Wait until a worker is running one of the run's tasks, then kill that one.
+        busy: list[str] = []
+
+        def some_worker_is_busy() -> bool:
+            busy[:] = [address for address, tasks in executing(client).items() if tasks]
+            return bool(busy) or not run.is_alive()
+
+        assert wait_for(some_worker_is_busy)
+        assert busy, "the run ended before a worker could be killed mid-task"
+        psutil.Process(pids[busy[0]]).kill()
     run.join(600)
     assert outcome and outcome[0].status == ExitCode.OK, outcome[0].stderr if outcome else "hung"
     assert outcome[0].stdout == (ROOT / "small.json").read_text()
 
 
-def test_scheduler_without_a_reachable_server_exits_3(
+@pytest.mark.skipif(not default_port_is_free(), reason="something listens on 127.0.0.1:8000")
+def test_scheduler_without_a_server_does_not_start_the_bundled_one(
     scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EXPORT_SERVER_URL", raising=False)
-    outcome = run_cli("demo", "--scheduler", scheduler, "--server", "http://127.0.0.1:9")
+    monkeypatch.delenv("EXPORT_TALLY_NO_EMBEDDED", raising=False)
+    outcome = run_cli("demo", "--scheduler", scheduler)
     assert outcome.status == ExitCode.UNREACHABLE
+    assert outcome.stderr == (
+        "cli: error: nothing answers at http://127.0.0.1:8000, and --scheduler cannot use the "
+        "bundled server (remote workers could not reach it): pass --server with an address they "
+        "can reach\n"
+    )
 
 
 def test_unreachable_scheduler_exits_3(server_url: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
 from tests.fixture_server import Answer, csv_answer, export_routes, fixture_server
@@ -173,7 +174,10 @@ def test_a_redirect_loop_ends_with_exit_3() -> None:
     assert "more than 5 redirects" in message and "\n" not in message
 
 
-def test_a_redirect_loop_for_a_byte_range_part_ends_with_exit_3() -> None:
+def test_a_redirect_loop_for_a_byte_range_part_ends_with_exit_3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(IN_PROCESS_ROWS_VARIABLE, "0")  # a pool of workers, which splits
     body = HEADER + "".join(f"P{i % 3},t,hr,{i}\n" for i in range(200))
     routes = export_routes("x", {"d1": body})
     # The first bytes (the split probe) are served; every part's range request loops.

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
 from tests.fixture_server import csv_answer, export_routes, fixture_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"
+
+
+@pytest.fixture(autouse=True)
+def worker_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Splitting is for a pool of workers: these exports are small enough to be counted in the
+    tool's own process, which never splits, unless the threshold says otherwise."""
+    monkeypatch.setenv(IN_PROCESS_ROWS_VARIABLE, "0")
 
 
 def test_local_split_matches_whole(server_url: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
 from tests.fixture_server import export_routes, fixture_server
@@ -47,8 +48,9 @@ def test_small_stats_match_committed_json(server_url: str) -> None:
 
 
 def test_stats_are_exact_under_faults_and_splitting(
-    start_server: Callable[..., RunningServer], server_url: str
+    start_server: Callable[..., RunningServer], server_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(IN_PROCESS_ROWS_VARIABLE, "0")  # a pool of workers, which splits demo
     expected = (ROOT / "demo.stats.json").read_text()
     running = start_server("--fail-rate", "0.2", "--drop-rate", "0.3", "--fault-seed", "31")
     assert run_cli("demo", "--server", running.url, "--stats").stdout == expected

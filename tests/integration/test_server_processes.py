@@ -22,6 +22,7 @@ from tests.servers import RunningServer, server_command
 StartServer = Callable[..., RunningServer]
 LARGE = downloads_of("large")
 SMALL = downloads_of("small")
+DEMO = downloads_of("demo")
 
 
 def generators(server_pid: int) -> list[psutil.Process]:
@@ -40,16 +41,35 @@ def data_url(url: str, export_id: str, download_id: object) -> str:
     return f"{url}/api/export/{export_id}/{download_id}/data"
 
 
+def generate_a_little(url: str) -> None:
+    """Have the server generate the first bytes of a body (a server without a cache must)."""
+    response = httpx.get(data_url(url, "demo", DEMO[0].id), headers={"Range": "bytes=0-0"})
+    assert response.status_code == 206
+
+
 def test_workers_flag_sets_the_number_of_generator_processes(start_server: StartServer) -> None:
-    running = start_server("--workers", "3", "--port", "0")
-    assert len(generators(running.process.pid)) == 3
+    running = start_server("--workers", "3", "--no-cache")
     assert httpx.get(f"{running.url}/api/export", timeout=30).status_code == 200
+    assert generators(running.process.pid) == []  # none until a body must be generated
+    generate_a_little(running.url)
+    assert len(generators(running.process.pid)) == 3
+
+
+def test_a_server_on_a_warm_cache_starts_no_generator_process(
+    warm_server: RunningServer, start_server: StartServer
+) -> None:
+    running = start_server()  # the session's cache, which holds every body of demo
+    for download in DEMO:
+        response = httpx.get(data_url(running.url, "demo", download.id), timeout=30)
+        assert response.status_code == 200 and response.content.startswith(b"patient_id,")
+    assert generators(running.process.pid) == []
 
 
 def test_two_concurrent_downloads_are_generated_by_two_processes(
     start_server: StartServer,
 ) -> None:
     running = start_server("--workers", "2", "--no-cache")
+    generate_a_little(running.url)
     workers = generators(running.process.pid)
     before = [w.cpu_times().user for w in workers]
 
@@ -70,21 +90,22 @@ def test_two_concurrent_downloads_are_generated_by_two_processes(
 
 def test_a_front_killed_with_sigkill_takes_its_generators_along(start_server: StartServer) -> None:
     running = start_server("--no-cache")
-    workers = generators(running.process.pid)
     with httpx.stream("GET", data_url(running.url, "large", LARGE[3].id), timeout=60) as response:
         next(response.iter_raw())
+        workers = generators(running.process.pid)
         running.process.send_signal(signal.SIGKILL)
-    assert all_gone(workers)
+    assert workers and all_gone(workers)
 
 
 def test_sigterm_stops_the_server_and_its_generators_mid_stream(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     running = start_server("--cache-dir", str(tmp_path))
-    workers = generators(running.process.pid)
     with httpx.stream("GET", data_url(running.url, "large", LARGE[3].id), timeout=60) as response:
         chunks = response.iter_raw()
         next(chunks)
+        workers = generators(running.process.pid)
+        assert workers
         running.process.terminate()
         with pytest.raises(httpx.RemoteProtocolError):
             for _ in chunks:
@@ -98,12 +119,12 @@ def test_a_kill_during_a_cache_write_leaves_no_entry_and_is_cleaned_up(
 ) -> None:
     download = LARGE[0]
     running = start_server("--cache-dir", str(tmp_path))
-    workers = generators(running.process.pid)
     url = data_url(running.url, "large", download.id)
     with httpx.stream("GET", url, timeout=60) as response:
         first = next(response.iter_raw())
+        workers = generators(running.process.pid)
         running.process.send_signal(signal.SIGKILL)
-    assert all_gone(workers)
+    assert workers and all_gone(workers)
     cache = Cache(tmp_path)
     assert list(tmp_path.glob("v*/large/.*.tmp")) != []
     assert not cache.entry_path(download).exists()
@@ -136,6 +157,7 @@ def test_exit_with_parent_ends_every_server_process_when_the_parent_is_killed() 
     server_pid = int(parent.stdout.readline())
     for line in parent.stdout:
         if line.startswith("listening on"):
+            generate_a_little(line.split()[-1])
             break
     server = psutil.Process(server_pid)
     processes = [server, *generators(server_pid)]

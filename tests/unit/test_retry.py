@@ -42,3 +42,10 @@ def test_outage_attempts_are_bounded_by_the_clock_not_the_retries() -> None:
 def test_an_outage_past_max_outage_ends() -> None:
     budget = RetryBudget(RetryPolicy(max_outage=0.0))
     assert not budget.record_outage()
+
+
+def test_the_flag_default_is_the_policy_default() -> None:
+    # arguments.py repeats the number so that parsing flags never imports httpx.
+    from export_tally.arguments import DEFAULT_MAX_OUTAGE
+
+    assert RetryPolicy().max_outage == DEFAULT_MAX_OUTAGE

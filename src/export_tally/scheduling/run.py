@@ -1,8 +1,9 @@
 """Scheduling: every download of an export counted by a backend's workers, the results merged.
 
 Parsing is CPU-bound, so downloads run in separate processes (threads would share one GIL; asyncio
-would share one core), or on a Dask cluster. Each task streams its own bytes over its own
-connection and returns a small partial result; nothing about the data is ever held whole.
+would share one core), or on a Dask cluster; a small export is counted in the tool's own process
+(see executors.py). Each task streams its own bytes over its own connection and returns a small
+partial result; nothing about the data is ever held whole.
 
 When there are more workers than downloads and the server allows it, downloads are split into
 byte ranges (split.py). A download any of whose parts saw a quote is counted again whole, and the
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,8 +26,8 @@ from export_tally.transport.fetch_part import PartResult, PartTask, Splittable
 
 if TYPE_CHECKING:
     from export_tally.scheduling.checkpoint import CheckpointStore
-    from export_tally.scheduling.executors import Backend, OutageSink, ProgressSink
-    from export_tally.scheduling.tasks import RunOptions, Task, TaskResult
+    from export_tally.scheduling.executors import Backend, OutageSink, Outcome, ProgressSink
+    from export_tally.scheduling.tasks import RunOptions, Task
 
 Probe = Callable[[DownloadInfo], Splittable | None]
 
@@ -101,7 +101,7 @@ class _Scheduler:
         self.on_progress = on_progress
         self.on_outage = on_outage
         self.checkpoints = checkpoints
-        self.pending: dict[Future[TaskResult], Task] = {}
+        self.pending: dict[Outcome, Task] = {}
         self.infos: dict[str, DownloadInfo] = {}
         self.parts: dict[str, list[PartResult]] = {}
         self.results: list[DownloadResult] = []
@@ -125,12 +125,10 @@ class _Scheduler:
 
     def run(self) -> None:
         while self.pending:
-            done, _ = wait(list(self.pending), timeout=0.2, return_when=FIRST_COMPLETED)
-            self.backend.drain_progress(self.on_progress, self.on_outage)
-            for future in done:
-                self.pending.pop(future)
+            for outcome in self.backend.wait(list(self.pending), self.on_progress, self.on_outage):
+                self.pending.pop(outcome)
                 try:
-                    result = future.result()
+                    result = outcome.result()
                 except DownloadGoneError as exc:
                     self.gone.append(str(exc))
                     continue
@@ -227,7 +225,6 @@ def count_downloads(
         backend.abort()
         raise
     backend.close()
-    backend.drain_progress(on_progress, on_outage)  # what workers said just before they ended
     if scheduler.gone:
         raise DownloadGoneError(
             f"{len(scheduler.gone)} download(s) disappeared during the run: "

@@ -1,7 +1,8 @@
 """The unit of work a worker runs: a whole download, or one byte range of it.
 
-`run_task` is what executors call, in a local worker process or on a Dask worker. A worker keeps
-one HTTP client per process and reuses its connections across tasks.
+`run_task` is what a worker process or a Dask worker calls: it keeps one HTTP client per process
+and reuses its connections across tasks. `count_task` is the same work on a client the caller
+owns (the tool's own process, for small exports).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from export_tally.transport.fetch import DownloadResult, count_download
 from export_tally.transport.fetch_part import PartResult, PartTask, count_part
 
 if TYPE_CHECKING:
+    import httpx
+
     from export_tally.core.aggregation import Aggregator
     from export_tally.transport.driver import OutageCallback, ProgressCallback
 
@@ -30,23 +33,29 @@ class RunOptions:
 Task = DownloadInfo | PartTask
 TaskResult = DownloadResult | PartResult
 
-# Per worker process: installed by a local pool's initializer; on Dask, outages only.
-_progress_report: ProgressCallback | None = None
-_outage_report: OutageCallback | None = None
+
+def run_task(
+    options: RunOptions,
+    task: Task,
+    report: ProgressCallback | None = None,
+    on_outage: OutageCallback | None = None,
+) -> TaskResult:
+    """Count one task's bytes on this process's client; rows go to `report` as they are counted,
+    and news that the server became unreachable or answers again to `on_outage`.
+
+    Raises the tool's errors (see fetch.count_download).
+    """
+    return count_task(client_for(options.client), options, task, report, on_outage)
 
 
-def install_reports(progress: ProgressCallback | None, outage: OutageCallback | None) -> None:
-    """Make every task this process runs report its rows as it goes, and when the server
-    becomes unreachable or answers again (see driver.drive)."""
-    global _progress_report, _outage_report
-    _progress_report = progress
-    _outage_report = outage
-
-
-def run_task(options: RunOptions, task: Task) -> TaskResult:
-    """Count one task's bytes; raises the tool's errors (see fetch.count_download)."""
-    client = client_for(options.client)
-    reports = (_progress_report, _outage_report)
+def count_task(
+    client: httpx.Client,
+    options: RunOptions,
+    task: Task,
+    report: ProgressCallback | None = None,
+    on_outage: OutageCallback | None = None,
+) -> TaskResult:
+    """Count one task's bytes on `client`; raises the tool's errors (see fetch.count_download)."""
     if isinstance(task, PartTask):
-        return count_part(client, options.client, task, options.aggregation, *reports)
-    return count_download(client, options.client, task, options.aggregation, *reports)
+        return count_part(client, options.client, task, options.aggregation, report, on_outage)
+    return count_download(client, options.client, task, options.aggregation, report, on_outage)
