@@ -2,10 +2,10 @@
 
 The tool is built in layers, each allowed to import only the layers below it:
 
-    edge (cli, arguments, exitcodes, output, progress, embedded, __main__)
-      -> scheduling (tasks, executors, run, checkpoint)
-        -> transport (the only home of httpx)
-          -> core (pure: bytes in, values out)
+    edge (every module not in a layer's subpackage: cli, arguments, formats, report/, ...)
+      -> scheduling/ (tasks, executors, worker processes, the run, checkpoints)
+        -> transport/ (the only home of httpx)
+          -> core/ (pure: bytes in, values out)
 
 The package's own `__init__` (the version string) may be imported from anywhere but imports
 nothing of the package. Every import counts, inside functions too, except those under

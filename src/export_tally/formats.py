@@ -35,7 +35,7 @@ def render_result(
     if kind == "csv":
         return render_csv(report, stats=stats)
     if kind == "table":
-        from export_tally.table import render_table  # rich is imported only for this format
+        from export_tally.table import render_table  # prettytable is imported only for this format
 
         return render_table(report, stats=stats, precision=precision, terminal=terminal)
     return render(report)
