@@ -1,26 +1,47 @@
-"""Shared fixtures: one real server per test session, and a factory for servers with other flags.
+"""Shared fixtures: real servers for the test session, and what keeps the fast tier fast.
 
 Every server a test session starts shares one temporary cache directory (`server_cache_dir`), so a
 body is generated once per session and served from disk afterwards. The session server prewarms
-`demo` and `small` in the background as soon as it starts; `warm_server` waits for that.
+`demo` in the background as soon as it starts; `warm_server` waits for that. `small` is generated
+only for the slow tests that ask for it (`warm_small_server`).
+
+`uv run pytest` runs the fast tier (`addopts` deselects `slow`); `uv run pytest -m slow` the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.servers import RunningServer, running_server
+from tests.servers import RunningServer, StartServer, running_server
 
-PREWARMED = ("demo", "small")
+PREWARMED = ("demo",)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _spawned_processes_skip_pytest() -> Iterator[None]:
+    """Keep the tool's worker processes from importing pytest.
+
+    A process started with multiprocessing's "spawn" method first runs the parent's `__main__`
+    again. In a real run that is the `cli` script (a few lines); under pytest it is pytest's own
+    script, hundreds of milliseconds of imports per worker, and the tests start hundreds of
+    workers. Without a `__main__` file or module to run, spawned processes import only what their
+    task needs, as in a real run.
+    """
+    main = sys.modules["__main__"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delattr(main, "__file__", raising=False)
+        patch.setattr(main, "__spec__", None, raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")
 def server_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cache directory shared by every server this session starts (`server`, `start_server`)."""
+    """The cache directory shared by every server this session starts."""
     return tmp_path_factory.mktemp("server-cache")
 
 
@@ -28,9 +49,9 @@ def server_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(server_cache_dir: Path) -> Iterator[RunningServer]:
     """The plain server, shared by every test that only reads from it.
 
-    It answers at once; `demo` and `small` are being generated into the shared cache in the
-    background (a request for a body not yet cached joins its generation: same bytes, just not yet
-    at disk speed). Use `warm_server` when that matters.
+    It answers at once; `demo` is being generated into the shared cache in the background (a
+    request for a body not yet cached joins its generation: same bytes, just not yet at disk
+    speed). Use `warm_server` when that matters.
     """
     args = ("--prewarm", ",".join(PREWARMED))
     with running_server(args, cache_dir=server_cache_dir) as running:
@@ -39,11 +60,7 @@ def server(server_cache_dir: Path) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="session")
 def warm_server(server: RunningServer) -> RunningServer:
-    """The session server once every body of `demo` and `small` is in the shared cache.
-
-    Request it before `start_server` too when those servers will stream `small`: they share the
-    cache, so they start warm instead of generating `small` again.
-    """
+    """The session server once both `demo` bodies are in the shared cache."""
     server.wait_for_line(r"^prewarm: done")
     return server
 
@@ -54,12 +71,47 @@ def server_url(server: RunningServer) -> str:
     return server.url
 
 
+@pytest.fixture(scope="session")
+def server_with(warm_server: RunningServer, server_cache_dir: Path) -> Iterator[StartServer]:
+    """`server_with(*flags)`: the session's one server with these flags, started on first use.
+
+    For servers whose answers do not depend on what earlier tests asked: `--no-range`, or
+    `--prewarm`. A fault-injecting server counts the requests it has seen, so a shared one gives a
+    test a different fault pattern depending on the tests before it: use `start_server` when a
+    test needs exactly its seed's pattern. The servers share the session's cache, warm for `demo`.
+    """
+    started: dict[tuple[str, ...], RunningServer] = {}
+    with ExitStack() as stack:
+
+        def start(*args: str) -> RunningServer:
+            if args not in started:
+                started[args] = stack.enter_context(
+                    running_server(args, cache_dir=server_cache_dir)
+                )
+            return started[args]
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def warm_small_server(server_with: StartServer) -> RunningServer:
+    """A server of the session once every body of `demo` and `small` is in the shared cache.
+
+    For slow tests only: generating `small` (7 million rows) takes tens of seconds on two cores.
+    Request it before `start_server` too when those servers will stream `small`: they share the
+    cache, so they start warm instead of generating `small` again.
+    """
+    running = server_with("--prewarm", "demo,small")
+    running.wait_for_line(r"^prewarm: done")
+    return running
+
+
 @pytest.fixture
-def start_server(server_cache_dir: Path) -> Iterator[Callable[..., RunningServer]]:
+def start_server(warm_server: RunningServer, server_cache_dir: Path) -> Iterator[StartServer]:
     """Start extra servers with their own flags (faults, --no-range); stopped after the test.
 
     They use the session's shared cache directory unless the flags say `--cache-dir DIR` or
-    `--no-cache`.
+    `--no-cache`; `demo` is already in it, so no test pays for generating it twice.
     """
     with ExitStack() as stack:
 

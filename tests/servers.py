@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,10 @@ class RunningServer:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"no line matching {pattern!r}:\n" + "".join(self.log))
                 self._grew.wait(0.5)
+
+
+StartServer = Callable[..., RunningServer]
+"""What the `start_server` and `server_with` fixtures give: call it with the server's flags."""
 
 
 def server_command(args: Sequence[str], cache_dir: Path | None = None) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
+from tests.servers import RunningServer, StartServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,8 +43,9 @@ def test_committed_demo_json_matches_a_live_run(server_url: str) -> None:
     assert outcome.stdout == (ROOT / "demo.json").read_text()
 
 
-def test_small_end_to_end_matches_committed_json(server_url: str) -> None:
-    outcome = run_cli("small", "--server", server_url)
+@pytest.mark.slow
+def test_small_end_to_end_matches_committed_json(warm_small_server: RunningServer) -> None:
+    outcome = run_cli("small", "--server", warm_small_server.url)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.stdout == (ROOT / "small.json").read_text()
 
@@ -75,8 +77,8 @@ def test_failed_run_leaves_no_output_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_no_range_server_gives_the_same_answer(start_server: object) -> None:
-    running = start_server("--no-range")  # type: ignore[operator]
+def test_no_range_server_gives_the_same_answer(server_with: StartServer) -> None:
+    running = server_with("--no-range")
     outcome = run_cli("demo", "--server", running.url)
     assert outcome.json() == DEMO_EXPECTED
 

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
 from tests.fixture_server import export_routes, fixture_server
@@ -15,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"
 
 
+@pytest.mark.slow
 def test_rerun_after_kill_9_is_exact_and_skips_finished_downloads(
     server_url: str, tmp_path: Path
 ) -> None:

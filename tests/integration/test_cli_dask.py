@@ -27,12 +27,14 @@ def scheduler() -> Iterator[str]:
         yield cluster.scheduler_address
 
 
+@pytest.mark.slow
 def test_demo_on_dask_matches_local(server_url: str, scheduler: str) -> None:
     outcome = run_cli("demo", "--server", server_url, "--scheduler", scheduler)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.stdout == (ROOT / "demo.json").read_text()
 
 
+@pytest.mark.slow
 def test_split_downloads_on_dask_match_local(server_url: str, scheduler: str) -> None:
     run_cli("demo", "--server", server_url)  # cached bodies declare a Content-Length
     outcome = run_cli(
@@ -43,6 +45,7 @@ def test_split_downloads_on_dask_match_local(server_url: str, scheduler: str) ->
     assert "byte-range parts" in outcome.stderr
 
 
+@pytest.mark.slow
 def test_checkpoints_work_on_dask(server_url: str, scheduler: str, tmp_path: Path) -> None:
     first = run_cli(
         "demo", "--server", server_url, "--scheduler", scheduler, "--checkpoint-dir", str(tmp_path)
@@ -54,6 +57,7 @@ def test_checkpoints_work_on_dask(server_url: str, scheduler: str, tmp_path: Pat
     assert "2 of 2 download(s) taken from checkpoints" in second.stderr
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_task_is_survived(server_url: str, scheduler: str) -> None:
     outcome: list[Outcome] = []
     run = threading.Thread(
@@ -72,6 +76,7 @@ def test_a_worker_killed_mid_task_is_survived(server_url: str, scheduler: str) -
     assert outcome[0].stdout == (ROOT / "small.json").read_text()
 
 
+@pytest.mark.slow
 def test_scheduler_without_a_reachable_server_exits_3(
     scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +85,7 @@ def test_scheduler_without_a_reachable_server_exits_3(
     assert outcome.status == ExitCode.UNREACHABLE
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_exits_3(server_url: str) -> None:
     outcome = run_cli("demo", "--server", server_url, "--scheduler", "tcp://127.0.0.1:9")
     assert outcome.status == ExitCode.UNREACHABLE

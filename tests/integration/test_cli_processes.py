@@ -72,6 +72,7 @@ def test_no_embedded_fails_instead_of_starting_a_server(tmp_path: Path) -> None:
     assert "cannot reach http://127.0.0.1:8000" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "sig, status", [(signal.SIGINT, ExitCode.INTERRUPTED), (signal.SIGTERM, ExitCode.TERMINATED)]
 )
@@ -97,6 +98,7 @@ def test_signals_stop_everything_and_leave_no_output(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_no_server_or_worker_behind() -> None:
     if not default_port_is_free():
         pytest.skip("something listens on 127.0.0.1:8000")

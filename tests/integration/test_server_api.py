@@ -92,6 +92,7 @@ def test_openapi_docs_are_served(server_url: str) -> None:
     assert get(server_url, "/docs").status_code == 200
 
 
+@pytest.mark.slow
 def test_first_bytes_of_a_large_download_arrive_at_once(server_url: str) -> None:
     ids = get(server_url, "/api/export/large").json()["data"]["download_ids"]
     with httpx.stream(

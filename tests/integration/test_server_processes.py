@@ -46,6 +46,7 @@ def test_workers_flag_sets_the_number_of_generator_processes(start_server: Start
     assert httpx.get(f"{running.url}/api/export", timeout=30).status_code == 200
 
 
+@pytest.mark.slow
 def test_two_concurrent_downloads_are_generated_by_two_processes(
     start_server: StartServer,
 ) -> None:
@@ -68,6 +69,7 @@ def test_two_concurrent_downloads_are_generated_by_two_processes(
     assert min(used) > 0.3, used
 
 
+@pytest.mark.slow
 def test_a_front_killed_with_sigkill_takes_its_generators_along(start_server: StartServer) -> None:
     running = start_server("--no-cache")
     workers = generators(running.process.pid)
@@ -77,6 +79,7 @@ def test_a_front_killed_with_sigkill_takes_its_generators_along(start_server: St
     assert all_gone(workers)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server_and_its_generators_mid_stream(
     start_server: StartServer, tmp_path: Path
 ) -> None:
@@ -93,6 +96,7 @@ def test_sigterm_stops_the_server_and_its_generators_mid_stream(
     assert list(tmp_path.glob("v*/*/*")) == []  # neither an entry nor a temporary file
 
 
+@pytest.mark.slow
 def test_a_kill_during_a_cache_write_leaves_no_entry_and_is_cleaned_up(
     start_server: StartServer, tmp_path: Path
 ) -> None:
@@ -119,6 +123,7 @@ def test_a_kill_during_a_cache_write_leaves_no_entry_and_is_cleaned_up(
     assert again.status_code == 206 and again.content == first
 
 
+@pytest.mark.slow
 def test_exit_with_parent_ends_every_server_process_when_the_parent_is_killed() -> None:
     # The parent starts the server and relays its stderr; then the parent is killed with SIGKILL.
     relay = (

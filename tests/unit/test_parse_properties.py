@@ -6,12 +6,16 @@ import csv
 import io
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import REQUIRED_COLUMNS, CountingParser, ParseResult, parse_bytes
 from export_tally.core.tally import Key, Tally
+
+# Hypothesis at its full example counts: the slow tier (uv run pytest -m slow).
+pytestmark = pytest.mark.slow
 
 # Characters that need quoting, that are multi-byte in UTF-8, and plain ones.
 WEIRD = st.text(st.sampled_from(',"\r\n é\u2764\U0001f600aZ9_'), min_size=1, max_size=5)

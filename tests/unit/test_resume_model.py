@@ -7,11 +7,15 @@ whole body, wherever the cuts fall (mid-line, mid-quoted-field, between CR and L
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_tally.core.parse import CountingParser
 from tests.unit.test_parse_properties import dict_reader_counts, valid_bodies
+
+# Hypothesis at its full example counts: the slow tier (uv run pytest -m slow).
+pytestmark = pytest.mark.slow
 
 
 def deliveries(data: st.DataObject, body: bytes) -> list[list[bytes]]:
