@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import RunningServer, StartServer, running_server
+from tests.servers import Reaper, RunningServer, StartServer, running_server
 
 PREWARMED = ("demo",)
 
@@ -37,6 +37,14 @@ def _spawned_processes_skip_pytest() -> Iterator[None]:
         patch.delattr(main, "__file__", raising=False)
         patch.setattr(main, "__spec__", None, raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def reaper() -> Iterator[Reaper]:
+    """Waits, at the end of the session, for the servers that tests have stopped."""
+    stopping = Reaper()
+    yield stopping
+    stopping.wait_all()
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +115,11 @@ def warm_small_server(server_with: StartServer) -> RunningServer:
 
 
 @pytest.fixture
-def start_server(warm_server: RunningServer, server_cache_dir: Path) -> Iterator[StartServer]:
-    """Start extra servers with their own flags (faults, --no-range); stopped after the test.
+def start_server(
+    warm_server: RunningServer, server_cache_dir: Path, reaper: Reaper
+) -> Iterator[StartServer]:
+    """Start extra servers with their own flags (faults, --no-range); stopped after the test
+    (told to stop: the next test does not wait for them to finish shutting down).
 
     They use the session's shared cache directory unless the flags say `--cache-dir DIR` or
     `--no-cache`; `demo` is already in it, so no test pays for generating it twice.
@@ -116,6 +127,8 @@ def start_server(warm_server: RunningServer, server_cache_dir: Path) -> Iterator
     with ExitStack() as stack:
 
         def start(*args: str) -> RunningServer:
-            return stack.enter_context(running_server(args, cache_dir=server_cache_dir))
+            return stack.enter_context(
+                running_server(args, cache_dir=server_cache_dir, reaper=reaper)
+            )
 
         yield start

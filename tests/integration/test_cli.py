@@ -11,6 +11,7 @@ import pytest
 
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
+from tests.fixture_server import export_routes, fixture_server
 from tests.servers import RunningServer, StartServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,9 +72,12 @@ def test_output_file_is_written(server_url: str, tmp_path: Path) -> None:
 
 
 def test_failed_run_leaves_no_output_file(tmp_path: Path) -> None:
+    # The body has one row fewer than the metadata declares: the run fails after counting it.
+    body = "patient_id,event_time,event_type,value\nA,t,hr,1\n"
     target = tmp_path / "out.json"
-    outcome = run_cli("demo", "--server", "http://127.0.0.1:9", "-o", str(target))
-    assert outcome.status == ExitCode.UNREACHABLE
+    with fixture_server(export_routes("x", {"d1": body}, rows={"d1": 2})) as url:
+        outcome = run_cli("x", "--server", url, "-o", str(target))
+    assert outcome.status == ExitCode.PROTOCOL
     assert list(tmp_path.iterdir()) == []
 
 
