@@ -10,6 +10,8 @@ only for the slow tests that ask for it (`warm_small_server`).
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -49,8 +51,17 @@ def reaper() -> Iterator[Reaper]:
 
 @pytest.fixture(scope="session")
 def server_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cache directory shared by every server this session starts."""
-    return tmp_path_factory.mktemp("server-cache")
+    """The cache directory shared by every server of this test run.
+
+    Under pytest-xdist each worker is a session of its own; they share the directory too (the
+    cache is made for servers sharing it), so `small` is generated once per run, not per worker.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory; each worker's own is below it
+    path = root / "server-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -102,15 +113,18 @@ def server_with(warm_server: RunningServer, server_cache_dir: Path) -> Iterator[
 
 
 @pytest.fixture(scope="session")
-def warm_small_server(server_with: StartServer) -> RunningServer:
+def warm_small_server(server_with: StartServer, server_cache_dir: Path) -> RunningServer:
     """A server of the session once every body of `demo` and `small` is in the shared cache.
 
     For slow tests only: generating `small` (7 million rows) takes tens of seconds on two cores.
     Request it before `start_server` too when those servers will stream `small`: they share the
     cache, so they start warm instead of generating `small` again.
     """
-    running = server_with("--prewarm", "demo,small")
-    running.wait_for_line(r"^prewarm: done")
+    # One worker generates `small` while the others wait; then their servers find it cached.
+    with (server_cache_dir / "small.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        running = server_with("--prewarm", "demo,small")
+        running.wait_for_line(r"^prewarm: done")
     return running
 
 
