@@ -1,11 +1,12 @@
 """Shared fixtures: real servers for the test session, and what keeps the fast tier fast.
 
-Every server a test session starts shares one temporary cache directory (`server_cache_dir`), so a
-body is generated once per session and served from disk afterwards. The session server prewarms
+Every server a test run starts shares one temporary cache directory (`server_cache_dir`), so a
+body is generated once per run and served from disk afterwards. The session server prewarms
 `demo` in the background as soon as it starts; `warm_server` waits for that. `small` is generated
 only for the slow tests that ask for it (`warm_small_server`).
 
 `uv run pytest` runs the fast tier (`addopts` deselects `slow`); `uv run pytest -m slow` the rest.
+Both run on pytest-xdist workers, each a session of its own with its own session servers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _spawned_processes_skip_pytest() -> Iterator[None]:
     again. In a real run that is the `cli` script (a few lines); under pytest it is pytest's own
     script, hundreds of milliseconds of imports per worker, and the tests start hundreds of
     workers. Without a `__main__` file or module to run, spawned processes import only what their
-    task needs, as in a real run.
+    task needs, as in a real run. (A pytest-xdist worker's `__main__` has no file anyway; this
+    matters for `-n 0` and for `coverage run -m pytest`.)
     """
     main = sys.modules["__main__"]
     with pytest.MonkeyPatch.context() as patch:
