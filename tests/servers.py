@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,10 @@ class RunningServer:
                 self._grew.wait(0.5)
 
 
+StartServer = Callable[..., RunningServer]
+"""What the `start_server` and `server_with` fixtures give: call it with the server's flags."""
+
+
 def server_command(args: Sequence[str], cache_dir: Path | None = None) -> list[str]:
     """The command line of a server on `--port 0` with `args`, using `cache_dir` unless `args`
     choose a cache directory or no cache themselves."""
@@ -48,11 +52,41 @@ def server_command(args: Sequence[str], cache_dir: Path | None = None) -> list[s
     return command
 
 
+class Reaper:
+    """Servers told to stop (SIGTERM) whose exit is waited for later, all at once.
+
+    A server takes a quarter of a second or more to shut down; a test that is done with it need
+    not wait for that. `wait_all()` (at the end of the session) reaps them, killing any that
+    take more than `timeout` seconds.
+    """
+
+    def __init__(self) -> None:
+        self._stopping: list[subprocess.Popen[str]] = []
+
+    def stop(self, process: subprocess.Popen[str]) -> None:
+        process.terminate()
+        self._stopping.append(process)
+
+    def wait_all(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        for process in self._stopping:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._stopping.clear()
+
+
 @contextmanager
 def running_server(
-    args: Sequence[str] = (), timeout: float = 30.0, cache_dir: Path | None = None
+    args: Sequence[str] = (),
+    timeout: float = 30.0,
+    cache_dir: Path | None = None,
+    reaper: Reaper | None = None,
 ) -> Iterator[RunningServer]:
-    """A server started with `--port 0` plus `args`; stopped (and reaped) on exit.
+    """A server started with `--port 0` plus `args`; stopped on exit, and reaped (by `reaper`
+    later, when given).
 
     `cache_dir` is its cache directory unless `args` choose one (or `--no-cache`); None leaves
     the server's default (the user's cache directory).
@@ -94,9 +128,12 @@ def running_server(
     try:
         yield RunningServer(url[0], process, log, grew)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if reaper is not None:
+            reaper.stop(process)
+        else:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -172,7 +172,7 @@ def _exit_when_orphaned(server: _Server, pool: GeneratorPool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(list(argv) if argv is not None else None)
     config = ServerConfig(
-        faults=FaultConfig(args.fail_rate, args.drop_rate, args.fault_seed),
+        faults=FaultConfig(args.fail_rate, args.drop_rate, args.fault_seed, args.retry_after),
         ranges=not args.no_range,
     )
     try:

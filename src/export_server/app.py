@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from export_server.bodies import Bodies, etag_of
 from export_server.dataset import EXPORTS, Download, downloads_of, find_download
 from export_server.errors import GenerationError
-from export_server.faults import NO_FAULT, Fault, FaultConfig, FaultInjector
+from export_server.faults import NO_FAULT, RETRY_AFTER_STATUSES, Fault, FaultConfig, FaultInjector
 from export_server.pool import GeneratorPool
 from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
 
@@ -99,7 +99,8 @@ class FaultMiddleware:
             scope["method"], path, range_header, body=path.endswith("/data")
         )
         if fault.status is not None:
-            headers = {"Retry-After": "1"} if fault.status in (429, 503) else {}
+            retry_after = str(self.injector.config.retry_after)
+            headers = {"Retry-After": retry_after} if fault.status in RETRY_AFTER_STATUSES else {}
             response = JSONResponse({"detail": "injected fault"}, fault.status, headers=headers)
             await response(scope, receive, send)
             return

@@ -12,17 +12,22 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 
-# Statuses a failing request gets; the first two carry `Retry-After: 1`.
+# Statuses a failing request gets; the first two carry a Retry-After header.
 FAIL_STATUSES = (503, 429, 500)
+RETRY_AFTER_STATUSES = (503, 429)
 
 
 @dataclass(frozen=True)
 class FaultConfig:
-    """Rates are probabilities in [0, 1]; `seed` None means a fresh random seed per process."""
+    """Rates are probabilities in [0, 1]; `seed` None means a fresh random seed per process.
+
+    `retry_after` is the whole number of seconds a 503 or 429 asks the client to wait.
+    """
 
     fail_rate: float = 0.0
     drop_rate: float = 0.0
     seed: int | None = None
+    retry_after: int = 1
 
     @property
     def enabled(self) -> bool:

@@ -37,6 +37,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _whole_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is less than 0")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -78,7 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_rate,
         default=0.0,
         metavar="P",
-        help="answer this fraction of requests with 503/429 (Retry-After: 1) or 500",
+        help="answer this fraction of requests with 503/429 (with Retry-After) or 500",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=_whole_seconds,
+        default=1,
+        metavar="SECONDS",
+        help="the Retry-After of injected 503/429 answers (default: 1; the tests use 0)",
     )
     parser.add_argument(
         "--drop-rate",

@@ -11,6 +11,8 @@ import pytest
 
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
+from tests.fixture_server import export_routes, fixture_server
+from tests.servers import RunningServer, StartServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,8 +44,9 @@ def test_committed_demo_json_matches_a_live_run(server_url: str) -> None:
     assert outcome.stdout == (ROOT / "demo.json").read_text()
 
 
-def test_small_end_to_end_matches_committed_json(server_url: str) -> None:
-    outcome = run_cli("small", "--server", server_url)
+@pytest.mark.slow
+def test_small_end_to_end_matches_committed_json(warm_small_server: RunningServer) -> None:
+    outcome = run_cli("small", "--server", warm_small_server.url)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.stdout == (ROOT / "small.json").read_text()
 
@@ -69,14 +72,17 @@ def test_output_file_is_written(server_url: str, tmp_path: Path) -> None:
 
 
 def test_failed_run_leaves_no_output_file(tmp_path: Path) -> None:
+    # The body has one row fewer than the metadata declares: the run fails after counting it.
+    body = "patient_id,event_time,event_type,value\nA,t,hr,1\n"
     target = tmp_path / "out.json"
-    outcome = run_cli("demo", "--server", "http://127.0.0.1:9", "-o", str(target))
-    assert outcome.status == ExitCode.UNREACHABLE
+    with fixture_server(export_routes("x", {"d1": body}, rows={"d1": 2})) as url:
+        outcome = run_cli("x", "--server", url, "-o", str(target))
+    assert outcome.status == ExitCode.PROTOCOL
     assert list(tmp_path.iterdir()) == []
 
 
-def test_no_range_server_gives_the_same_answer(start_server: object) -> None:
-    running = start_server("--no-range")  # type: ignore[operator]
+def test_no_range_server_gives_the_same_answer(server_with: StartServer) -> None:
+    running = server_with("--no-range")
     outcome = run_cli("demo", "--server", running.url)
     assert outcome.json() == DEMO_EXPECTED
 

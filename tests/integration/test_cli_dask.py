@@ -28,12 +28,14 @@ def scheduler() -> Iterator[str]:
         yield cluster.scheduler_address
 
 
+@pytest.mark.slow
 def test_demo_on_dask_matches_local(server_url: str, scheduler: str) -> None:
     outcome = run_cli("demo", "--server", server_url, "--scheduler", scheduler)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.stdout == (ROOT / "demo.json").read_text()
 
 
+@pytest.mark.slow
 def test_split_downloads_on_dask_match_local(server_url: str, scheduler: str) -> None:
     run_cli("demo", "--server", server_url)  # cached bodies declare a Content-Length
     outcome = run_cli(
@@ -44,6 +46,7 @@ def test_split_downloads_on_dask_match_local(server_url: str, scheduler: str) ->
     assert "byte-range parts" in outcome.stderr
 
 
+@pytest.mark.slow
 def test_checkpoints_work_on_dask(server_url: str, scheduler: str, tmp_path: Path) -> None:
     first = run_cli(
         "demo", "--server", server_url, "--scheduler", scheduler, "--checkpoint-dir", str(tmp_path)
@@ -61,6 +64,7 @@ def executing(client: Client) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_task_is_survived(server_url: str, scheduler: str) -> None:
     outcome: list[Outcome] = []
     run = threading.Thread(
@@ -86,6 +90,7 @@ def test_a_worker_killed_mid_task_is_survived(server_url: str, scheduler: str) -
     assert outcome[0].stdout == (ROOT / "small.json").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not default_port_is_free(), reason="something listens on 127.0.0.1:8000")
 def test_scheduler_without_a_server_does_not_start_the_bundled_one(
     scheduler: str, monkeypatch: pytest.MonkeyPatch
@@ -101,6 +106,7 @@ def test_scheduler_without_a_server_does_not_start_the_bundled_one(
     )
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_exits_3(server_url: str) -> None:
     outcome = run_cli("demo", "--server", server_url, "--scheduler", "tcp://127.0.0.1:9")
     assert outcome.status == ExitCode.UNREACHABLE

@@ -77,15 +77,17 @@ def test_wrong_shape_json_is_a_protocol_error() -> None:
 
 def test_metadata_with_unknown_extra_fields_is_tolerated() -> None:
     routes = export_routes("x", {"d1": "patient_id,event_time,event_type,value\nA,t,hr,1\n"})
-    meta = routes["/api/export/x/d1"]
-    data = json_answer({"data": {"id": "d1", "rows": 1, "event_types": ["hr"], "patients": ["A"],
-                                 "start_time": "", "end_time": "", "shiny": {"new": True}}})  # fmt: skip
-    routes["/api/export/x/d1"] = data
-    assert meta.status == 200
-    with fixture_server(routes) as url:
+    routes["/api/export/x/d1"] = json_answer(
+        {"data": {"id": "d1", "rows": 1, "event_types": ["hr"], "patients": ["A"],
+                  "start_time": "", "end_time": "", "shiny": {"new": True}}}
+    )  # fmt: skip
+    seen: list[tuple[str, dict[str, str]]] = []
+    with fixture_server(routes, seen) as url:
         outcome = run_cli("x", "--server", url)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.json() == {"patients": {"A": {"hr": 1}}, "totals": {"hr": 1}}
+    # The answer with the extra field was read (its `rows` checked against the body), not skipped.
+    assert [path for path, _ in seen].count("/api/export/x/d1") == 1
 
 
 def test_row_count_mismatch_is_a_protocol_error_naming_both_numbers() -> None:

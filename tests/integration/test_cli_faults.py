@@ -13,7 +13,8 @@ from tests.cli_run import run_cli
 from tests.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
-FAULTS = ("--fail-rate", "0.2", "--drop-rate", "0.3")
+# Retry-After 0: the tool still backs off (exponential, with jitter), but never waits a second.
+FAULTS = ("--fail-rate", "0.2", "--drop-rate", "0.3", "--retry-after", "0")
 
 
 def recoveries(stderr: str) -> tuple[int, int, int]:
@@ -24,22 +25,32 @@ def recoveries(stderr: str) -> tuple[int, int, int]:
     return (int(match[1]), int(match[2]), int(match[3])) if match else (0, 0, 0)
 
 
-@pytest.mark.parametrize("seed", ["1", "2", "3", "4"])
 @pytest.mark.parametrize("mode", [(), ("--no-range",)], ids=["ranges", "no-range"])
-def test_demo_is_exact_under_faults(
-    start_server: Callable[..., RunningServer], seed: str, mode: tuple[str, ...]
+def test_demo_is_exact_under_faults_run_after_run(
+    start_server: Callable[..., RunningServer], mode: tuple[str, ...]
 ) -> None:
-    running = start_server(*FAULTS, "--fault-seed", seed, *mode)
-    outcome = run_cli("demo", "--server", running.url, "--no-progress")
-    assert outcome.status == ExitCode.OK, outcome.stderr
-    assert outcome.stdout == (ROOT / "demo.json").read_text()
+    # A request's fate depends on the seed and on how often the server has seen that request, so
+    # each run meets other faults (reproducibly), without a server started per fault pattern.
+    running = start_server(*FAULTS, "--fault-seed", "1", *mode)
+    expected = (ROOT / "demo.json").read_text()
+    failed = 0
+    for run in range(1, 5):
+        outcome = run_cli("demo", "--server", running.url, "--no-progress")
+        assert outcome.status == ExitCode.OK, f"run {run}: {outcome.stderr}"
+        assert outcome.stdout == expected, f"run {run}"
+        failed += recoveries(outcome.stderr)[0]
+    assert failed > 0, "no run met a fault"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "seed, mode", [("11", ()), ("12", ("--no-range",))], ids=["ranges", "no-range"]
 )
 def test_small_is_exact_under_faults(
-    start_server: Callable[..., RunningServer], seed: str, mode: tuple[str, ...]
+    warm_small_server: RunningServer,
+    start_server: Callable[..., RunningServer],
+    seed: str,
+    mode: tuple[str, ...],
 ) -> None:
     running = start_server(*FAULTS, "--fault-seed", seed, *mode)
     outcome = run_cli("small", "--server", running.url, "--no-progress")
@@ -66,7 +77,7 @@ def test_every_body_cut_is_resumed_with_range(start_server: Callable[..., Runnin
 def test_failures_beyond_the_retries_end_with_exit_3(
     start_server: Callable[..., RunningServer],
 ) -> None:
-    running = start_server("--fail-rate", "1", "--fault-seed", "5")
+    running = start_server("--fail-rate", "1", "--fault-seed", "5", "--retry-after", "0")
     outcome = run_cli("demo", "--server", running.url, "--retries", "1")
     assert outcome.status == ExitCode.UNREACHABLE
     message = outcome.stderr.strip().splitlines()[-1]

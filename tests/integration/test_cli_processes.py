@@ -212,6 +212,7 @@ EVERYTHING_IN_PROCESS = {IN_PROCESS_ROWS_VARIABLE: str(10**12)}
 
 
 @needs_default_port
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "sig, status, env",
     [
@@ -239,6 +240,7 @@ def test_signals_stop_everything_and_leave_no_output(
     assert not list(tmp_path.glob(".out.json.*"))
 
 
+@pytest.mark.slow
 @needs_default_port
 def test_a_worker_killed_mid_task_fails_the_run_and_leaves_no_process(tmp_path: Path) -> None:
     tool, stderr = start_counting("small", tmp_path, POOL)
@@ -257,6 +259,7 @@ def test_a_worker_killed_mid_task_fails_the_run_and_leaves_no_process(tmp_path: 
     ), last
 
 
+@pytest.mark.slow
 @needs_default_port
 def test_kill_9_leaves_no_server_or_worker_behind(tmp_path: Path) -> None:
     tool, _ = start_counting("small", tmp_path, POOL)

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"
 
 
+@pytest.fixture(scope="module")
 def demo_events(server_url: str) -> list[stats_reference.Event]:
+    """Every row of `demo` as the naive reference reads it (read once for the module)."""
     events = []
     with httpx.Client(base_url=server_url, timeout=60) as client:
         for download_id in client.get("/api/export/demo").json()["data"]["download_ids"]:
@@ -30,10 +32,12 @@ def demo_events(server_url: str) -> list[stats_reference.Event]:
 
 
 @pytest.mark.parametrize("precision", [1, 0, 3])
-def test_demo_stats_match_the_naive_reference(server_url: str, precision: int) -> None:
+def test_demo_stats_match_the_naive_reference(
+    server_url: str, demo_events: list[stats_reference.Event], precision: int
+) -> None:
     outcome = run_cli("demo", "--server", server_url, "--stats", "--precision", str(precision))
     assert outcome.status == ExitCode.OK, outcome.stderr
-    assert outcome.json() == stats_reference.report(demo_events(server_url), precision)
+    assert outcome.json() == stats_reference.report(demo_events, precision)
 
 
 def test_committed_demo_stats_json_matches_a_live_run(server_url: str) -> None:
@@ -41,8 +45,9 @@ def test_committed_demo_stats_json_matches_a_live_run(server_url: str) -> None:
     assert outcome.stdout == (ROOT / "demo.stats.json").read_text()
 
 
-def test_small_stats_match_committed_json(server_url: str) -> None:
-    outcome = run_cli("small", "--server", server_url, "--stats")
+@pytest.mark.slow
+def test_small_stats_match_committed_json(warm_small_server: RunningServer) -> None:
+    outcome = run_cli("small", "--server", warm_small_server.url, "--stats")
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.stdout == (ROOT / "small.stats.json").read_text()
 
@@ -52,11 +57,13 @@ def test_stats_are_exact_under_faults_and_splitting(
 ) -> None:
     monkeypatch.setenv(IN_PROCESS_ROWS_VARIABLE, "0")  # a pool of workers, which splits demo
     expected = (ROOT / "demo.stats.json").read_text()
-    running = start_server("--fail-rate", "0.2", "--drop-rate", "0.3", "--fault-seed", "31")
+    running = start_server(
+        "--fail-rate", "0.2", "--drop-rate", "0.3", "--fault-seed", "31", "--retry-after", "0"
+    )
     assert run_cli("demo", "--server", running.url, "--stats").stdout == expected
     run_cli("demo", "--server", server_url)  # cached: splittable
     split = run_cli(
-        "demo", "--server", server_url, "--stats", "-j", "6", "--min-part-bytes", "50000"
+        "demo", "--server", server_url, "--stats", "-j", "3", "--min-part-bytes", "50000"
     )
     assert "byte-range parts" in split.stderr
     assert split.stdout == expected

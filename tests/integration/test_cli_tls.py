@@ -31,6 +31,7 @@ def tls_server(
     return running, ca
 
 
+@pytest.mark.slow
 def test_private_ca_is_trusted_with_cacert(tls_server: tuple[RunningServer, Path]) -> None:
     running, ca = tls_server
     outcome = run_cli("demo", "--server", running.url, "--cacert", str(ca))
@@ -38,6 +39,7 @@ def test_private_ca_is_trusted_with_cacert(tls_server: tuple[RunningServer, Path
     assert outcome.stdout == (ROOT / "demo.json").read_text()
 
 
+@pytest.mark.slow
 def test_untrusted_certificate_is_refused_with_advice(
     tls_server: tuple[RunningServer, Path],
 ) -> None:
@@ -48,6 +50,7 @@ def test_untrusted_certificate_is_refused_with_advice(
     assert "TLS certificate is not trusted" in message and "--cacert" in message
 
 
+@pytest.mark.slow
 def test_insecure_works_and_warns(tls_server: tuple[RunningServer, Path]) -> None:
     running, _ = tls_server
     outcome = run_cli("demo", "--server", running.url, "--insecure")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -93,6 +92,7 @@ def test_openapi_docs_are_served(server_url: str) -> None:
     assert get(server_url, "/docs").status_code == 200
 
 
+@pytest.mark.slow
 def test_first_bytes_of_a_large_download_arrive_at_once(server_url: str) -> None:
     ids = get(server_url, "/api/export/large").json()["data"]["download_ids"]
     with httpx.stream(
@@ -138,15 +138,13 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], message: str) -> None:
 
 
 def test_port_in_use_is_a_clear_error(server: RunningServer) -> None:
-    port = str(urlsplit(server.url).port)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        probe.listen()
-        busy = str(probe.getsockname()[1])
-        result = subprocess.run(
-            [sys.executable, "-m", "export_server", "--port", busy],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-    assert port
+    busy = urlsplit(server.url).port  # the session server listens there
+    result = subprocess.run(
+        [sys.executable, "-m", "export_server", "--port", str(busy)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
     assert result.returncode == 2
-    assert "cannot listen" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert f"server: cannot listen on 127.0.0.1:{busy}: " in result.stderr
+    assert server.process.poll() is None
+    assert httpx.get(f"{server.url}/api/export", timeout=30).status_code == 200

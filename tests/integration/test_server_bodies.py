@@ -81,6 +81,7 @@ def test_cold_then_warm_gives_the_same_bytes(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_concurrent_requests_share_one_generation(tmp_path: Path) -> None:
     download = SMALL[7]
 
@@ -139,6 +140,7 @@ class _FullDiskCache(Cache):
         return entry
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_falls_back_to_streaming_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -160,6 +162,7 @@ def test_a_full_disk_falls_back_to_streaming_with_one_warning(
     assert entries(tmp_path) == [] and temporaries(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_killed_generator_fails_the_stream_and_is_replaced() -> None:
     async def scenario() -> None:
         async with serving(None, workers=1) as bodies:
@@ -177,6 +180,7 @@ def test_a_killed_generator_fails_the_stream_and_is_replaced() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_a_fill_whose_generator_dies_is_finished_by_another(tmp_path: Path) -> None:
     download = SMALL[0]
 

@@ -183,8 +183,11 @@ def test_prewarm_reports_progress_and_fills_the_cache(
     assert cache.entry_path(DEMO_SECOND).read_bytes() == DEMO_SECOND_BODY
 
 
-def test_prewarmed_small_is_complete(warm_server: RunningServer, server_cache_dir: Path) -> None:
-    assert warm_server.wait_for_line(r"^prewarm: done").startswith(
+@pytest.mark.slow
+def test_prewarmed_small_is_complete(
+    warm_small_server: RunningServer, server_cache_dir: Path
+) -> None:
+    assert warm_small_server.wait_for_line(r"^prewarm: done").startswith(
         "prewarm: done, 12/12 downloads cached"
     )
     small = downloads_of("small")
@@ -192,4 +195,4 @@ def test_prewarmed_small_is_complete(warm_server: RunningServer, server_cache_di
     sizes = [cache.entry_path(d).stat().st_size for d in small]
     body = b"".join(generate_chunks(small[7]))
     assert sizes[7] == len(body)
-    assert get(data_url(warm_server, "small", small[7].id)).content == body
+    assert get(data_url(warm_small_server, "small", small[7].id)).content == body

@@ -65,6 +65,7 @@ def test_a_server_on_a_warm_cache_starts_no_generator_process(
     assert generators(running.process.pid) == []
 
 
+@pytest.mark.slow
 def test_two_concurrent_downloads_are_generated_by_two_processes(
     start_server: StartServer,
 ) -> None:
@@ -88,6 +89,7 @@ def test_two_concurrent_downloads_are_generated_by_two_processes(
     assert min(used) > 0.3, used
 
 
+@pytest.mark.slow
 def test_a_front_killed_with_sigkill_takes_its_generators_along(start_server: StartServer) -> None:
     running = start_server("--no-cache")
     with httpx.stream("GET", data_url(running.url, "large", LARGE[3].id), timeout=60) as response:
@@ -97,6 +99,7 @@ def test_a_front_killed_with_sigkill_takes_its_generators_along(start_server: St
     assert workers and all_gone(workers)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server_and_its_generators_mid_stream(
     start_server: StartServer, tmp_path: Path
 ) -> None:
@@ -114,6 +117,7 @@ def test_sigterm_stops_the_server_and_its_generators_mid_stream(
     assert list(tmp_path.glob("v*/*/*")) == []  # neither an entry nor a temporary file
 
 
+@pytest.mark.slow
 def test_a_kill_during_a_cache_write_leaves_no_entry_and_is_cleaned_up(
     start_server: StartServer, tmp_path: Path
 ) -> None:
@@ -140,6 +144,7 @@ def test_a_kill_during_a_cache_write_leaves_no_entry_and_is_cleaned_up(
     assert again.status_code == 206 and again.content == first
 
 
+@pytest.mark.slow
 def test_exit_with_parent_ends_every_server_process_when_the_parent_is_killed() -> None:
     # The parent starts the server and relays its stderr; then the parent is killed with SIGKILL.
     relay = (

@@ -20,6 +20,9 @@ from export_tally.core.parse import CountingParser
 from export_tally.core.stats_parse import StatsParser
 from export_tally.core.tally import Key, Tally
 
+# Hypothesis at its full example counts: the slow tier (uv run pytest -m slow).
+pytestmark = pytest.mark.slow
+
 # Characters that need quoting, that are multi-byte in UTF-8, and plain ones.
 WEIRD = st.text(st.sampled_from(',"\r\n é\u2764\U0001f600aZ9_'), min_size=1, max_size=5)
 KEYS = st.one_of(st.sampled_from(["P001", "P002", "hr", "bp_sys"]), WEIRD)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +33,7 @@ rows = st.lists(
 )
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=200, deadline=None)
 @given(rows, st.booleans(), st.integers(1, 8), st.integers(1, 50), st.booleans())
 def test_parts_count_each_record_once(

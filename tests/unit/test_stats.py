@@ -238,6 +238,7 @@ keys = st.tuples(st.sampled_from(["P1", "P2", "Pé", "P,4"]), st.sampled_from(["
 all_stats = st.dictionaries(keys, key_stats(), max_size=6).map(Stats)
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(all_stats, all_stats, all_stats)
 def test_merge_is_associative(a: Stats, b: Stats, c: Stats) -> None:
@@ -245,18 +246,21 @@ def test_merge_is_associative(a: Stats, b: Stats, c: Stats) -> None:
     assert merge_stats(a, b, c) == a.merge(b).merge(c)
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(all_stats, all_stats)
 def test_merge_is_commutative(a: Stats, b: Stats) -> None:
     assert merge_stats(a, b) == merge_stats(b, a)
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(all_stats)
 def test_empty_stats_is_the_identity(a: Stats) -> None:
     assert merge_stats(a, Stats()) == a == merge_stats(Stats(), a)
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(all_stats)
 def test_json_round_trip_is_exact(a: Stats) -> None:

@@ -11,6 +11,7 @@ import itertools
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,9 @@ from export_tally.core.stats import Stats, merge_stats
 from export_tally.core.stats_parse import StatsParser
 from tests.unit import stats_reference as reference
 from tests.unit.test_stats_parse import time_text
+
+# Hypothesis at its full example counts: the slow tier (uv run pytest -m slow).
+pytestmark = pytest.mark.slow
 
 BASE = 1_756_166_407 * 1_000_000  # 2025-08-26T00:00:07Z
 # Around a whole second (..06.999999, 07, 07.000001), a day boundary, and anywhere.

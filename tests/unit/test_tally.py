@@ -76,6 +76,7 @@ def test_not_equal_to_other_types() -> None:
     assert Tally() != {}
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(tallies, tallies, tallies)
 def test_merge_is_associative(a: Tally, b: Tally, c: Tally) -> None:
@@ -83,18 +84,21 @@ def test_merge_is_associative(a: Tally, b: Tally, c: Tally) -> None:
     assert merge_tallies(a, b, c) == a.merge(b).merge(c)
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(tallies, tallies)
 def test_merge_is_commutative(a: Tally, b: Tally) -> None:
     assert merge_tallies(a, b) == merge_tallies(b, a)
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(tallies)
 def test_empty_tally_is_the_identity(a: Tally) -> None:
     assert merge_tallies(a, Tally()) == a == merge_tallies(Tally(), a)
 
 
+@pytest.mark.slow  # Hypothesis at its full example count
 @settings(max_examples=60, deadline=None)
 @given(tallies, tallies)
 def test_report_totals_add_up(a: Tally, b: Tally) -> None:
