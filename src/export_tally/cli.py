@@ -146,15 +146,17 @@ def _connect(
     return options, embedded_identity or options.shown_url
 
 
-def _backend(args: argparse.Namespace, rows: int, client: httpx.Client) -> Backend:
-    """Dask when asked for; the tool's own process for fewer rows than `args.in_process_rows`
+def _backend(
+    args: argparse.Namespace, rows: int, client: httpx.Client, in_process_below: int
+) -> Backend:
+    """Dask when asked for; the tool's own process for fewer rows than `in_process_below`
     (no worker processes to start: for small exports that costs more than the counting); else a
     pool of `args.jobs` worker processes."""
     from export_tally.scheduling import executors
 
     if args.scheduler:
         return executors.DaskBackend(args.scheduler)
-    if rows < args.in_process_rows:
+    if rows < in_process_below:
         return executors.InProcessBackend(client)
     return executors.LocalBackend(args.jobs)
 
@@ -195,7 +197,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
 
         check_report_target(args.report, args.output)
         ensure_available()
-    args.in_process_rows = in_process_rows()
+    in_process_below = in_process_rows()  # read now: a bad value fails before connecting
     aggregation = _aggregator(args)
 
     with ExitStack() as stack:
@@ -211,7 +213,9 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
             for export_id in api.list_exports():
                 print(export_id, file=stdout)
             return ExitCode.OK
-        downloads, result = _count(args, stderr, api, identity, aggregation, notice, kept)
+        downloads, result = _count(
+            args, stderr, api, identity, aggregation, notice, kept, in_process_below
+        )
     _report(result, kept.store, stderr)
 
     from export_tally.formats import render_result
@@ -249,6 +253,7 @@ def _count(
     aggregation: Aggregator[Any],
     notice: OutageNotice,
     kept: _Kept,
+    in_process_below: int,
 ) -> tuple[list[DownloadInfo], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
     from export_tally.progress import Progress
@@ -267,7 +272,7 @@ def _count(
     with Progress(total, args.export_id, stderr, show) as progress:
         notice.bar = progress
         result = count_downloads(
-            downloads, RunOptions(options, aggregation), _backend(args, total, client),
+            downloads, RunOptions(options, aggregation), _backend(args, total, client, in_process_below),
             progress.advance, checkpoints, split, notice,
         )  # fmt: skip
     return downloads, result

@@ -49,6 +49,12 @@ def test_only_the_options_given_are_shown_and_secrets_never() -> None:
     assert shown_options(build_parser().parse_args(["demo"]), DEFAULTS) == ()
 
 
+def test_attributes_that_are_not_options_are_never_shown() -> None:
+    args = build_parser().parse_args(["demo"])
+    args.in_process_rows = 1_000_000  # say, something the program set on the namespace
+    assert shown_options(args, DEFAULTS) == ()
+
+
 @pytest.mark.parametrize(
     ("url", "safe"),
     [

@@ -68,10 +68,14 @@ def safe_url(text: str) -> str:
 
 
 def shown_options(args: argparse.Namespace, defaults: argparse.Namespace) -> tuple[str, ...]:
-    """The options that differ from their defaults, as flags; secrets replaced by a note."""
+    """The options that differ from their defaults, as flags; secrets replaced by a note.
+
+    Only the parser's own options are shown (`defaults` has them all), never another attribute.
+    """
     shown = []
+    options = vars(defaults)
     for name, value in vars(args).items():
-        if name in _OWN_LINE or value == getattr(defaults, name, None):
+        if name in _OWN_LINE or name not in options or value == options[name]:
             continue
         flag = "--" + name.replace("_", "-")
         if name in _NOT_SHOWN:
