@@ -84,8 +84,9 @@ def test_a_run_the_server_dies_under_is_finished_by_a_rerun_that_fetches_only_th
     port = urlsplit(first.url).port
     assert port is not None
     with counting_relay(port) as relay:
+        # Down longer than --max-outage: the run ends, and says what a rerun resumes.
         command = [*CLI, "small", "--server", relay.url, "-j", "2", "--retries", "1",
-                   "--no-progress"]  # fmt: skip
+                   "--max-outage", "2", "--no-progress"]  # fmt: skip
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -99,6 +100,7 @@ def test_a_run_the_server_dies_under_is_finished_by_a_rerun_that_fetches_only_th
         assert 2 <= len(saved) < 10
         lines = stderr.strip().splitlines()
         assert lines[-2].startswith("cli: error: ")
+        assert lines[-2].endswith("(--max-outage 2)"), lines[-2]
         assert lines[-1] == saved_line(root, saved)
         saved_ids = {json.loads(p.read_text())["download_id"] for p in saved}
 
