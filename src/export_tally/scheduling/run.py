@@ -67,7 +67,9 @@ def plan_tasks(
     """
     among = planned_for or len(downloads)
     if split is None or slots <= among or not downloads:
-        return list(downloads)
+        # Largest first: the last task to finish is then a small one, so no worker idles long
+        # while another counts a big download at the end.
+        return sorted(downloads, key=lambda info: info.rows, reverse=True)
     parts_each = math.ceil(slots / among)
     planned: list[Task] = []
     for info in downloads:
