@@ -125,7 +125,7 @@ def _connect(
                 stack.callback(embedded.stop)
     # While the bundled server starts (if it does), the tool imports what the run needs.
     if not args.list:
-        from export_tally.scheduling import executors, run  # noqa: F401 (imported ahead)
+        from export_tally.scheduling import in_process, local_pool, run  # noqa: F401 (ahead)
     from export_tally.transport.client import ClientOptions
     from export_tally.transport.retry import RetryPolicy
 
@@ -152,13 +152,17 @@ def _backend(
     """Dask when asked for; the tool's own process for fewer rows than `in_process_below`
     (no worker processes to start: for small exports that costs more than the counting); else a
     pool of `args.jobs` worker processes."""
-    from export_tally.scheduling import executors
-
     if args.scheduler:
-        return executors.DaskBackend(args.scheduler)
+        from export_tally.scheduling.dask_backend import DaskBackend
+
+        return DaskBackend(args.scheduler)
     if rows < in_process_below:
-        return executors.InProcessBackend(client)
-    return executors.LocalBackend(args.jobs)
+        from export_tally.scheduling.in_process import InProcessBackend
+
+        return InProcessBackend(client)
+    from export_tally.scheduling.local_pool import LocalBackend
+
+    return LocalBackend(args.jobs)
 
 
 def _terminal(stdout: TextIO, to_file: bool) -> Terminal:

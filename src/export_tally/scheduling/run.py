@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from export_tally.core.aggregation import Aggregate, BodyResult
@@ -69,7 +70,8 @@ def plan_tasks(
     if split is None or slots <= among or not downloads:
         # Largest first: the last task to finish is then a small one, so no worker idles long
         # while another counts a big download at the end.
-        return sorted(downloads, key=lambda info: info.rows, reverse=True)
+        ordered = sorted(downloads, key=attrgetter("rows"), reverse=True)
+        return list(ordered)
     parts_each = math.ceil(slots / among)
     planned: list[Task] = []
     for info in downloads:
