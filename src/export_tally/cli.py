@@ -220,7 +220,10 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
         downloads, result = _count(
             args, stderr, api, identity, aggregation, notice, kept, in_process_below
         )
-    _report(result, kept.store, stderr)
+    from export_tally.summary import run_summary
+
+    for line in run_summary(result, kept.store):
+        _say(stderr, line)
 
     from export_tally.formats import render_result
     from export_tally.output import write_atomically
@@ -282,43 +285,6 @@ def _count(
     return downloads, result
 
 
-def _report(result: ExportResult, checkpoints: CheckpointStore | None, stderr: TextIO) -> None:
-    """What the user should know besides the answer: recoveries, checkpoints, skipped rows."""
-    downloads = result.downloads
-    restored = sum(d.restored for d in downloads)
-    restored_parts = sum(d.restored_parts for d in downloads)
-    if checkpoints is not None and (restored or restored_parts):
-        parts = f" and {restored_parts} byte-range part(s) of the others" if restored_parts else ""
-        _say(stderr, f"{restored} of {len(downloads)} download(s){parts} taken from checkpoints "
-             f"in {checkpoints.directory}")  # fmt: skip
-    split = [d for d in downloads if d.parts > 1]
-    if split:
-        _say(stderr, f"counted {len(split)} download(s) in {sum(d.parts for d in split)} "
-             "byte-range parts")  # fmt: skip
-    retried = sum(d.attempts - (d.parts - d.restored_parts) for d in downloads if not d.restored)
-    if retried:
-        resumes = sum(d.resumes for d in downloads)
-        restarts = sum(d.restarts for d in downloads)
-        _say(stderr, f"recovered from {retried} failed attempt(s): {resumes} resumed with Range, "
-             f"{restarts} restarted from the beginning; the counts are exact")  # fmt: skip
-    for download in downloads:
-        parsed = download.result
-        if parsed.skipped:
-            where = ", first at line(s) " + ", ".join(map(str, parsed.skipped_lines))
-            _say(stderr, f"download {download.download_id}: skipped {parsed.skipped} bad row(s)"
-                 + (where if parsed.skipped_lines else ""))  # fmt: skip
-
-
-def _say_kept(kept: _Kept, stderr: TextIO) -> None:
-    """After a failure: the finished work a rerun of the same command resumes, if any."""
-    store = kept.store
-    if store is None or not (store.downloads_held or store.parts_held):
-        return
-    parts = f" and {store.parts_held} byte-range part(s) of the others" if store.parts_held else ""
-    _say(stderr, f"{store.downloads_held} of {kept.downloads} download(s){parts} saved in "
-         f"{store.directory}: rerun the same command to resume them")  # fmt: skip
-
-
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
@@ -368,7 +334,11 @@ def main(
         )
         status = ExitCode.UNEXPECTED
     if status != ExitCode.USAGE:  # the same command would fail the same way
-        _say_kept(kept, stderr)
+        from export_tally.summary import kept_summary
+
+        line = kept_summary(kept.store, kept.downloads)
+        if line is not None:
+            _say(stderr, line)
     return status
 
 
