@@ -68,21 +68,22 @@ def test_a_live_writers_temporary_is_kept_at_start_up(tmp_path: Path) -> None:
 
 def test_a_killed_writers_temporary_is_removed_at_start_up(tmp_path: Path) -> None:
     script = (
-        "import sys, time\n"
+        "import sys\n"
         "from pathlib import Path\n"
         "from export_server.cache import Cache\n"
         "from export_server.dataset import downloads_of\n"
         "entry = Cache(Path(sys.argv[1])).create_entry(downloads_of('demo')[0])\n"
         "entry.path.write_bytes(b'x' * 100_000)\n"
         "print('writing', flush=True)\n"
-        "time.sleep(60)\n"
+        "sys.stdin.read()\n"  # still writing, as far as anyone can tell, until it is killed
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout is not None and child.stdout.readline() == "writing\n"
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) as child:  # fmt: skip
+        assert child.stdout is not None and child.stdout.readline() == "writing\n"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
     assert len(temporaries(tmp_path)) == 1
     cache = Cache(tmp_path)
     assert cache.open_entry(DEMO_FIRST) is None  # the kill never left a partial entry

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from export_tally.core.stats import Number
 
-WIDE = len(b"2025-08-26T00:00:07.123456Z")
 NARROW = len(b"2025-08-26T00:00:07Z")
 
 VALUE_PATTERN = r"[-+]?[0-9]+(?:\.[0-9]+)?"
