@@ -1,6 +1,7 @@
 """Where the CPU goes on the cold path: `cli EXPORT` against a server whose cache is empty.
 
     uv run python -m benchmarks.bench_cpu [--export small] [--cli-args '-j 2']
+    uv run python -m benchmarks.bench_cpu --cache-dir ~/.cache/export-tally/bodies   # warm
 
 Starts our server on a free port with a fresh cache directory, then runs the tool against it once
 (`python -m export_tally EXPORT --server URL`), so every body is generated while it is counted.
@@ -102,9 +103,12 @@ def main() -> None:
     )
     parser.add_argument("--export", default="small")
     parser.add_argument("--cli-args", default="", help="extra arguments for cli, e.g. '-j 2'")
+    parser.add_argument(
+        "--cache-dir", help="serve from this cache (warm it first) instead of a fresh one"
+    )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
-    with tempfile.TemporaryDirectory() as cache, server(cache) as url:
+    with tempfile.TemporaryDirectory() as fresh, server(args.cache_dir or fresh) as url:
         front = psutil.Process(next(p.pid for p in psutil.Process().children()
                                     if "export_server" in p.cmdline()))  # fmt: skip
         command = [sys.executable, "-m", "export_tally", args.export, "--server", url,
@@ -132,7 +136,8 @@ def main() -> None:
     }
     budget = wall * cores
     shown = " ".join(["cli", args.export, *args.cli_args.split()])
-    print(f"{shown}, cold (fresh cache): wall {wall:.1f} s on {cores} cores "
+    state = f"cache {args.cache_dir}" if args.cache_dir else "cold (fresh cache)"
+    print(f"{shown}, {state}: wall {wall:.1f} s on {cores} cores "
           f"(wall x cores = {budget:.1f} CPU s)")  # fmt: skip
     print(f"{'process kind':<18} {'CPU s':>7} {'share':>7}")
     for name, seconds in rows.items():
