@@ -91,7 +91,7 @@ class Sampler:
                 front_children, tool_children = [], []
             for process in with_role(front_children, "export_server.worker"):
                 self.generators.setdefault(process.pid, process)
-            for process in with_role(tool_children, "export_tally.scheduling.worker"):
+            for process in tool_children:  # its workers: the server is not the tool's here
                 with contextlib.suppress(psutil.Error):  # it exited since: its last sample stands
                     self.workers[process.pid] = cpu(process)
             time.sleep(SAMPLE_SECONDS)

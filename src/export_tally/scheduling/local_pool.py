@@ -1,9 +1,10 @@
 """Tasks on worker processes of this machine: up to `jobs` of them, started as tasks need them.
 
-Each worker is `python -m export_tally.scheduling.worker` over a Unix socket pair (messages in
-wire.py): a plain subprocess, not multiprocessing, so the tool starts exactly the processes it
-waits for (no resource tracker, no feeder threads) and reaps every one of them before `close` or
-`abort` returns.
+Each worker talks to the tool over a Unix socket pair (messages in wire.py). On Linux it is forked
+from the tool, which has imported everything a worker needs already (forked.py); elsewhere it is
+spawned, `python -m export_tally.scheduling.worker`. Plain processes, not multiprocessing, so the
+tool starts exactly the processes it waits for (no resource tracker, no feeder threads) and
+reaps every one of them before `close` or `abort` returns.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING
 from export_tally.core.errors import TallyError
 from export_tally.scheduling import wire
 from export_tally.scheduling.executors import WAIT_SECONDS, Backend, Pending
+from export_tally.scheduling.forked import CAN_FORK, ForkedProcess, fork_worker
 from export_tally.transport.fetch_part import PartTask
 from export_tally.transport.retry import OutageEvent
 
 if TYPE_CHECKING:
     import subprocess
-    from collections.abc import Collection
+    from collections.abc import Collection, Iterable
 
     from export_tally.scheduling.executors import OutageSink, Outcome, ProgressSink
     from export_tally.scheduling.tasks import RunOptions, Task
@@ -42,18 +44,26 @@ class _RemoteTraceback(Exception):
 
 
 class _Worker:
-    """One worker process, the socket to it, and the task it is running."""
+    """One worker process, the socket to it, and the task it is running.
 
-    def __init__(self) -> None:
+    Forked from the tool when `fork` (see forked.py), else spawned; `others` are the sockets to
+    the workers started before, which a forked one must not keep open."""
+
+    def __init__(self, fork: bool, others: Iterable[socket.socket]) -> None:
         import subprocess
 
         ours, theirs = socket.socketpair()
         with theirs:
-            self.process: subprocess.Popen[bytes] = subprocess.Popen(
-                [sys.executable, "-m", "export_tally.scheduling.worker", str(theirs.fileno()),
-                 str(os.getpid())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            )  # fmt: skip
+            self.process: subprocess.Popen[bytes] | ForkedProcess
+            if fork:
+                self.process = fork_worker(theirs, close_in_child=[ours, *others])
+            else:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "export_tally.scheduling.worker",
+                     str(theirs.fileno()), str(os.getpid())],
+                    pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                )  # fmt: skip
         self.sock = ours
         self.running: Pending | None = None
 
@@ -122,14 +132,15 @@ def _name(pending: Pending | None) -> str:
 
 
 class LocalBackend(Backend):
-    """Up to `jobs` worker processes on this machine, started as tasks need them (each a fresh
-    interpreter: nothing is inherited from the parent). Every process is reaped before `close`
-    or `abort` returns."""
+    """Up to `jobs` worker processes on this machine, started as tasks need them: forked from
+    the tool where that is safe (Linux, see forked.py), unless `fork` is False, else spawned.
+    Every process is reaped before `close` or `abort` returns."""
 
     live_progress = True
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, fork: bool = CAN_FORK) -> None:
         self.slots = jobs
+        self._fork = fork and CAN_FORK
         self._workers: list[_Worker] = []
         self._queue: deque[Pending] = deque()
         self._selector = selectors.DefaultSelector()
@@ -147,7 +158,7 @@ class LocalBackend(Backend):
             if idle is None:
                 if len(self._workers) >= self.slots:
                     return
-                idle = _Worker()
+                idle = _Worker(self._fork, (w.sock for w in self._workers))
                 self._workers.append(idle)
                 self._selector.register(idle.sock, selectors.EVENT_READ, idle)
             idle.start(self._queue.popleft())

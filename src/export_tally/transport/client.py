@@ -12,6 +12,7 @@ from the standard environment variables, except for a loopback server, which is 
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -66,14 +67,39 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+def _ssl_context(options: ClientOptions) -> ssl.SSLContext | bool:
+    verify = options.verify
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
+    if verify and _never_tls(options):
+        # httpx loads the system's CA bundle into every client it makes (60 ms here, in the tool
+        # and in each worker); a client that cannot leave a plain-http loopback origin never
+        # uses it. A context without CAs verifies nothing: used, it would refuse, not accept.
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     return verify
+
+
+def _never_tls(options: ClientOptions) -> bool:
+    """Whether a client for `options` never makes a TLS connection: an http:// loopback server
+    (so no proxy either) whose redirects may not leave its origin."""
+    parts = urlsplit(options.base_url)
+    return parts.scheme == "http" and is_loopback(parts.hostname) and not options.redirects_anywhere
 
 
 _clients: dict[ClientOptions, httpx.Client] = {}
 _clients_lock = threading.Lock()  # Dask runs tasks in threads: build each client once
+
+
+def _forget_clients() -> None:
+    """In a forked child (a local worker): the parent's connections are not its to use, and a
+    thread that no longer exists may have held the lock."""
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_clients)
 
 
 def client_for(options: ClientOptions) -> httpx.Client:
@@ -110,7 +136,7 @@ def make_client(options: ClientOptions) -> httpx.Client:
         },
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        verify=_ssl_context(options.verify),
+        verify=_ssl_context(options),
         trust_env=not is_loopback(urlsplit(options.base_url).hostname),
         event_hooks={"request": [guard_redirect]},
     )
