@@ -33,7 +33,7 @@ from export_server.dataset import EXPORTS, Download
 from export_server.generate import generate_chunks
 from export_tally.core.parse import CountingParser
 
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 64 * 1024
 SHAPES = ("small", "large")
 FAST_DICTREADER = 0.6e6  # rows/s: at or above, the machine is "fast" for the targets
 TARGETS = {True: (7.0, 3.0), False: (6.0, 2.6)}  # fast machine?: (x dictreader, x reader)

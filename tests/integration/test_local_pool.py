@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from export_tally.core.parse import CountAggregator
+from export_tally.core.tally import Tally
 from export_tally.scheduling.forked import CAN_FORK
 from export_tally.scheduling.local_pool import LocalBackend, _Worker
 from export_tally.scheduling.run import count_downloads, discover
@@ -28,6 +29,7 @@ def test_forked_and_spawned_workers_count_the_same(server_url: str, fork: bool) 
     with make_client(options) as client:
         downloads = discover(ExportApi(client, options), "demo")
     result = count_downloads(downloads, RunOptions(options, aggregation), LocalBackend(2, fork))
+    assert isinstance(result.tally, Tally)
     report = aggregation.report(result.tally, precision=1)
     assert report == json.loads((ROOT / "demo.json").read_text())
 

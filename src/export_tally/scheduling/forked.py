@@ -26,9 +26,13 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from export_tally.scheduling.worker import serve_forked
+
 if TYPE_CHECKING:
     import socket
     from collections.abc import Iterable
+
+    from export_tally.scheduling.worker import Runner
 
 CAN_FORK = sys.platform.startswith("linux")
 _LONGEST_NAP = 0.05  # wait(timeout) polls, as subprocess.Popen.wait does
@@ -76,14 +80,15 @@ class ForkedProcess:
             os.kill(self.pid, sig)
 
 
-def fork_worker(theirs: socket.socket, close_in_child: Iterable[socket.socket]) -> ForkedProcess:
-    """A worker process forked from this one, serving the tasks that arrive on `theirs`."""
-    from export_tally.scheduling.worker import serve_forked
-
+def fork_worker(
+    theirs: socket.socket, close_in_child: Iterable[socket.socket], run: Runner
+) -> ForkedProcess:
+    """A worker process forked from this one, running with `run` the tasks that arrive on
+    `theirs`."""
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         for sock in close_in_child:
             sock.close()
-        serve_forked(theirs, parent)
+        serve_forked(theirs, parent, run)
     return ForkedProcess(pid)

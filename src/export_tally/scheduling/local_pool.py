@@ -1,10 +1,10 @@
 """Tasks on worker processes of this machine: up to `jobs` of them, started as tasks need them.
 
-Each worker talks to the tool over a Unix socket pair (messages in wire.py). On Linux it is forked
-from the tool, which has imported everything a worker needs already (forked.py); elsewhere it is
-spawned, `python -m export_tally.scheduling.worker`. Plain processes, not multiprocessing, so the
-tool starts exactly the processes it waits for (no resource tracker, no feeder threads) and
-reaps every one of them before `close` or `abort` returns.
+Each worker talks to the tool over a Unix socket pair (messages in wire.py). On Linux it is
+forked from the tool, which has imported everything a worker needs already (forked.py);
+elsewhere it is spawned (spawned_worker.py). Plain processes, not multiprocessing, so the tool
+starts exactly the processes it waits for (no resource tracker, no feeder threads) and reaps
+every one of them before `close` or `abort` returns.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from export_tally.core.errors import TallyError
 from export_tally.scheduling import wire
 from export_tally.scheduling.executors import WAIT_SECONDS, Backend, Pending
 from export_tally.scheduling.forked import CAN_FORK, ForkedProcess, fork_worker
+from export_tally.scheduling.tasks import run_task
 from export_tally.transport.fetch_part import PartTask
 from export_tally.transport.retry import OutageEvent
 
@@ -56,10 +57,10 @@ class _Worker:
         with theirs:
             self.process: subprocess.Popen[bytes] | ForkedProcess
             if fork:
-                self.process = fork_worker(theirs, close_in_child=[ours, *others])
+                self.process = fork_worker(theirs, [ours, *others], run_task)
             else:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "export_tally.scheduling.worker",
+                    [sys.executable, "-m", "export_tally.scheduling.spawned_worker",
                      str(theirs.fileno()), str(os.getpid())],
                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,

@@ -1,8 +1,9 @@
-"""A worker process of the local pool: counts the tasks the tool sends, one at a time.
+"""A worker process of the local pool: runs the tasks the tool sends, one at a time.
 
 On Linux a worker is forked from the tool (see forked.py) and runs `serve_forked`; elsewhere it
-is spawned as `python -m export_tally.scheduling.worker FD PARENT_PID`, where FD is this
-process's end of a Unix socket pair whose other end the tool holds. wire.py has the messages.
+is spawned (spawned_worker.py) and runs `work`. Either way it serves its end of a Unix socket
+pair whose other end the tool holds; wire.py has the messages. The task runner is given
+(`tasks.run_task`), so that this loop does not import the network layer itself.
 
 Plain processes, not `multiprocessing`: the tool starts exactly the processes it waits for, and
 nothing else (no resource tracker, no feeder threads), so when a run ends it has reaped every
@@ -18,18 +19,23 @@ import os
 import pickle
 import signal
 import socket
-import sys
 import threading
 import time
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from export_tally.scheduling import wire
-from export_tally.scheduling.tasks import run_task
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from export_tally.transport.driver import OutageCallback, ProgressCallback
     from export_tally.transport.retry import OutageEvent
 
+    Runner = Callable[[Any, Any, ProgressCallback, OutageCallback], Any]
+    """`tasks.run_task`: (options, task, report, on_outage) -> result."""
+
 PARENT_POLL_SECONDS = 0.5
+REPORT_SECONDS = 0.1
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -39,11 +45,31 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
-def serve(sock: socket.socket) -> None:
-    """Run the tasks that arrive on `sock` until it reaches EOF."""
+class _Progress:
+    """Rows counted, sent to the tool at most every REPORT_SECONDS and before each answer: a
+    message per block fed would cost the tool more CPU than its progress bar is worth."""
 
-    def report(rows: int) -> None:
-        sock.sendall(wire.encode(wire.PROGRESS, wire.ROWS.pack(rows)))
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.unsent = 0
+        self.sent_at = -REPORT_SECONDS  # the first rows go at once: the run is under way
+
+    def __call__(self, rows: int) -> None:
+        self.unsent += rows
+        now = time.monotonic()
+        if now - self.sent_at >= REPORT_SECONDS:
+            self.sent_at = now
+            self.flush()
+
+    def flush(self) -> None:
+        if self.unsent:
+            self.sock.sendall(wire.encode(wire.PROGRESS, wire.ROWS.pack(self.unsent)))
+            self.unsent = 0
+
+
+def serve(sock: socket.socket, run: Runner) -> None:
+    """Run the tasks that arrive on `sock` with `run` until it reaches EOF."""
+    report = _Progress(sock)
 
     def report_outage(event: OutageEvent) -> None:
         sock.sendall(wire.encode(wire.OUTAGE, pickle.dumps((event.since, event.back))))
@@ -54,14 +80,16 @@ def serve(sock: socket.socket) -> None:
             return
         options, task = pickle.loads(payload)
         try:
-            result = run_task(options, task, report, report_outage)
+            result = run(options, task, report, report_outage)
         except Exception as exc:
+            report.flush()
             sock.sendall(wire.encode(wire.ERROR, wire.error_payload(exc)))
         else:
+            report.flush()
             sock.sendall(wire.encode(wire.RESULT, pickle.dumps(result)))
 
 
-def work(sock: socket.socket, parent_pid: int) -> int:
+def work(sock: socket.socket, parent_pid: int, run: Runner) -> int:
     """Serve the tool on `sock` until it closes it or dies; the exit status."""
     # Ctrl-C reaches the whole process group; the parent alone decides what happens next.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -70,24 +98,15 @@ def work(sock: socket.socket, parent_pid: int) -> int:
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     # A broken pipe means the parent is gone: so are we.
     with sock, contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        serve(sock)
+        serve(sock, run)
     return 0
 
 
-def serve_forked(sock: socket.socket, parent_pid: int) -> NoReturn:
+def serve_forked(sock: socket.socket, parent_pid: int, run: Runner) -> NoReturn:
     """A forked worker's whole life (see forked.py): it ends here, with os._exit."""
     status = 1
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the tool's handler
-        status = work(sock, parent_pid)
+        status = work(sock, parent_pid, run)
     finally:
         os._exit(status)
-
-
-def main(argv: list[str]) -> int:
-    fd, parent_pid = int(argv[0]), int(argv[1])
-    return work(socket.socket(fileno=fd), parent_pid)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
