@@ -4,7 +4,7 @@ Run on demand: `uv run python -m benchmarks.bench_parse [--shape small|large] [-
 
 The body is made in-process by the server's own generator (`export_server.generate`), shaped like
 one download of the export of that name but with every patient of its pool: `small` is 6 patients
-x 2 event types, `large` 20 patients x 4 event types (80 keys). It is cut into 256 KiB chunks
+x 2 event types, `large` 20 patients x 4 event types (80 keys). It is cut into 64 KiB chunks
 (what fetch feeds the parser), and each run below is timed, interleaved with the others, median
 of `--repeat` rounds after a warm-up, in CPU time of this process (`--clock wall` for wall time):
 
