@@ -5,10 +5,10 @@ field), then finish. `BlockParser` keeps the start of a record not complete yet 
 size is bounded by `max_line_bytes`, reads the header (line 1), and hands each block of complete
 records to its subclass in one of two ways:
 
-- A block without a `"` byte is offered to `_take_plain` in pieces of whole lines of about
-  `piece_bytes` (so that what a fast path makes per row stays in the CPU cache), which may take
-  all of a piece, after `plain_rows` proved every line a good row so that per-row work stays in
-  C, or decline it. A declined piece with blank lines is offered again without them (blank
+- A block without a `"` byte is offered to `_take_plain` in pieces of whole lines of
+  `piece_bytes` to twice that (so that what a fast path makes per row stays in the CPU cache),
+  which may take all of a piece, after `plain_rows` proved every line a good row so that per-row
+  work stays in C, or decline it. A declined piece with blank lines is offered again without them (blank
   lines are not rows); a piece declined again goes to csv.reader alone.
 - Any other block (quotes, or one declined) goes through csv.reader (`csv_rows`), row by row.
 
@@ -170,12 +170,8 @@ class BlockParser(ABC, Generic[A]):
             rest = self._read_rows(block)
         else:
             rest = b""
-            size = self._plain_piece_bytes()
-            if len(block) <= size:
-                self._consume_plain(block)
-            else:
-                for piece in _pieces(block, size):
-                    self._consume_plain(piece)
+            for piece in _pieces(block, self._plain_piece_bytes()):
+                self._consume_plain(piece)
         self._end_block()
         return rest
 
@@ -217,14 +213,22 @@ class BlockParser(ABC, Generic[A]):
 
 
 def _pieces(block: bytes, size: int) -> Iterator[bytes]:
-    """`block` (whole lines) cut after the last line end within every `size` bytes or so."""
+    """`block` (whole lines) in as many pieces as it holds `size` bytes, each cut after a line
+    end: pieces of `size` to twice that, or the block whole when it is smaller (no small piece
+    at the end, whose fixed costs would be spread over few rows)."""
+    count = len(block) // size
+    if count <= 1:
+        yield block
+        return
     start = 0
-    while start < len(block):
-        end = block.rfind(b"\n", start, start + size) + 1
-        if end <= start:  # a line longer than `size`: take it whole
+    for k in range(1, count):
+        end = block.rfind(b"\n", start, len(block) * k // count) + 1
+        if end <= start:  # a line longer than the piece: take it whole
             end = block.find(b"\n", start) + 1 or len(block)
         yield block[start:end]
         start = end
+    if start < len(block):
+        yield block[start:]
 
 
 def _first_record_end(data: bytes) -> int:
