@@ -4,7 +4,10 @@ request, against a recording (`server_wire.json`).
 The recording was made from the server as it was built on FastAPI, before the front moved to
 plain Starlette; the front must stay a drop-in replacement: every error body (404, 405, the 422
 of a download id that is not a UUID, with pydantic's exact wording), redirect, HEAD answer,
-Range answer and injected fault. Record again (after a deliberate change of the API) with
+Range answer and injected fault. One deliberate difference: FastAPI listed the `Allow` of a 405
+from its documentation pages (`/docs`, `/openapi.json`) in a set's order, which changed from one
+process to the next; now it is always `GET, HEAD`, which the recording says. Record again (after a
+deliberate change of the API) with
 
     uv run python -m tests.integration.test_server_wire
 """
