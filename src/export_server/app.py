@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -53,7 +55,7 @@ class DroppedBody(StreamingResponse):
     Returning without the final body message makes the server close the connection, so the client
     sees an incomplete body, never a clean end. A body that cannot be generated ends the same way.
     The chunks are closed as soon as the response ends, however it ends (a client that hangs up
-    included: StreamingResponse cancels the stream then), so that their generation stops.
+    included: the stream is cancelled then), so that their generation stops.
     """
 
     def __init__(
@@ -65,6 +67,26 @@ class DroppedBody(StreamingResponse):
         )
         self.chunks = chunks
         self.drop_after = drop_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body while watching for the client to hang up, which cancels the stream.
+
+        What StreamingResponse does, with asyncio tasks instead of an anyio task group: the first
+        use of one imports anyio's asyncio backend, 70 ms of compiling that the bundled server's
+        first body waited for.
+        """
+        streaming = asyncio.create_task(self.stream_response(send))
+        hanging_up = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait((streaming, hanging_up), return_when=FIRST_COMPLETED)
+        finally:
+            streaming.cancel()
+            hanging_up.cancel()
+            await asyncio.gather(streaming, hanging_up, return_exceptions=True)
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
 
     async def stream_response(self, send: Send) -> None:
         try:
