@@ -185,9 +185,11 @@ async def _invalid_download_id(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": [error]}, 422)
 
 
-async def _doc_page(request: Request) -> Response:
-    name, media_type = DOC_PAGES[request.url.path]
-    return Response((API_DOCS / name).read_bytes(), media_type=media_type)
+def _doc_page(name: str, media_type: str) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        return Response((API_DOCS / name).read_bytes(), media_type=media_type)
+
+    return serve
 
 
 def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None) -> Starlette:
@@ -264,7 +266,7 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
         _Route("/api/export/{export_id}", get_export, "GET"),
         _Route("/api/export/{export_id}/{download_id}", get_download, "GET"),
         _Route("/api/export/{export_id}/{download_id}/data", get_data, "GET"),
-        *(_Route(path, _doc_page, "GET", "HEAD") for path in DOC_PAGES),
+        *(_Route(path, _doc_page(*page), "GET", "HEAD") for path, page in DOC_PAGES.items()),
     ]
     return Starlette(
         routes=routes,

@@ -11,7 +11,7 @@ class UnsatisfiableRangeError(ExportServerError):
     """The range is well formed but selects no byte of the body (answer 416)."""
 
 
-class InvalidUuidError(ExportServerError, ValueError):
+class InvalidUuidError(ExportServerError):
     """A download id in a path is not a UUID (answer 422); the message says why."""
 
 

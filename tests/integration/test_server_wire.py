@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -246,8 +247,6 @@ def test_answers_are_the_recorded_bytes(
 
 def record() -> None:
     """Write `server_wire.json` from this checkout's server (on a cache of its own)."""
-    import tempfile
-
     recording = {}
     with tempfile.TemporaryDirectory() as cache, ExitStack() as stack:
         for name, (flags, exchanges) in SERVERS.items():
