@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from asyncio import FIRST_COMPLETED
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from export_server.bodies import Bodies, etag_of
 from export_server.dataset import EXPORTS, Download, downloads_of, find_download
-from export_server.errors import GenerationError
+from export_server.errors import GenerationError, InvalidUuidError
 from export_server.faults import NO_FAULT, RETRY_AFTER_STATUSES, Fault, FaultConfig, FaultInjector
 from export_server.pool import GeneratorPool
 from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
+from export_server.uuids import parse_uuid
 
 log = logging.getLogger("export_server")
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+# The API's description and its two browsers, as FastAPI generated them for this API (the front
+# was a FastAPI app): path -> (file in API_DOCS, media type). Served as they are.
+API_DOCS = Path(__file__).with_name("api_docs")
+DOC_PAGES = {
+    "/openapi.json": ("openapi.json", "application/json"),
+    "/docs": ("docs.html", "text/html"),
+    "/docs/oauth2-redirect": ("oauth2-redirect.html", "text/html"),
+    "/redoc": ("redoc.html", "text/html"),
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,7 @@ class DroppedBody(StreamingResponse):
     Returning without the final body message makes the server close the connection, so the client
     sees an incomplete body, never a clean end. A body that cannot be generated ends the same way.
     The chunks are closed as soon as the response ends, however it ends (a client that hangs up
-    included: StreamingResponse cancels the stream then), so that their generation stops.
+    included: the stream is cancelled then), so that their generation stops.
     """
 
     def __init__(
@@ -51,6 +67,26 @@ class DroppedBody(StreamingResponse):
         )
         self.chunks = chunks
         self.drop_after = drop_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body while watching for the client to hang up, which cancels the stream.
+
+        What StreamingResponse does, with asyncio tasks instead of an anyio task group: the first
+        use of one imports anyio's asyncio backend, 70 ms of compiling that the bundled server's
+        first body waited for.
+        """
+        streaming = asyncio.create_task(self.stream_response(send))
+        hanging_up = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait((streaming, hanging_up), return_when=FIRST_COMPLETED)
+        finally:
+            streaming.cancel()
+            hanging_up.cancel()
+            await asyncio.gather(streaming, hanging_up, return_exceptions=True)
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
 
     async def stream_response(self, send: Send) -> None:
         try:
@@ -108,7 +144,55 @@ class FaultMiddleware:
         await self.app(scope, receive, send)
 
 
-def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None) -> FastAPI:
+class _Route(Route):
+    """A route that answers only `methods`, and a 405 naming them in their order.
+
+    Starlette's own routes also answer HEAD when they answer GET, and list the methods of a 405's
+    `Allow` in a set's order; the API's routes answered GET alone, as FastAPI's do.
+    """
+
+    def __init__(
+        self, path: str, endpoint: Callable[[Request], Awaitable[Response]], *methods: str
+    ) -> None:
+        super().__init__(path, endpoint, methods=list(methods))
+        self.methods = set(methods)  # what `matches` looks at
+        self.answered = frozenset(methods)
+        self.allow = ", ".join(methods)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in self.answered:
+            raise HTTPException(405, headers={"Allow": self.allow})
+        await self.app(scope, receive, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404, 405 and the like, with a JSON `detail` (FastAPI's answer, not Starlette's text)."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _invalid_download_id(request: Request, exc: Exception) -> Response:
+    """422 for a download id that is not a UUID, in the words of pydantic, which checked it when
+    the front was a FastAPI app."""
+    reason = str(exc)
+    error = {
+        "type": "uuid_parsing",
+        "loc": ["path", "download_id"],
+        "msg": f"Input should be a valid UUID, {reason}",
+        "input": request.path_params["download_id"],
+        "ctx": {"error": reason},
+    }
+    return JSONResponse({"detail": [error]}, 422)
+
+
+def _doc_page(name: str, media_type: str) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        return Response((API_DOCS / name).read_bytes(), media_type=media_type)
+
+    return serve
+
+
+def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None) -> Starlette:
     """The export server's ASGI app.
 
     `bodies` serves the CSV bodies (default: one generator process, no cache). The app's lifespan
@@ -119,18 +203,17 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
     injector = FaultInjector(config.faults)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await source.start()
         try:
             yield
         finally:
             await source.close()
 
-    app = FastAPI(title="Mock export server", version="1", lifespan=lifespan)
-
-    app.add_middleware(FaultMiddleware, injector=injector)
-
-    def lookup(export_id: str, download_id: uuid.UUID) -> Download:
+    def lookup(request: Request) -> Download:
+        # The id is checked first: a malformed one is 422 whatever the export.
+        download_id = parse_uuid(request.path_params["download_id"])
+        export_id: str = request.path_params["export_id"]
         if export_id not in EXPORTS:
             raise HTTPException(404, "Export not found")
         download = find_download(export_id, download_id)
@@ -138,24 +221,21 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
             raise HTTPException(404, "Download not found")
         return download
 
-    @app.get("/api/export")
-    async def list_exports() -> dict[str, object]:
-        return {"data": {"export_ids": list(EXPORTS)}}
+    async def list_exports(request: Request) -> Response:
+        return JSONResponse({"data": {"export_ids": list(EXPORTS)}})
 
-    @app.get("/api/export/{export_id}")
-    async def get_export(export_id: str) -> dict[str, object]:
+    async def get_export(request: Request) -> Response:
+        export_id: str = request.path_params["export_id"]
         if export_id not in EXPORTS:
             raise HTTPException(404, "Export not found")
         ids = [str(d.id) for d in downloads_of(export_id)]
-        return {"data": {"id": export_id, "download_ids": ids}}
+        return JSONResponse({"data": {"id": export_id, "download_ids": ids}})
 
-    @app.get("/api/export/{export_id}/{download_id}")
-    async def get_download(export_id: str, download_id: uuid.UUID) -> dict[str, object]:
-        return {"data": lookup(export_id, download_id).metadata()}
+    async def get_download(request: Request) -> Response:
+        return JSONResponse({"data": lookup(request).metadata()})
 
-    @app.get("/api/export/{export_id}/{download_id}/data")
-    async def get_data(export_id: str, download_id: uuid.UUID, request: Request) -> Response:
-        download = lookup(export_id, download_id)
+    async def get_data(request: Request) -> Response:
+        download = lookup(request)
         fault: Fault = getattr(request.state, "fault", NO_FAULT)
         size = source.size(download)
         if not config.ranges:
@@ -181,7 +261,19 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
         drop = _drop_point(fault, stop - start)
         return DroppedBody(source.stream(download, start, stop), headers, 206, drop)
 
-    return app
+    routes = [
+        _Route("/api/export", list_exports, "GET"),
+        _Route("/api/export/{export_id}", get_export, "GET"),
+        _Route("/api/export/{export_id}/{download_id}", get_download, "GET"),
+        _Route("/api/export/{export_id}/{download_id}/data", get_data, "GET"),
+        *(_Route(path, _doc_page(*page), "GET", "HEAD") for path, page in DOC_PAGES.items()),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(FaultMiddleware, injector=injector)],
+        exception_handlers={HTTPException: _http_error, InvalidUuidError: _invalid_download_id},
+        lifespan=lifespan,
+    )
 
 
 def _drop_point(fault: Fault, length: int) -> int | None:

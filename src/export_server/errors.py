@@ -11,6 +11,10 @@ class UnsatisfiableRangeError(ExportServerError):
     """The range is well formed but selects no byte of the body (answer 416)."""
 
 
+class InvalidUuidError(ExportServerError):
+    """A download id in a path is not a UUID (answer 422); the message says why."""
+
+
 class GenerationError(ExportServerError):
     """A body could not be generated: its generator process failed, died or was shut down."""
 

@@ -14,6 +14,14 @@ def test_numpy_and_pandas_are_not_installed(name: str) -> None:
         distribution(name)
 
 
+@pytest.mark.parametrize("name", ["fastapi", "pydantic"])
+def test_fastapi_and_pydantic_are_not_installed(name: str) -> None:
+    """The server's front is plain Starlette: FastAPI and pydantic cost every start of the bundled
+    server half a second of imports (docs/server.md, "Start-up")."""
+    with pytest.raises(PackageNotFoundError):
+        distribution(name)
+
+
 def test_the_renderer_renders_the_vega_lite_version_the_specifications_use() -> None:
     import altair as alt
     import vl_convert

@@ -18,12 +18,17 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpcore  # noqa: F401 (ahead: see below)
 import httpx
 
 from export_tally import __version__
 from export_tally.core.errors import RedirectRefusedError
 from export_tally.transport.driver import MAX_REDIRECTS, shown
 from export_tally.transport.retry import RetryPolicy
+
+# httpcore is imported above although only httpx uses it: httpx imports it when the first client
+# is made, 50 ms of compiling; imported with this module, it is done while the bundled server
+# starts (cli imports this module then), not after.
 
 
 @dataclass(frozen=True)
