@@ -45,7 +45,7 @@ from export_tally.core.stats_rows import (
     VALUE_TEXT,
     fixed_width_times,
     instant_of,
-    is_value,
+    is_entry,
     parse_instant,
     real_hours,
     value_of,
@@ -64,8 +64,10 @@ would fill the Counter with one entry a row, and this bound keeps a worker's mem
 then (about 30 MiB at 100,000)."""
 
 RawKey = tuple[bytes, bytes]
-Entry = tuple[bytes, bytes, bytes]
-"""(patient_id, event_type, value) as the fast path reads them."""
+Piece = tuple[list[bytes], list[bytes], list[bytes]]
+"""The patient_id, event_type and event_time columns of a piece, times widened."""
+_ENTRY_TEXT = b",".join
+"""(patient_id, event_type, value) as one text, `P1,heart_rate,72`: no field holds a comma."""
 
 
 class _Sums:
@@ -110,16 +112,15 @@ class StatsParser(BlockParser[Stats]):
         )
         self._fold_at = fold_at
         # Fast path: entries counted as the fields come; each checked once, when it is new.
-        self._raw_entries: Counter[Entry] = Counter()
-        self._canonical: dict[bytes, bytes] = {}
+        self._raw_entries: Counter[bytes] = Counter()
+        self._raw_keys: set[RawKey] = set()
         # Earliest and latest times per key, fixed-width text (byte order is time order).
         self._raw_first: dict[RawKey, bytes] = {}
         self._raw_last: dict[RawKey, bytes] = {}
         self._real_hours: set[bytes] = set()
         # Pieces in time order, each after the last, whose times are not noted yet; and the
         # keys they brought that are new.
-        self._ordered_run: list[tuple[list[bytes], list[bytes], list[bytes]]] = []
-        self._run_keys: set[RawKey] = set()
+        self._ordered_run: list[Piece] = []
         # csv path: text keys, times in microseconds.
         self._text_entries: Counter[tuple[str, str, str]] = Counter()
         self._text_first: dict[Key, int] = {}
@@ -145,43 +146,26 @@ class StatsParser(BlockParser[Stats]):
         values = plain.column(columns.value)
         entries = self._raw_entries
         known = len(entries)
-        entries.update(zip(patients, types, values, strict=True))
-        # Entries new to the Counter sit at its end; every other one was checked before.
-        fresh = list(islice(reversed(entries), len(entries) - known))
-        if not all(
-            patient and event_type and is_value(value) for patient, event_type, value in fresh
-        ):
-            entries.subtract(zip(patients, types, values, strict=True))
-            for entry in fresh:
-                del entries[entry]
-            return None
-        if fresh:
-            self._keep_canonical(fresh)
+        entries.update(map(_ENTRY_TEXT, zip(patients, types, values, strict=True)))
+        if len(entries) > known:
+            # Entries new to the Counter sit at its end; every other one was checked before.
+            fresh = list(islice(reversed(entries), len(entries) - known))
+            if not all(map(is_entry, fresh)):
+                entries.subtract(map(_ENTRY_TEXT, zip(patients, types, values, strict=True)))
+                for entry in fresh:
+                    del entries[entry]
+                return None
+            self._raw_keys.update(map(_key_of, fresh))
         run = self._ordered_run
-        if in_order and (not run or run[-1][2][-1] <= times[0]):
-            run.append((patients, types, times))
-            self._run_keys.update(entry[:2] for entry in fresh)
-        else:
+        if not (in_order and (not run or run[-1][2][-1] <= times[0])):
             self._end_block()
-            if in_order:
-                run.append((patients, types, times))
-                self._run_keys.update(entry[:2] for entry in fresh)
-            else:
-                self._note_times(patients, types, times)
+        if in_order:
+            run.append((patients, types, times))
+        else:
+            self._note_times(patients, types, times)
         if len(entries) + len(self._text_entries) > self._fold_at:
             self._fold()
         return plain.rows
-
-    def _keep_canonical(self, fresh: list[Entry]) -> None:
-        """Store new entries with one shared bytes object per distinct field.
-
-        Every row's lookup compares its fields with those of the stored key; shared fields stay
-        in the CPU cache, where the fields of the row that first brought each entry would not.
-        """
-        entries, keep = self._raw_entries, self._canonical.setdefault
-        for patient, event_type, value in fresh:
-            n = entries.pop((patient, event_type, value))
-            entries[keep(patient, patient), keep(event_type, event_type), keep(value, value)] = n
 
     def _end_block(self) -> None:
         """Note the earliest and latest times per key of the ordered run of pieces so far.
@@ -189,55 +173,42 @@ class StatsParser(BlockParser[Stats]):
         Done once per run rather than per piece: the search for each key's last occurrence
         reads about K ln K rows for K keys, whatever the length of the run.
         """
-        run = self._ordered_run
-        if not run:
-            return
-        if len(run) == 1:
-            patients, types, times = run[0]
-        else:
-            patients, types, times = (list(chain.from_iterable(c)) for c in zip(*run, strict=True))
-        self._note_ordered_times(patients, types, times, self._run_keys)
-        run.clear()
-        self._run_keys = set()
+        if self._ordered_run:
+            self._note_ordered_times(self._ordered_run)
+            self._ordered_run.clear()
 
-    def _note_ordered_times(
-        self, patients: list[bytes], types: list[bytes], times: list[bytes], new: set[RawKey]
-    ) -> None:
-        """Update the earliest and latest times per key from rows in time order; `new` holds the
-        keys among them not seen before.
+    def _note_ordered_times(self, run: list[Piece]) -> None:
+        """Update the earliest and latest times per key from a run of pieces in time order.
 
         Those are the first and last occurrence of each key. A dict built from (key, time) pairs
         keeps the last time given for each key, so one built in C from a window at the end of
-        the block holds the latest time of every key in the window; the window grows until it
-        holds every key the block may have (or is the whole block). Likewise from the start,
+        the run holds the latest time of every key in the window; the window grows until it
+        holds every key the fast path has seen (or is the whole run). Likewise from the start,
         reversed, for the earliest.
         """
         first, last = self._raw_first, self._raw_last
-        n = len(times)
-        wanted = len(last.keys() | new)
+        rows = sum(len(times) for _, _, times in run)
+        wanted = len(self._raw_keys)
         window = 8 * wanted
         while True:
-            start = max(0, n - window)
-            found = dict(
-                zip(zip(patients[start:], types[start:], strict=True), times[start:], strict=True)
-            )
-            if len(found) >= wanted or not start:
+            patients, types, times = _window(run, window, at_end=True)
+            found = dict(zip(zip(patients, types, strict=True), times, strict=True))
+            if len(found) >= wanted or window >= rows:
                 break
             window *= 4
         for key, time in found.items():
             if key not in last or last[key] < time:
                 last[key] = time
-        # Earliest: only keys this block could move back need their first occurrence.
-        begin = times[0]
+        # Earliest: only keys this run could move back need their first occurrence.
+        begin = run[0][2][0]
         need = {key for key in found if key not in first or begin < first[key]}
         window = 8 * len(need)
         while need:
-            stop = min(n, window)
-            back = slice(stop - 1, None, -1)
+            patients, types, times = _window(run, window, at_end=False)
             earliest = dict(
-                zip(zip(patients[back], types[back], strict=True), times[back], strict=True)
+                zip(zip(patients[::-1], types[::-1], strict=True), times[::-1], strict=True)
             )
-            if need <= earliest.keys() or stop == n:
+            if need <= earliest.keys() or window >= rows:
                 for key in need & earliest.keys():
                     if key not in first or earliest[key] < first[key]:
                         first[key] = earliest[key]
@@ -290,12 +261,12 @@ class StatsParser(BlockParser[Stats]):
                     sums = self._sums[patient_id, event_type] = _Sums(value)
                 sums.add(event_type, value, times)
         self._raw_entries.clear()
-        self._canonical.clear()
         self._text_entries.clear()
 
     def _raw_entries_as_text(self) -> Iterator[tuple[tuple[str, str, str], int]]:
-        for (patient_id, event_type, value), n in self._raw_entries.items():
-            yield (patient_id.decode(), event_type.decode(), value.decode()), n
+        for entry, n in self._raw_entries.items():
+            patient_id, event_type, value = entry.decode().split(",")
+            yield (patient_id, event_type, value), n
 
     def _aggregate(self) -> Stats:
         self._end_block()
@@ -341,6 +312,30 @@ class StatsAggregator:
 
     def report(self, aggregate: Stats, precision: int) -> dict[str, Any]:
         return aggregate.to_report(precision)
+
+
+def _window(run: list[Piece], count: int, *, at_end: bool) -> Piece:
+    """The last (or first) `count` rows of a run of pieces, or all of them if it has fewer."""
+    pieces = []
+    held = 0
+    for piece in reversed(run) if at_end else run:
+        pieces.append(piece)
+        held += len(piece[2])
+        if held >= count:
+            break
+    if at_end:
+        pieces.reverse()
+    if len(pieces) == 1:
+        patients, types, times = pieces[0]
+    else:
+        patients, types, times = (list(chain.from_iterable(c)) for c in zip(*pieces, strict=True))
+    cut = slice(-count, None) if at_end else slice(count)
+    return patients[cut], types[cut], times[cut]
+
+
+def _key_of(entry: bytes) -> RawKey:
+    patient_id, event_type, _ = entry.split(b",")
+    return patient_id, event_type
 
 
 def _shown(field: str) -> str:

@@ -38,7 +38,7 @@ VALUE_PATTERN = r"[-+]?[0-9]+(?:\.[0-9]+)?"
 """A value in stats mode: a decimal number (`72`, `-3`, `72.5`, `+4`, `007`)."""
 
 VALUE_TEXT = re.compile(VALUE_PATTERN)
-_VALUE = re.compile(VALUE_PATTERN.encode())
+_ENTRY = re.compile(b"[^,]+,[^,]+," + VALUE_PATTERN.encode())
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _KNOWN_HOURS_KEPT = 4096
@@ -80,9 +80,10 @@ def instant_of(time: bytes) -> int:
     return (datetime.fromisoformat(time.decode("ascii")) - _EPOCH) // _MICROSECOND
 
 
-def is_value(text: bytes) -> bool:
-    """Whether a value field is a decimal number (VALUE_PATTERN)."""
-    return _VALUE.fullmatch(text) is not None
+def is_entry(text: bytes) -> bool:
+    """Whether `patient_id,event_type,value` (fields without commas) has non-empty keys and a
+    decimal number (VALUE_PATTERN) for its value."""
+    return _ENTRY.fullmatch(text) is not None
 
 
 def fixed_width_times(times: list[bytes]) -> list[bytes] | None:
