@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
@@ -42,13 +42,15 @@ from export_tally.core.stats import (
     merge_stats,
 )
 from export_tally.core.stats_rows import (
+    NARROW,
     VALUE_TEXT,
+    entry_key,
     fixed_width_times,
     instant_of,
-    is_entry,
     parse_instant,
     real_hours,
     value_of,
+    widened,
 )
 
 if TYPE_CHECKING:
@@ -62,6 +64,12 @@ FOLD_AT = 25_000
 The exports have a few thousand (a `large` download: about 7,000); values that never repeat
 would fill the Counter with one entry a row, and this bound keeps a worker's memory at a few MiB
 then (about 30 MiB at 100,000)."""
+
+RUN_BYTES = 1 << 20
+"""Pieces in time order held before the earliest and latest times per key are read from them.
+
+Reading those costs about K ln K rows per run for K keys, so longer runs cost less; the pieces
+are held as the bytes they came as, which costs no per-row objects."""
 
 RawKey = tuple[bytes, bytes]
 Piece = tuple[list[bytes], list[bytes], list[bytes]]
@@ -106,6 +114,7 @@ class StatsParser(BlockParser[Stats]):
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         piece_bytes: int = PIECE_BYTES,
         fold_at: int = FOLD_AT,
+        run_bytes: int = RUN_BYTES,
     ) -> None:
         super().__init__(
             on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
@@ -118,9 +127,12 @@ class StatsParser(BlockParser[Stats]):
         self._raw_first: dict[RawKey, bytes] = {}
         self._raw_last: dict[RawKey, bytes] = {}
         self._real_hours: set[bytes] = set()
-        # Pieces in time order, each after the last, whose times are not noted yet; and the
-        # keys they brought that are new.
-        self._ordered_run: list[Piece] = []
+        # A run: pieces in time order, each after the last, whose times are not noted yet;
+        # held as the bytes they came as, since only the rows at its two ends are read again.
+        self._run: list[bytes] = []
+        self._run_rows = self._run_bytes = 0
+        self._run_begin = self._run_end = b""  # its first and last time
+        self._run_limit = run_bytes
         # csv path: text keys, times in microseconds.
         self._text_entries: Counter[tuple[str, str, str]] = Counter()
         self._text_first: dict[Key, int] = {}
@@ -150,70 +162,128 @@ class StatsParser(BlockParser[Stats]):
         if len(entries) > known:
             # Entries new to the Counter sit at its end; every other one was checked before.
             fresh = list(islice(reversed(entries), len(entries) - known))
-            if not all(map(is_entry, fresh)):
+            keys = [key for key in map(entry_key, fresh) if key is not None]
+            if len(keys) < len(fresh):
                 entries.subtract(map(_ENTRY_TEXT, zip(patients, types, values, strict=True)))
                 for entry in fresh:
                     del entries[entry]
                 return None
-            self._raw_keys.update(map(_key_of, fresh))
-        run = self._ordered_run
-        if not (in_order and (not run or run[-1][2][-1] <= times[0])):
-            self._end_block()
+            self._raw_keys.update(keys)
+        if self._run and not (in_order and self._run_end <= times[0]):
+            self._end_run()
         if in_order:
-            run.append((patients, types, times))
+            self._extend_run(block, (patients, types, times))
         else:
             self._note_times(patients, types, times)
         if len(entries) + len(self._text_entries) > self._fold_at:
             self._fold()
         return plain.rows
 
-    def _end_block(self) -> None:
-        """Note the earliest and latest times per key of the ordered run of pieces so far.
+    def _extend_run(self, block: bytes, piece: Piece) -> None:
+        """Hold a piece in time order, after the run so far, until the run ends; `piece` holds
+        its columns, read if the run ends with it."""
+        times = piece[2]
+        if not self._run:
+            self._run_begin = times[0]
+        self._run.append(block)
+        self._run_rows += len(times)
+        self._run_bytes += len(block)
+        self._run_end = times[-1]
+        if self._run_bytes >= self._run_limit:
+            self._end_run(piece)
 
-        Done once per run rather than per piece: the search for each key's last occurrence
-        reads about K ln K rows for K keys, whatever the length of the run.
-        """
-        if self._ordered_run:
-            self._note_ordered_times(self._ordered_run)
-            self._ordered_run.clear()
+    def _end_run(self, last: Piece | None = None) -> None:
+        """Note the earliest and latest times per key of the run of pieces in time order, and
+        drop it; `last` holds the columns of its last piece, if at hand."""
+        if self._run:
+            self._note_ordered_times(last)
+            self._run = []
+            self._run_rows = self._run_bytes = 0
 
-    def _note_ordered_times(self, run: list[Piece]) -> None:
-        """Update the earliest and latest times per key from a run of pieces in time order.
+    def _note_ordered_times(self, last_piece: Piece | None) -> None:
+        """Update the earliest and latest times per key from the run of pieces in time order.
 
         Those are the first and last occurrence of each key. A dict built from (key, time) pairs
         keeps the last time given for each key, so one built in C from a window at the end of
         the run holds the latest time of every key in the window; the window grows until it
         holds every key the fast path has seen (or is the whole run). Likewise from the start,
-        reversed, for the earliest.
+        reversed, for the earliest. About K ln K rows for K keys are read, whatever the length
+        of the run: from the columns of the last piece while they are at hand, else read again
+        from the run's bytes.
         """
         first, last = self._raw_first, self._raw_last
-        rows = sum(len(times) for _, _, times in run)
         wanted = len(self._raw_keys)
         window = 8 * wanted
         while True:
-            patients, types, times = _window(run, window, at_end=True)
+            if last_piece is not None and window < len(last_piece[2]):
+                patients, types, times = (column[-window:] for column in last_piece)
+                whole = False
+            else:
+                patients, types, times, whole = self._window(window, at_end=True)
             found = dict(zip(zip(patients, types, strict=True), times, strict=True))
-            if len(found) >= wanted or window >= rows:
+            if len(found) >= wanted or whole:
                 break
             window *= 4
         for key, time in found.items():
+            if len(time) == NARROW:  # read again from the bytes: not widened yet
+                time = widened(time)
             if key not in last or last[key] < time:
                 last[key] = time
         # Earliest: only keys this run could move back need their first occurrence.
-        begin = run[0][2][0]
+        begin = self._run_begin
         need = {key for key in found if key not in first or begin < first[key]}
         window = 8 * len(need)
         while need:
-            patients, types, times = _window(run, window, at_end=False)
+            patients, types, times, whole = self._window(window, at_end=False)
+            back = slice(None, None, -1)
             earliest = dict(
-                zip(zip(patients[::-1], types[::-1], strict=True), times[::-1], strict=True)
+                zip(zip(patients[back], types[back], strict=True), times[back], strict=True)
             )
-            if need <= earliest.keys() or window >= rows:
+            if need <= earliest.keys() or whole:
                 for key in need & earliest.keys():
-                    if key not in first or earliest[key] < first[key]:
-                        first[key] = earliest[key]
+                    time = widened(earliest[key])
+                    if key not in first or time < first[key]:
+                        first[key] = time
                 break
             window *= 4
+
+    def _window(
+        self, rows: int, *, at_end: bool
+    ) -> tuple[list[bytes], list[bytes], list[bytes], bool]:
+        """The patient_id, event_type and event_time (not widened) columns of about the last (or
+        first) `rows` rows of the run, read again from its bytes; and whether that is all of it.
+        """
+        run = self._run
+        size = rows * self._run_bytes // self._run_rows + 1  # in bytes
+        whole = size >= self._run_bytes
+        if whole:
+            text = b"".join(run)
+        else:
+            pieces = []
+            held = 0
+            for piece in reversed(run) if at_end else run:
+                pieces.append(piece)
+                held += len(piece)
+                if held >= size:
+                    break
+            if at_end:
+                pieces.reverse()
+            text = b"".join(pieces)
+            if at_end:
+                cut = len(text) - size  # then on to the start of a line
+                text = text[text.find(b"\n", cut - 1) + 1 if cut else 0 :]
+            else:
+                text = text[: text.rfind(b"\n", 0, size) + 1]
+        columns = self._columns
+        assert columns is not None
+        plain = plain_fields(text, columns.width)
+        assert plain is not None, "a run holds pieces proved good"
+        return (
+            plain.column(columns.patient),
+            plain.column(columns.event_type),
+            plain.column(columns.time),
+            whole,
+        )
 
     def _note_times(self, patients: list[bytes], types: list[bytes], times: list[bytes]) -> None:
         """Update the earliest and latest times per key from a block in any order."""
@@ -269,7 +339,7 @@ class StatsParser(BlockParser[Stats]):
             yield (patient_id, event_type, value), n
 
     def _aggregate(self) -> Stats:
-        self._end_block()
+        self._end_run()
         self._fold()
         first, last = dict(self._text_first), dict(self._text_last)
         for (patient_id, event_type), time in self._raw_first.items():
@@ -312,30 +382,6 @@ class StatsAggregator:
 
     def report(self, aggregate: Stats, precision: int) -> dict[str, Any]:
         return aggregate.to_report(precision)
-
-
-def _window(run: list[Piece], count: int, *, at_end: bool) -> Piece:
-    """The last (or first) `count` rows of a run of pieces, or all of them if it has fewer."""
-    pieces = []
-    held = 0
-    for piece in reversed(run) if at_end else run:
-        pieces.append(piece)
-        held += len(piece[2])
-        if held >= count:
-            break
-    if at_end:
-        pieces.reverse()
-    if len(pieces) == 1:
-        patients, types, times = pieces[0]
-    else:
-        patients, types, times = (list(chain.from_iterable(c)) for c in zip(*pieces, strict=True))
-    cut = slice(-count, None) if at_end else slice(count)
-    return patients[cut], types[cut], times[cut]
-
-
-def _key_of(entry: bytes) -> RawKey:
-    patient_id, event_type, _ = entry.split(b",")
-    return patient_id, event_type
 
 
 def _shown(field: str) -> str:

@@ -38,7 +38,7 @@ VALUE_PATTERN = r"[-+]?[0-9]+(?:\.[0-9]+)?"
 """A value in stats mode: a decimal number (`72`, `-3`, `72.5`, `+4`, `007`)."""
 
 VALUE_TEXT = re.compile(VALUE_PATTERN)
-_ENTRY = re.compile(b"[^,]+,[^,]+," + VALUE_PATTERN.encode())
+_ENTRY = re.compile(b"([^,]+),([^,]+)," + VALUE_PATTERN.encode())
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _KNOWN_HOURS_KEPT = 4096
@@ -80,10 +80,11 @@ def instant_of(time: bytes) -> int:
     return (datetime.fromisoformat(time.decode("ascii")) - _EPOCH) // _MICROSECOND
 
 
-def is_entry(text: bytes) -> bool:
-    """Whether `patient_id,event_type,value` (fields without commas) has non-empty keys and a
-    decimal number (VALUE_PATTERN) for its value."""
-    return _ENTRY.fullmatch(text) is not None
+def entry_key(text: bytes) -> tuple[bytes, bytes] | None:
+    """(patient_id, event_type) of `patient_id,event_type,value` (fields without commas), or
+    None unless both are non-empty and the value is a decimal number (VALUE_PATTERN)."""
+    entry = _ENTRY.fullmatch(text)
+    return None if entry is None else (entry[1], entry[2])
 
 
 def fixed_width_times(times: list[bytes]) -> list[bytes] | None:
@@ -100,7 +101,7 @@ def fixed_width_times(times: list[bytes]) -> list[bytes] | None:
     size = _SPACED * len(times) - 1
     joined = b",".join(times)
     if len(joined) != size:
-        times = [t[:-1] + b".000000Z" if len(t) == NARROW and t[-1:] == b"Z" else t for t in times]
+        times = [widened(t) if t[-1:] == b"Z" else t for t in times]
         joined = b",".join(times)
         if len(joined) != size:  # some time is neither wide nor narrow
             return None
@@ -109,6 +110,11 @@ def fixed_width_times(times: list[bytes]) -> list[bytes] | None:
     if joined[14::_SPACED].translate(None, _TENS) or joined[17::_SPACED].translate(None, _TENS):
         return None
     return times
+
+
+def widened(time: bytes) -> bytes:
+    """A time that `fixed_width_times` accepted, as it widened it."""
+    return time[:-1] + b".000000Z" if len(time) == NARROW else time
 
 
 def real_hours(times: list[bytes], in_order: bool, known: set[bytes]) -> bool:
