@@ -81,20 +81,23 @@ _ENTRY_TEXT = b",".join
 class _Sums:
     """The value statistics of one key, added to in place while parsing."""
 
-    __slots__ = ("anomalies", "count", "high", "low", "sum")
+    __slots__ = ("anomalies", "count", "event_type", "high", "low", "sum")
 
-    def __init__(self, value: Number) -> None:
+    def __init__(self, event_type: str, value: Number) -> None:
+        self.event_type = event_type
         self.count = 0
         self.sum: Number = 0
         self.low = self.high = value
         self.anomalies = 0
 
-    def add(self, event_type: str, value: Number, times: int) -> None:
+    def add(self, value: Number, times: int) -> None:
         self.count += times
         self.sum += value * times
-        self.low = lower(self.low, value)
-        self.high = higher(self.high, value)
-        if is_anomaly(event_type, value):
+        if value <= self.low:
+            self.low = lower(self.low, value)
+        if value >= self.high:
+            self.high = higher(self.high, value)
+        if is_anomaly(self.event_type, value):
             self.anomalies += times
 
 
@@ -129,7 +132,7 @@ class StatsParser(BlockParser[Stats]):
         self._real_hours: set[bytes] = set()
         # A run: pieces in time order, each after the last, whose times are not noted yet;
         # held as the bytes they came as, since only the rows at its two ends are read again.
-        self._run: list[bytes] = []
+        self._run = bytearray()  # the bytes of its pieces, then whatever a longer run left
         self._run_rows = self._run_bytes = 0
         self._run_begin = self._run_end = b""  # its first and last time
         self._run_limit = run_bytes
@@ -153,6 +156,8 @@ class StatsParser(BlockParser[Stats]):
         in_order = times == sorted(times)
         if not real_hours(times, in_order, self._real_hours):
             return None
+        if self._run_rows and not (in_order and self._run_end <= times[0]):
+            self._end_run()  # before this piece's entries count: ending a run may fold them
         patients = plain.column(columns.patient)
         types = plain.column(columns.event_type)
         values = plain.column(columns.value)
@@ -169,8 +174,6 @@ class StatsParser(BlockParser[Stats]):
                     del entries[entry]
                 return None
             self._raw_keys.update(keys)
-        if self._run and not (in_order and self._run_end <= times[0]):
-            self._end_run()
         if in_order:
             self._extend_run(block, (patients, types, times))
         else:
@@ -183,11 +186,12 @@ class StatsParser(BlockParser[Stats]):
         """Hold a piece in time order, after the run so far, until the run ends; `piece` holds
         its columns, read if the run ends with it."""
         times = piece[2]
-        if not self._run:
+        if not self._run_rows:
             self._run_begin = times[0]
-        self._run.append(block)
+        held = self._run_bytes + len(block)
+        self._run[self._run_bytes : held] = block  # in place, once the buffer has grown
+        self._run_bytes = held
         self._run_rows += len(times)
-        self._run_bytes += len(block)
         self._run_end = times[-1]
         if self._run_bytes >= self._run_limit:
             self._end_run(piece)
@@ -195,9 +199,8 @@ class StatsParser(BlockParser[Stats]):
     def _end_run(self, last: Piece | None = None) -> None:
         """Note the earliest and latest times per key of the run of pieces in time order, and
         drop it; `last` holds the columns of its last piece, if at hand."""
-        if self._run:
+        if self._run_rows:
             self._note_ordered_times(last)
-            self._run = []
             self._run_rows = self._run_bytes = 0
 
     def _note_ordered_times(self, last_piece: Piece | None) -> None:
@@ -224,6 +227,12 @@ class StatsParser(BlockParser[Stats]):
             if len(found) >= wanted or whole:
                 break
             window *= 4
+        if len(found) < wanted:
+            # A key seen before is not in this run: so that the next runs are not read whole
+            # looking for it, fold the entries and forget the keys. Every key that comes back
+            # then brings a fresh entry, and so is wanted again.
+            self._fold()
+            self._raw_keys = set()
         for key, time in found.items():
             if len(time) == NARROW:  # read again from the bytes: not widened yet
                 time = widened(time)
@@ -253,27 +262,16 @@ class StatsParser(BlockParser[Stats]):
         """The patient_id, event_type and event_time (not widened) columns of about the last (or
         first) `rows` rows of the run, read again from its bytes; and whether that is all of it.
         """
-        run = self._run
-        size = rows * self._run_bytes // self._run_rows + 1  # in bytes
-        whole = size >= self._run_bytes
-        if whole:
-            text = b"".join(run)
-        else:
-            pieces = []
-            held = 0
-            for piece in reversed(run) if at_end else run:
-                pieces.append(piece)
-                held += len(piece)
-                if held >= size:
-                    break
-            if at_end:
-                pieces.reverse()
-            text = b"".join(pieces)
-            if at_end:
-                cut = len(text) - size  # then on to the start of a line
-                text = text[text.find(b"\n", cut - 1) + 1 if cut else 0 :]
-            else:
-                text = text[: text.rfind(b"\n", 0, size) + 1]
+        run, held = self._run, self._run_bytes
+        size = rows * held // self._run_rows + 1  # in bytes
+        start, stop = 0, held
+        whole = size >= held
+        if not whole and at_end:
+            start = run.find(b"\n", held - size - 1, held) + 1  # at the start of a line
+        elif not whole:
+            stop = run.rfind(b"\n", 0, size) + 1
+        with memoryview(run) as view:
+            text = bytes(view[start:stop])
         columns = self._columns
         assert columns is not None
         plain = plain_fields(text, columns.width)
@@ -321,22 +319,32 @@ class StatsParser(BlockParser[Stats]):
     def _fold(self) -> None:
         """Add the held (patient_id, event_type, value) entries to the sums, and drop them."""
         numbers: dict[str, Number] = {}
-        for entries in (self._raw_entries_as_text(), self._text_entries.items()):
-            for (patient_id, event_type, text), times in entries:
+        sums_of = self._sums
+        for entries in (self._raw_entries_as_text(), self._text_entries_by_key()):
+            for key, text, times in entries:
                 value = numbers.get(text)
                 if value is None:
                     value = numbers[text] = value_of(text)
-                sums = self._sums.get((patient_id, event_type))
+                sums = sums_of.get(key)
                 if sums is None:
-                    sums = self._sums[patient_id, event_type] = _Sums(value)
-                sums.add(event_type, value, times)
+                    sums = sums_of[key] = _Sums(key[1], value)
+                sums.add(value, times)
         self._raw_entries.clear()
         self._text_entries.clear()
 
-    def _raw_entries_as_text(self) -> Iterator[tuple[tuple[str, str, str], int]]:
-        for entry, n in self._raw_entries.items():
-            patient_id, event_type, value = entry.decode().split(",")
-            yield (patient_id, event_type, value), n
+    def _raw_entries_as_text(self) -> Iterator[tuple[Key, str, int]]:
+        keys: dict[bytes, Key] = {}  # each key decoded once
+        for entry, times in self._raw_entries.items():
+            raw_key, _, value = entry.rpartition(b",")
+            key = keys.get(raw_key)
+            if key is None:
+                patient_id, event_type = raw_key.decode().split(",")
+                key = keys[raw_key] = (patient_id, event_type)
+            yield key, value.decode(), times
+
+    def _text_entries_by_key(self) -> Iterator[tuple[Key, str, int]]:
+        for (patient_id, event_type, value), times in self._text_entries.items():
+            yield (patient_id, event_type), value, times
 
     def _aggregate(self) -> Stats:
         self._end_run()
