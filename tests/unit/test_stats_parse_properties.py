@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from export_tally.core.aggregation import BodyResult
 from export_tally.core.blocks import PIECE_BYTES
 from export_tally.core.stats import Stats, merge_stats
-from export_tally.core.stats_parse import StatsParser
+from export_tally.core.stats_parse import RUN_BYTES, StatsParser
 from tests.unit import stats_reference as reference
 from tests.unit.test_stats_parse import time_text
 
@@ -85,9 +85,12 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
 
 
+RUNS = st.sampled_from([1, 150, RUN_BYTES])  # a run per piece, of a few pieces, or long
+
+
 def feed_all(chunks: list[bytes], small_pieces: bool = False, **options: Any) -> BodyResult[Stats]:
     """Fed in `chunks`; with `small_pieces` the fast path gets pieces of a line or two, so
-    every piece boundary is tried."""
+    every piece boundary is tried (and, with small `run_bytes`, every end of a run)."""
     parser = StatsParser(piece_bytes=60 if small_pieces else PIECE_BYTES, **options)
     for chunk in chunks:
         parser.feed(chunk)
@@ -136,6 +139,7 @@ def test_downloads_merged_in_any_order_match_the_reference(
             data.draw(chunkings(body)),
             small_pieces=data.draw(st.booleans()),
             fold_at=data.draw(st.sampled_from([1, 7, 10**5])),
+            run_bytes=data.draw(RUNS),
         )
         assert result.rows == len(download)
         parts.append(result.aggregate)
@@ -162,6 +166,7 @@ def test_times_out_of_order_and_overlapping_downloads_are_still_exact(
         feed_all(
             data.draw(chunkings(body_of(download, columns, "\n", False))),
             small_pieces=data.draw(st.booleans()),
+            run_bytes=data.draw(RUNS),
         ).aggregate
         for download in split(events, cuts)
     ]

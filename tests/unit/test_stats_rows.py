@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from export_tally.core.stats_rows import (
+    entry_key,
     fixed_width_times,
     parse_instant,
     parse_value,
     real_hours,
+    widened,
 )
 
 T = b"2025-08-26T00:00:07.123456Z"
@@ -91,3 +93,26 @@ def test_known_hours_stay_few() -> None:
     known = {b"%04d-01-01T00" % year for year in range(1, 5000)}
     assert real_hours([b"2025-08-26T00:00:00.000000Z"], True, known)
     assert known == {b"2025-08-26T00"}
+
+
+@pytest.mark.parametrize(
+    ("entry", "key"),
+    [
+        (b"P1,heart_rate,72", (b"P1", b"heart_rate")),
+        (b"P1,x,-0.25", (b"P1", b"x")),
+        (b"P1,x,+4", (b"P1", b"x")),
+        (b",x,72", None),
+        (b"P1,,72", None),
+        (b"P1,x,", None),
+        (b"P1,x,1e3", None),
+        (b"P1,x,72.", None),
+        (b"P1,x, 72", None),
+    ],
+)
+def test_entry_key(entry: bytes, key: tuple[bytes, bytes] | None) -> None:
+    assert entry_key(entry) == key
+
+
+def test_widened() -> None:
+    assert widened(b"2025-08-26T00:00:07Z") == b"2025-08-26T00:00:07.000000Z"
+    assert widened(T) == T

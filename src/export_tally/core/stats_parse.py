@@ -7,18 +7,22 @@ whose value is not a decimal number or whose event_time is not an ISO 8601 time 
 number. Without stats, CountingParser does not look at those columns.
 
 The fast path takes a quote-free piece whose fields `plain_rows` proved all good rows, and stays
-in C per row: a Counter of entries (patient_id, event_type, value: three columns zipped), which
-`_fold` turns into exact sums, mins, maxes and anomaly counts per key once per distinct entry
-(at the end, or when it holds more than `fold_at` entries, so memory stays bounded for values
-that rarely repeat); and the event_time column, checked in bulk and widened to a fixed-width
-form where byte order is time order (see `stats_rows`). A new entry is checked (non-empty keys,
-a decimal value) when it first enters the Counter, and stored with shared field objects.
+in C per row. Each row's patient_id, event_type and value are joined into one text,
+`P1,heart_rate,72` (no field holds a comma), and a Counter counts these *entries*: one fresh
+bytes object to hash and compare costs less than a tuple of three. `_fold` turns them into exact
+sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or when it
+holds more than `fold_at` entries, so memory stays bounded for values that rarely repeat). A new
+entry is checked (non-empty keys, a decimal value) when it first enters the Counter. The
+event_time column is checked in bulk and widened to a fixed-width form where byte order is time
+order (see `stats_rows`).
 
-Only the earliest and latest time per key matter (see `stats` on latency). When the times of a
-run of pieces are in order, which the exports promise and one C-level comparison per piece
-checks, those are the first and last occurrence of each key, found from each end of the run by
-dicts built in C. When they are not, every row is looked at; the answer is exact either way, so
-rows out of order and downloads that overlap in time are not errors.
+Only the earliest and latest time per key matter (see `stats` on latency). Pieces whose times
+are in order, each after the last, which the exports promise and one C-level comparison per
+piece checks, make a *run*, held as its bytes (up to `run_bytes`). The earliest and latest times
+in a run are the first and last occurrence of each key, found when the run ends by dicts built
+in C from a few rows at each end: about K ln K rows for K keys, however long the run. When the
+times are not in order, every row is looked at; the answer is exact either way, so rows out of
+order and downloads that overlap in time are not errors.
 """
 
 from __future__ import annotations
@@ -66,10 +70,11 @@ would fill the Counter with one entry a row, and this bound keeps a worker's mem
 then (about 30 MiB at 100,000)."""
 
 RUN_BYTES = 1 << 20
-"""Pieces in time order held before the earliest and latest times per key are read from them.
+"""The bytes of a run of pieces in time order held before its times are noted (see above).
 
-Reading those costs about K ln K rows per run for K keys, so longer runs cost less; the pieces
-are held as the bytes they came as, which costs no per-row objects."""
+Noting costs about K ln K rows per run for K keys, so longer runs cost less. The run is copied
+into one buffer, used again from run to run, so it holds no per-row objects (1 MiB: about 22,000
+rows of `large`)."""
 
 RawKey = tuple[bytes, bytes]
 Piece = tuple[list[bytes], list[bytes], list[bytes]]
@@ -107,7 +112,7 @@ class StatsParser(BlockParser[Stats]):
     The CSV rules, bad-row modes and errors of `BlockParser`, plus the value and event_time
     rules of `stats_rows`; `finish` returns a BodyResult whose aggregate is a Stats. `fold_at`
     bounds the distinct (patient_id, event_type, value) entries held before folding them into
-    sums.
+    sums, and `run_bytes` the bytes of a run held before its times are noted (tests lower both).
     """
 
     def __init__(
@@ -123,7 +128,8 @@ class StatsParser(BlockParser[Stats]):
             on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
         )
         self._fold_at = fold_at
-        # Fast path: entries counted as the fields come; each checked once, when it is new.
+        # Fast path: entries counted as the fields come; each checked once, when it is new; and
+        # the keys of those new entries (since the keys were last forgotten: see below).
         self._raw_entries: Counter[bytes] = Counter()
         self._raw_keys: set[RawKey] = set()
         # Earliest and latest times per key, fixed-width text (byte order is time order).
@@ -131,7 +137,7 @@ class StatsParser(BlockParser[Stats]):
         self._raw_last: dict[RawKey, bytes] = {}
         self._real_hours: set[bytes] = set()
         # A run: pieces in time order, each after the last, whose times are not noted yet;
-        # held as the bytes they came as, since only the rows at its two ends are read again.
+        # held as bytes, since only a few rows at its two ends are read (again).
         self._run = bytearray()  # the bytes of its pieces, then whatever a longer run left
         self._run_rows = self._run_bytes = 0
         self._run_begin = self._run_end = b""  # its first and last time
@@ -209,10 +215,10 @@ class StatsParser(BlockParser[Stats]):
         Those are the first and last occurrence of each key. A dict built from (key, time) pairs
         keeps the last time given for each key, so one built in C from a window at the end of
         the run holds the latest time of every key in the window; the window grows until it
-        holds every key the fast path has seen (or is the whole run). Likewise from the start,
-        reversed, for the earliest. About K ln K rows for K keys are read, whatever the length
-        of the run: from the columns of the last piece while they are at hand, else read again
-        from the run's bytes.
+        holds every key the run may hold (those of the entries counted since the keys were last
+        forgotten), or is the whole run. Likewise from the start, reversed, for the earliest.
+        About K ln K rows for K keys are read, whatever the length of the run: from the columns
+        of the last piece while they are at hand, else read again from the run's bytes.
         """
         first, last = self._raw_first, self._raw_last
         wanted = len(self._raw_keys)

@@ -8,8 +8,8 @@ an instant in integer microseconds since the epoch. A time without an offset nam
 The fast path gets a quote-free block's fields from `plain_rows`. What that proof leaves open is
 checked in bulk:
 
-- an *entry* (a row's patient_id, event_type and value) is checked once, when it first enters
-  the Counter that counts entries (`is_value`, and non-empty keys);
+- an *entry* (a row's patient_id, event_type and value, joined by commas) is checked once, when
+  it first enters the Counter that counts entries (`entry_key`: non-empty keys, a decimal value);
 - event times are checked together by `fixed_width_times` and `real_hours`, with byte
   operations over all of a block's times at once.
 
