@@ -113,7 +113,7 @@ def fixed_width_times(times: list[bytes]) -> list[bytes] | None:
 
 
 def widened(time: bytes) -> bytes:
-    """A time that `fixed_width_times` accepted, as it widened it."""
+    """A time ending in `Z` in fixed-width form: a narrow one (`...:07Z`) gets `.000000`."""
     return time[:-1] + b".000000Z" if len(time) == NARROW else time
 
 
