@@ -13,7 +13,8 @@ from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountingParser
 from export_tally.core.stats import Stats
-from export_tally.core.stats_parse import RUN_BYTES, StatsParser
+from export_tally.core.stats_parse import StatsParser
+from export_tally.core.stats_times import RUN_BYTES
 from tests.unit import stats_reference as reference
 
 HEADER = b"patient_id,event_time,event_type,value\n"
