@@ -73,8 +73,9 @@ class TimeBounds:
         return False
 
     def add(self, block: bytes, columns: Columns, piece: Piece, in_order: bool) -> bool:
-        """Note the times of a piece: its bytes, their columns, and the columns read from them,
-        after `end_run_before`. True when the keys were forgotten."""
+        """Note the times of a piece, after `end_run_before`: its bytes, where its fields are
+        (`columns`), and its patient_id, event_type and event_time columns, times widened
+        (`piece`). True when the keys were forgotten."""
         if in_order:
             return self._extend_run(block, columns, piece)
         self._note_times(*piece)
