@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.blocks import PIECE_BYTES
 from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountingParser
 from export_tally.core.stats import Stats
-from export_tally.core.stats_parse import RUN_BYTES, StatsParser
+from export_tally.core.stats_parse import StatsParser
 from tests.unit import stats_reference as reference
 
 HEADER = b"patient_id,event_time,event_type,value\n"
@@ -266,49 +265,6 @@ def test_result_pickles_small() -> None:
     assert pickle.loads(data) == result
     assert len(data) < 1000
     assert isinstance(result.aggregate, Stats)
-
-
-@pytest.mark.parametrize("run_bytes", [1, 3000, RUN_BYTES])
-@pytest.mark.parametrize("piece_bytes", [60, 4096, PIECE_BYTES])
-@pytest.mark.parametrize("where", ["early", "late"])
-def test_a_key_seen_only_at_one_end_of_a_run_keeps_its_times(
-    piece_bytes: int, where: str, run_bytes: int
-) -> None:
-    """The first and last times of each key are searched from the ends of a run of pieces in
-    time order; a key that occurs only near the other end must still be found."""
-    rare = [f"P0,{time_text(10**15 + i * 10**6)},heart_rate,{60 + i}" for i in range(3)]
-    common = [f"P{1 + i % 3},{time_text(10**15 + (9 + i) * 10**6)},spo2,97" for i in range(300)]
-    if where == "late":
-        rare = [f"P0,{time_text(10**15 + (400 + i) * 10**6)},heart_rate,{60 + i}" for i in range(3)]
-        body = rows(*common, *rare)
-    else:
-        body = rows(*rare, *common)
-    parser = StatsParser(piece_bytes=piece_bytes, run_bytes=run_bytes)
-    parser.feed(body)
-    result = parser.finish()
-    assert parser.plain_rows == result.rows == 303
-    assert_matches_reference(body, result)
-
-
-@pytest.mark.parametrize("run_bytes", [3000, 5000, 8000, 13000])
-def test_a_key_missing_from_whole_runs_keeps_its_times_when_it_comes_back(run_bytes: int) -> None:
-    """A run without a key seen before makes the parser forget the keys it wants; the key,
-    back with a value it had before and only early in a later run, must still be wanted."""
-
-    def common(start: int, count: int) -> list[str]:
-        return [
-            f"P{1 + i % 3},{time_text(10**15 + (start + i) * 10**6)},spo2,{90 + i % 7}"
-            for i in range(count)
-        ]
-
-    rare = [f"P0,{time_text(10**15 + i * 10**6)},heart_rate,70" for i in range(2)]
-    back = [f"P0,{time_text(10**15 + (2000 + i) * 10**6)},heart_rate,70" for i in range(2)]
-    body = rows(*rare, *common(2, 1000), *back, *common(2002, 400))
-    parser = StatsParser(piece_bytes=1000, run_bytes=run_bytes)
-    parser.feed(body)
-    result = parser.finish()
-    assert parser.plain_rows == result.rows == 1404
-    assert_matches_reference(body, result)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from export_tally.core.aggregation import BodyResult
 from export_tally.core.blocks import PIECE_BYTES
 from export_tally.core.stats import Stats, merge_stats
-from export_tally.core.stats_parse import RUN_BYTES, StatsParser
+from export_tally.core.stats_parse import StatsParser
+from export_tally.core.stats_times import RUN_BYTES
 from tests.unit import stats_reference as reference
 from tests.unit.test_stats_parse import time_text
 

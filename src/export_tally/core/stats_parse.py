@@ -14,15 +14,8 @@ sums, mins, maxes and anomaly counts per key once per distinct entry (at the end
 holds more than `fold_at` entries, so memory stays bounded for values that rarely repeat). A new
 entry is checked (non-empty keys, a decimal value) when it first enters the Counter. The
 event_time column is checked in bulk and widened to a fixed-width form where byte order is time
-order (see `stats_rows`).
-
-Only the earliest and latest time per key matter (see `stats` on latency). Pieces whose times
-are in order, each after the last, which the exports promise and one C-level comparison per
-piece checks, make a *run*, held as its bytes (up to `run_bytes`). The earliest and latest times
-in a run are the first and last occurrence of each key, found when the run ends by dicts built
-in C from a few rows at each end: about K ln K rows for K keys, however long the run. When the
-times are not in order, every row is looked at; the answer is exact either way, so rows out of
-order and downloads that overlap in time are not errors.
+order (see `stats_rows`); the earliest and latest time per key are kept by a `TimeBounds` (see
+`stats_times`: runs of pieces in time order, read only at their ends).
 """
 
 from __future__ import annotations
@@ -46,16 +39,14 @@ from export_tally.core.stats import (
     merge_stats,
 )
 from export_tally.core.stats_rows import (
-    NARROW,
     VALUE_TEXT,
     entry_key,
     fixed_width_times,
-    instant_of,
     parse_instant,
     real_hours,
     value_of,
-    widened,
 )
+from export_tally.core.stats_times import RUN_BYTES, TimeBounds
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -69,16 +60,6 @@ The exports have a few thousand (a `large` download: about 7,000); values that n
 would fill the Counter with one entry a row, and this bound keeps a worker's memory at a few MiB
 then (about 30 MiB at 100,000)."""
 
-RUN_BYTES = 1 << 20
-"""The bytes of a run of pieces in time order held before its times are noted (see above).
-
-Noting costs about K ln K rows per run for K keys, so longer runs cost less. The run is copied
-into one buffer, used again from run to run, so it holds no per-row objects (1 MiB: about 22,000
-rows of `large`)."""
-
-RawKey = tuple[bytes, bytes]
-Piece = tuple[list[bytes], list[bytes], list[bytes]]
-"""The patient_id, event_type and event_time columns of a piece, times widened."""
 _ENTRY_TEXT = b",".join
 """(patient_id, event_type, value) as one text, `P1,heart_rate,72`: no field holds a comma."""
 
@@ -128,20 +109,11 @@ class StatsParser(BlockParser[Stats]):
             on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
         )
         self._fold_at = fold_at
-        # Fast path: entries counted as the fields come; each checked once, when it is new; and
-        # the keys of those new entries (since the keys were last forgotten: see below).
+        # Fast path: entries counted as the fields come, each checked once, when it is new; the
+        # earliest and latest times per key, told the keys of those new entries.
         self._raw_entries: Counter[bytes] = Counter()
-        self._raw_keys: set[RawKey] = set()
-        # Earliest and latest times per key, fixed-width text (byte order is time order).
-        self._raw_first: dict[RawKey, bytes] = {}
-        self._raw_last: dict[RawKey, bytes] = {}
+        self._raw_times = TimeBounds(run_bytes)
         self._real_hours: set[bytes] = set()
-        # A run: pieces in time order, each after the last, whose times are not noted yet;
-        # held as bytes, since only a few rows at its two ends are read (again).
-        self._run = bytearray()  # the bytes of its pieces, then whatever a longer run left
-        self._run_rows = self._run_bytes = 0
-        self._run_begin = self._run_end = b""  # its first and last time
-        self._run_limit = run_bytes
         # csv path: text keys, times in microseconds.
         self._text_entries: Counter[tuple[str, str, str]] = Counter()
         self._text_first: dict[Key, int] = {}
@@ -162,8 +134,10 @@ class StatsParser(BlockParser[Stats]):
         in_order = times == sorted(times)
         if not real_hours(times, in_order, self._real_hours):
             return None
-        if self._run_rows and not (in_order and self._run_end <= times[0]):
-            self._end_run()  # before this piece's entries count: ending a run may fold them
+        if self._raw_times.end_run_before(times, in_order):
+            # Before this piece's entries count: the keys forgotten then would include its own,
+            # which the run it may begin holds.
+            self._fold()
         patients = plain.column(columns.patient)
         types = plain.column(columns.event_type)
         values = plain.column(columns.value)
@@ -179,124 +153,11 @@ class StatsParser(BlockParser[Stats]):
                 for entry in fresh:
                     del entries[entry]
                 return None
-            self._raw_keys.update(keys)
-        if in_order:
-            self._extend_run(block, (patients, types, times))
-        else:
-            self._note_times(patients, types, times)
-        if len(entries) + len(self._text_entries) > self._fold_at:
+            self._raw_times.want(keys)
+        forgot = self._raw_times.add(block, columns, (patients, types, times), in_order)
+        if forgot or len(entries) + len(self._text_entries) > self._fold_at:
             self._fold()
         return plain.rows
-
-    def _extend_run(self, block: bytes, piece: Piece) -> None:
-        """Hold a piece in time order, after the run so far, until the run ends; `piece` holds
-        its columns, read if the run ends with it."""
-        times = piece[2]
-        if not self._run_rows:
-            self._run_begin = times[0]
-        held = self._run_bytes + len(block)
-        self._run[self._run_bytes : held] = block  # in place, once the buffer has grown
-        self._run_bytes = held
-        self._run_rows += len(times)
-        self._run_end = times[-1]
-        if self._run_bytes >= self._run_limit:
-            self._end_run(piece)
-
-    def _end_run(self, last: Piece | None = None) -> None:
-        """Note the earliest and latest times per key of the run of pieces in time order, and
-        drop it; `last` holds the columns of its last piece, if at hand."""
-        if self._run_rows:
-            self._note_ordered_times(last)
-            self._run_rows = self._run_bytes = 0
-
-    def _note_ordered_times(self, last_piece: Piece | None) -> None:
-        """Update the earliest and latest times per key from the run of pieces in time order.
-
-        Those are the first and last occurrence of each key. A dict built from (key, time) pairs
-        keeps the last time given for each key, so one built in C from a window at the end of
-        the run holds the latest time of every key in the window; the window grows until it
-        holds every key the run may hold (those of the entries counted since the keys were last
-        forgotten), or is the whole run. Likewise from the start, reversed, for the earliest.
-        About K ln K rows for K keys are read, whatever the length of the run: from the columns
-        of the last piece while they are at hand, else read again from the run's bytes.
-        """
-        first, last = self._raw_first, self._raw_last
-        wanted = len(self._raw_keys)
-        window = 8 * wanted
-        while True:
-            if last_piece is not None and window < len(last_piece[2]):
-                patients, types, times = (column[-window:] for column in last_piece)
-                whole = False
-            else:
-                patients, types, times, whole = self._window(window, at_end=True)
-            found = dict(zip(zip(patients, types, strict=True), times, strict=True))
-            if len(found) >= wanted or whole:
-                break
-            window *= 4
-        if len(found) < wanted:
-            # A key seen before is not in this run: so that the next runs are not read whole
-            # looking for it, fold the entries and forget the keys. Every key that comes back
-            # then brings a fresh entry, and so is wanted again.
-            self._fold()
-            self._raw_keys = set()
-        for key, time in found.items():
-            if len(time) == NARROW:  # read again from the bytes: not widened yet
-                time = widened(time)
-            if key not in last or last[key] < time:
-                last[key] = time
-        # Earliest: only keys this run could move back need their first occurrence.
-        begin = self._run_begin
-        need = {key for key in found if key not in first or begin < first[key]}
-        window = 8 * len(need)
-        while need:
-            patients, types, times, whole = self._window(window, at_end=False)
-            back = slice(None, None, -1)
-            earliest = dict(
-                zip(zip(patients[back], types[back], strict=True), times[back], strict=True)
-            )
-            if need <= earliest.keys() or whole:
-                for key in need & earliest.keys():
-                    time = widened(earliest[key])
-                    if key not in first or time < first[key]:
-                        first[key] = time
-                break
-            window *= 4
-
-    def _window(
-        self, rows: int, *, at_end: bool
-    ) -> tuple[list[bytes], list[bytes], list[bytes], bool]:
-        """The patient_id, event_type and event_time (not widened) columns of about the last (or
-        first) `rows` rows of the run, read again from its bytes; and whether that is all of it.
-        """
-        run, held = self._run, self._run_bytes
-        size = rows * held // self._run_rows + 1  # in bytes
-        start, stop = 0, held
-        whole = size >= held
-        if not whole and at_end:
-            start = run.find(b"\n", held - size - 1, held) + 1  # at the start of a line
-        elif not whole:
-            stop = run.rfind(b"\n", 0, size) + 1
-        with memoryview(run) as view:
-            text = bytes(view[start:stop])
-        columns = self._columns
-        assert columns is not None
-        plain = plain_fields(text, columns.width)
-        assert plain is not None, "a run holds pieces proved good"
-        return (
-            plain.column(columns.patient),
-            plain.column(columns.event_type),
-            plain.column(columns.time),
-            whole,
-        )
-
-    def _note_times(self, patients: list[bytes], types: list[bytes], times: list[bytes]) -> None:
-        """Update the earliest and latest times per key from a block in any order."""
-        first, last = self._raw_first, self._raw_last
-        for key, time in zip(zip(patients, types, strict=True), times, strict=True):
-            if key not in first or time < first[key]:
-                first[key] = time
-            if key not in last or last[key] < time:
-                last[key] = time
 
     def _take_row(self, line_number: int, row: list[str]) -> None:
         assert self._columns is not None
@@ -353,17 +214,10 @@ class StatsParser(BlockParser[Stats]):
             yield (patient_id, event_type), value, times
 
     def _aggregate(self) -> Stats:
-        self._end_run()
+        self._raw_times.end_run()
         self._fold()
         first, last = dict(self._text_first), dict(self._text_last)
-        for (patient_id, event_type), time in self._raw_first.items():
-            key = (patient_id.decode(), event_type.decode())
-            micros = instant_of(time)
-            first[key] = min(first.get(key, micros), micros)
-        for (patient_id, event_type), time in self._raw_last.items():
-            key = (patient_id.decode(), event_type.decode())
-            micros = instant_of(time)
-            last[key] = max(last.get(key, micros), micros)
+        self._raw_times.merge_into(first, last)
         return Stats(
             {
                 key: KeyStats(s.count, s.sum, s.low, s.high, s.anomalies, first[key], last[key])
