@@ -87,8 +87,11 @@ def fork_worker(
     `theirs`."""
     parent = os.getpid()
     pid = os.fork()
-    if pid == 0:  # the child: never returns
-        for sock in close_in_child:
-            sock.close()
-        serve_forked(theirs, parent, run)
+    if pid == 0:  # the child: never returns, nor unwinds into the tool's code above
+        try:
+            for sock in close_in_child:
+                sock.close()
+            serve_forked(theirs, parent, run)
+        finally:
+            os._exit(1)  # reached only if something above raised
     return ForkedProcess(pid)
