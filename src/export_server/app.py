@@ -155,12 +155,12 @@ class _Route(Route):
         self, path: str, endpoint: Callable[[Request], Awaitable[Response]], *methods: str
     ) -> None:
         super().__init__(path, endpoint, methods=list(methods))
-        self.methods = set(methods)  # what `matches` looks at
-        self.answered = frozenset(methods)
+        self.methods = set(methods)  # without the HEAD Starlette adds; `matches` looks at it
         self.allow = ", ".join(methods)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] not in self.answered:
+        assert self.methods is not None  # set above
+        if scope["method"] not in self.methods:
             raise HTTPException(405, headers={"Allow": self.allow})
         await self.app(scope, receive, send)
 

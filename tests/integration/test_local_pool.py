@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,18 @@ def test_a_forked_worker_keeps_no_socket_of_another() -> None:
         second.reap()
         first.end(kill=True)
         first.reap()
+
+
+@needs_fork
+def test_a_forked_worker_that_does_not_exit_is_waited_for_no_longer_than_asked() -> None:
+    worker = _Worker(fork=True, others=[])
+    try:
+        # Its socket is open: it waits for tasks, so it has not exited after a moment.
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.process.wait(timeout=0.05)
+        assert worker.process.poll() is None
+    finally:
+        worker.end(kill=True)
+        worker.reap()
+    assert worker.process.returncode == -signal.SIGTERM
+    worker.process.terminate()  # reaped: no signal goes to a pid that may be reused

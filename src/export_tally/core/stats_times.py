@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from export_tally.core.plain_rows import plain_fields
-from export_tally.core.stats_rows import NARROW, instant_of, widened
+from export_tally.core.stats_rows import instant_of, widened
 
 if TYPE_CHECKING:
     from export_tally.core.csv_rows import Columns
@@ -153,8 +153,7 @@ class TimeBounds:
             # looking for it, forget the keys (the caller folds its entries: see the class).
             self._wanted = set()
         for key, time in found.items():
-            if len(time) == NARROW:  # read again from the bytes: not widened yet
-                time = widened(time)
+            time = widened(time)  # if read again from the bytes
             if key not in last or last[key] < time:
                 last[key] = time
         # Earliest: only keys this run could move back need their first occurrence.
