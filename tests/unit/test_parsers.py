@@ -14,7 +14,7 @@ from export_tally.core.blocks import BlockParser
 from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountAggregator, CountingParser
-from export_tally.core.plain_rows import plain_fields
+from export_tally.core.plain_rows import key_fields, plain_fields, plain_keys
 from export_tally.core.stats import Stats
 from export_tally.core.stats_parse import StatsAggregator, StatsParser
 from export_tally.core.tally import Tally
@@ -250,6 +250,9 @@ PROOFS = [
     pytest.param(b"P1,t,hr\n", None, id="missing-field"),
     pytest.param(b"P1,t,hr\nP2,t,hr,1,9\n", None, id="field-counts-compensating"),
     pytest.param(b"P1,t,hr,1\n\n", None, id="blank-line"),
+    pytest.param(b"\nP1,t,hr,1\n", None, id="blank-line-first"),
+    pytest.param(b"P1,t,hr,1\nP2,t,hr,1", None, id="no-line-end-at-the-end"),
+    pytest.param(b"P1,t,hr\n,1", None, id="a-field-after-the-last-line-end"),
     pytest.param(b"P1,t\r,hr,1\n", None, id="bare-cr"),
     pytest.param(b"P1,t,hr,1\r\r\n", None, id="cr-cr-lf"),
     pytest.param(b"P1,t,hr,1\r", None, id="cr-at-the-end"),
@@ -267,3 +270,23 @@ def test_plain_fields_proves_every_line_a_row(block: bytes, rows: list[list[byte
     assert plain is not None
     assert plain.rows == len(rows)
     assert [plain.column(k) for k in range(4)] == [[row[k] for row in rows] for k in range(4)]
+
+
+@pytest.mark.parametrize(("left", "right"), [(0, 2), (0, 3), (1, 2), (2, 3)])
+@pytest.mark.parametrize(("block", "rows"), PROOFS)
+def test_plain_keys_and_key_fields_prove_every_line_a_row(
+    block: bytes, rows: list[list[bytes]] | None, left: int, right: int
+) -> None:
+    """With the first column a key column, the keys carry the line ends and `key_fields` ends
+    the proof; otherwise `plain_fields` proves it. Either way, a block is proven exactly when it
+    is all good rows with non-empty keys, and then every row's key is right + LF + left."""
+    keys = plain_keys(block, 4, left, right)
+    proven = keys is not None and all(key_fields(key) for key in set(keys))
+    if rows is None or not all(row[left] and row[right] for row in rows):
+        assert not proven
+        return
+    assert keys is not None
+    assert proven
+    assert keys.rows == len(rows)
+    assert list(keys) == list(keys) == [row[right] + b"\n" + row[left] for row in rows]
+    assert [key_fields(key) for key in keys] == [(row[right], row[left]) for row in rows]

@@ -2,11 +2,11 @@
 
 `CountingParser` is a `BlockParser` (see `blocks`: chunking, header, the csv.reader path and the
 bad-row modes) that counts rows per (patient_id, event_type). A quote-free piece that
-`plain_rows` proves all good rows is split into its fields in C, and the patient_id and
-event_type columns, zipped, go to `Counter.update`, which counts in C too: per row, no Python
-code runs. Keys stay bytes until the end, when each distinct key is decoded once; a key is
-checked for being non-empty once, when it first enters the Counter. The event_time and value
-columns are not interpreted.
+`plain_rows` proves all good rows is split in C into one key per row (its two key fields joined
+by an LF), which `Counter.update` counts in C too: per row, no Python code runs. Keys stay bytes
+until the end, when each distinct key is decoded once; a key is checked (`key_fields`, which
+completes the proof) once, when it first enters the Counter. The event_time and value columns
+are not interpreted.
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
 from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
-from export_tally.core.csv_rows import BadRowMode
-from export_tally.core.plain_rows import plain_fields
+from export_tally.core.csv_rows import BadRowMode, Columns
+from export_tally.core.plain_rows import key_fields, plain_keys
 from export_tally.core.tally import Key, Tally, merge_tallies
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-
-RawKey = tuple[bytes, bytes]
-"""(patient_id, event_type) as the fast path reads them: bytes, decoded at the end."""
 
 
 class CountingParser(BlockParser[Tally]):
@@ -47,28 +43,36 @@ class CountingParser(BlockParser[Tally]):
         super().__init__(
             on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
         )
-        self._raw_counts: Counter[RawKey] = Counter()  # fast path
+        self._raw_counts: Counter[bytes] = Counter()  # fast path: keys as `plain_keys` makes them
         self._text_counts: Counter[Key] = Counter()  # csv path
+        self._key_columns = (0, 0)  # the key columns, left one first
+        self._patient_left = True
+
+    def _start(self, columns: Columns) -> None:
+        self._patient_left = columns.patient < columns.event_type
+        self._key_columns = (
+            min(columns.patient, columns.event_type),
+            max(columns.patient, columns.event_type),
+        )
 
     def _take_plain(self, block: bytes) -> int | None:
         columns = self._columns
         assert columns is not None
-        plain = plain_fields(block, columns.width)
-        if plain is None:
+        keys = plain_keys(block, columns.width, *self._key_columns)
+        if keys is None:
             return None
-        patients, types = plain.column(columns.patient), plain.column(columns.event_type)
         counts = self._raw_counts
         known = len(counts)
-        counts.update(zip(patients, types, strict=True))
+        counts.update(keys)
         if len(counts) > known:
             # Keys new to the Counter sit at its end; every other one was checked before.
             fresh = list(islice(reversed(counts), len(counts) - known))
-            if not all(patient and event_type for patient, event_type in fresh):
-                counts.subtract(zip(patients, types, strict=True))  # leave no trace
+            if not all(key_fields(key) for key in fresh):
+                counts.subtract(keys)  # leave no trace
                 for key in fresh:
                     del counts[key]
                 return None
-        return plain.rows
+        return keys.rows
 
     def _take_row(self, line_number: int, row: list[str]) -> None:
         assert self._columns is not None
@@ -76,8 +80,9 @@ class CountingParser(BlockParser[Tally]):
 
     def _aggregate(self) -> Tally:
         counts = dict(self._text_counts)
-        for (patient, event_type), n in self._raw_counts.items():
-            key = (patient.decode("utf-8"), event_type.decode("utf-8"))
+        for raw, n in self._raw_counts.items():
+            right, left = raw.decode("utf-8").split("\n")
+            key = (left, right) if self._patient_left else (right, left)
             counts[key] = counts.get(key, 0) + n
         return Tally(counts)
 

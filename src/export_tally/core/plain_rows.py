@@ -1,27 +1,42 @@
-"""The one proof that a quote-free block is all good rows, shared by every fast path.
+"""The proofs that a quote-free block is all good rows, shared by every fast path.
 
-`plain_fields` proves, with a few passes over the bytes in C and no per-row Python, that every
-line of a block is a row as csv.reader would read it with the header's field count, and hands
-back all the fields, row after row, made by one `bytes.split`:
+Both prove, with a few passes over the bytes in C and no per-row Python, that every line of a
+block is a row as csv.reader would read it with the header's field count; every CR must be
+followed by LF (csv ends a record at a bare CR), and the block must be valid UTF-8 (a row with
+invalid UTF-8 is bad). One `bytes.split` makes all the fields.
 
-- every line end (LF, or CRLF) becomes a field of its own, `,\\n,`, and one split on `,` gives
-  every field. No field but those holds an LF, so if every (width + 1)-th field is an LF and
-  there are as many of them as the block has LFs, every line has exactly `width` fields. That
-  rules out a wrong field count and a blank line (one field, and the header has four at least);
-- every CR must be followed by LF (csv ends a record at a bare CR), and the block must be valid
-  UTF-8 (a row with invalid UTF-8 is bad).
+`plain_fields` hands back every field, for parsers that read them all (the stats). Every line end
+(LF, or CRLF) becomes a field of its own, `,\\n,`. No field but those holds an LF, so if every
+(width + 1)-th field is an LF and there are as many of them as the block has LFs, every line has
+exactly `width` fields. That rules out a wrong field count and a blank line (one field, and the
+header has four at least). Single-byte `bytes` are shared by CPython, so the LF fields cost no
+object, and the count of them compares pointers first.
 
-Empty and single-byte `bytes` are shared by CPython, so the LF fields cost no object, and the
-count of them compares pointers first. What the proof leaves to the parser: that key fields are
-not empty, checked once per distinct key, and whatever the parser itself requires of a field
-(the stats rules).
+`plain_keys` hands back only the key of each row: its two key fields joined by an LF, the one
+further right first (`b"type\\npatient"` in the usual column order). A key is one object to hash
+and compare where a pair is two; counting is a third faster. When the first column holds a key,
+each line end becomes `,\\n` instead: the LF starts the next row's first field, so that field,
+glued to the row's other key field, is the key, and a row costs no LF field. The proof then ends
+with the parser, which must check each distinct key with `key_fields`: when every row's first
+field starts with an LF, those are all the block's LFs (each is right after a comma, so at the
+start of a field), no other field holds one, and every line has `width` fields.
+
+What the proofs leave to the parser: the key checks (once per distinct key), and whatever the
+parser itself requires of a field (the stats rules).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
+from operator import add
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _LF_FIELD = b",\n,"
+_LF_STARTS_FIELD = b",\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,22 +57,82 @@ class PlainFields:
 def plain_fields(block: bytes, width: int) -> PlainFields | None:
     """The fields of a quote-free block of whole lines, or None unless every line is a row of
     `width` fields in valid UTF-8, ended by LF or CRLF."""
-    if b"\r" in block:
-        if block.count(b"\r") != block.count(b"\r\n"):
-            return None
-        block = block.translate(None, b"\r")
-    text = block.replace(b"\n", _LF_FIELD)
+    lines = _without_crlf(block)
+    if lines is None:
+        return None
+    text = lines.replace(b"\n", _LF_FIELD)
     fields = text.split(b",")  # the rows' fields and line ends, then what follows the last LF
     stride = width + 1
     rows, extra = divmod(len(fields), stride)
     # The text is 2 bytes longer than the block per LF: O(1), where counting LFs is a pass.
-    if extra != 1 or fields[-1] or len(text) - len(block) != 2 * rows:
+    if extra != 1 or fields[-1] or len(text) - len(lines) != 2 * rows:
         return None
     if fields[width::stride].count(b"\n") != rows:
         return None
-    if not block.isascii():
-        try:
-            block.decode("utf-8")
-        except UnicodeDecodeError:
+    return PlainFields(fields, width, rows) if _is_utf8(lines) else None
+
+
+@dataclass(frozen=True, slots=True)
+class PlainKeys:
+    """The key of every row of a block, in row order (iterate as often as needed); see
+    `plain_keys`."""
+
+    rows: int
+    _right: list[bytes]  # the right key field of each row (of rows 1.. when `_first` is set)
+    _left: list[bytes]  # the left one; when `_first` is set, with its LF in front
+    _first: bytes | None  # row 0's key, when the left key field is the first column
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._first is None:
+            return map(b"\n".join, zip(self._right, self._left, strict=True))
+        return chain((self._first,), map(add, self._right, self._left))
+
+
+def plain_keys(block: bytes, width: int, left: int, right: int) -> PlainKeys | None:
+    """The key of each row of a quote-free block of whole lines, field `right` + LF + field
+    `left` (left < right), or None unless every line is a row of `width` fields in valid UTF-8,
+    ended by LF or CRLF, provided that every distinct key passes `key_fields`."""
+    if left != 0 or not block:
+        plain = plain_fields(block, width)
+        if plain is None:
             return None
-    return PlainFields(fields, width, rows)
+        return PlainKeys(plain.rows, plain.column(right), plain.column(left), None)
+    lines = _without_crlf(block)
+    if lines is None:
+        return None
+    text = lines.replace(b"\n", _LF_STARTS_FIELD)
+    fields = text.split(b",")  # the rows' fields, then the last LF alone
+    rows = len(text) - len(lines)  # one byte longer per LF
+    if len(fields) != width * rows + 1 or fields[-1] != b"\n" or not _is_utf8(lines):
+        return None
+    end = width * rows
+    first = fields[right] + b"\n" + fields[0]
+    return PlainKeys(rows, fields[width + right : end : width], fields[width:end:width], first)
+
+
+def key_fields(key: bytes) -> tuple[bytes, bytes] | None:
+    """A key's right and left fields, or None unless it has an LF with a non-empty field on
+    either side. (A key never holds a second LF: `plain_keys` puts one before a field, or
+    between two fields that hold none.)"""
+    right, _, left = key.partition(b"\n")
+    return (right, left) if right and left else None
+
+
+def _without_crlf(block: bytes) -> bytes | None:
+    """The block with every CRLF made LF, or None if it has a CR not followed by LF (csv ends a
+    record there, which no proof here allows for)."""
+    if b"\r" not in block:
+        return block
+    if block.count(b"\r") != block.count(b"\r\n"):
+        return None
+    return block.translate(None, b"\r")
+
+
+def _is_utf8(block: bytes) -> bool:
+    if block.isascii():
+        return True
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
