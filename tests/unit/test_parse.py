@@ -101,6 +101,12 @@ GOOD = [
         id="columns-in-another-order",
     ),
     pytest.param(
+        [b"event_type,patient_id,event_time,value\nhr,P1,t,1\nbp,P1,t,2\nhr,P2,t,3\n"],
+        {("P1", "hr"): 1, ("P1", "bp"): 1, ("P2", "hr"): 1},
+        3,
+        id="event-type-first",
+    ),
+    pytest.param(
         [b"event_time,patient_id,value,event_type\r\nt,P1,1,hr\r\nt,P2,1,hr\r\n"],
         {("P1", "hr"): 1, ("P2", "hr"): 1},
         2,
@@ -158,6 +164,8 @@ FAST_PATH = [
     pytest.param(STANDARD, b"P1,t,,1\n", False, id="empty-event-type"),
     pytest.param(STANDARD, b"P1,t,hr,1\nP2,t,,1\n", False, id="empty-key-after-good-rows"),
     pytest.param(STANDARD, b"P1,t,hr,1,2\n", False, id="extra-field"),
+    pytest.param(STANDARD, b"P1,t,hr\nP2,t,hr,1,9\n", False, id="field-counts-compensating"),
+    pytest.param("event_type,value,patient_id,event_time", b"hr,1,P1,t\n", True, id="type-first"),
     pytest.param(STANDARD, b"P1,t\r,hr,1\n", False, id="bare-cr"),
 ]
 
