@@ -253,6 +253,7 @@ PROOFS = [
     pytest.param(b"\nP1,t,hr,1\n", None, id="blank-line-first"),
     pytest.param(b"P1,t,hr,1\nP2,t,hr,1", None, id="no-line-end-at-the-end"),
     pytest.param(b"P1,t,hr\n,1", None, id="a-field-after-the-last-line-end"),
+    pytest.param(b"P1,t,hr,1\nP2", None, id="a-line-without-its-end"),
     pytest.param(b"P1,t\r,hr,1\n", None, id="bare-cr"),
     pytest.param(b"P1,t,hr,1\r\r\n", None, id="cr-cr-lf"),
     pytest.param(b"P1,t,hr,1\r", None, id="cr-at-the-end"),
@@ -290,3 +291,23 @@ def test_plain_keys_and_key_fields_prove_every_line_a_row(
     assert keys.rows == len(rows)
     assert list(keys) == list(keys) == [row[right] + b"\n" + row[left] for row in rows]
     assert [key_fields(key) for key in keys] == [(row[right], row[left]) for row in rows]
+
+
+@pytest.mark.parametrize(("block", "rows"), PROOFS)
+def test_plain_fields_keeping_line_ends_proves_every_line_a_row(
+    block: bytes, rows: list[list[bytes]] | None
+) -> None:
+    """Each row's last field keeps its LF; checking that it does (the parser's part) ends the
+    proof."""
+    plain = plain_fields(block, 4, keep_line_ends=True)
+    proven = plain is not None and all(
+        field.endswith(b"\n") and field.count(b"\n") == 1 for field in plain.column(3)
+    )
+    if rows is None:
+        assert not proven
+        return
+    assert plain is not None
+    assert proven
+    assert plain.rows == len(rows)
+    expected = [[*row[:3], row[3] + b"\n"] for row in rows]
+    assert [plain.column(k) for k in range(4)] == [[row[k] for row in expected] for k in range(4)]

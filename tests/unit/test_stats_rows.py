@@ -111,6 +111,16 @@ def test_known_hours_stay_few() -> None:
 )
 def test_entry_key(entry: bytes, key: tuple[bytes, bytes] | None) -> None:
     assert entry_key(entry) == key
+    assert entry_key(entry + b"\n", line_end=True) == key
+    assert entry_key(entry, line_end=True) is None  # the line end is what ends the proof
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [b"P1,x,72\n\n", b"P1\n,x,72\n", b"P1,x\n,72\n", b"P1,x,7\n2\n", b"\nP1,x,72\n"],
+)
+def test_entry_key_with_line_end_wants_that_one_lf(entry: bytes) -> None:
+    assert entry_key(entry, line_end=True) is None
 
 
 def test_widened() -> None:

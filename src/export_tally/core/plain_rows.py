@@ -10,19 +10,23 @@ invalid UTF-8 is bad). One `bytes.split` makes all the fields.
 (width + 1)-th field is an LF and there are as many of them as the block has LFs, every line has
 exactly `width` fields. That rules out a wrong field count and a blank line (one field, and the
 header has four at least). Single-byte `bytes` are shared by CPython, so the LF fields cost no
-object, and the count of them compares pointers first.
+object, and the count of them compares pointers first. With `keep_line_ends`, each line end
+becomes `\\n,` instead: each row's last field keeps its LF (`72\\n`), and a row costs no LF field.
+The proof then ends with the parser, which must check that every row's last field ends with an
+LF (once per distinct one, in what it counts): those are then all the block's LFs (each is right
+before a comma, so at the end of a field), and every line has `width` fields.
 
 `plain_keys` hands back only the key of each row: its two key fields joined by an LF, the one
-further right first (`b"type\\npatient"` in the usual column order). A key is one object to hash
-and compare where a pair is two; counting is a third faster. When the first column holds a key,
-each line end becomes `,\\n` instead: the LF starts the next row's first field, so that field,
-glued to the row's other key field, is the key, and a row costs no LF field. The proof then ends
-with the parser, which must check each distinct key with `key_fields`: when every row's first
-field starts with an LF, those are all the block's LFs (each is right after a comma, so at the
-start of a field), no other field holds one, and every line has `width` fields.
+further right first (`b"type\\npatient"` in the usual column order): one object to hash and
+compare where a pair is two. When the first column holds a key, each line end becomes `,\\n`
+instead: the LF starts the next row's first field, so that field, glued to the row's other key
+field, is the key, and a row costs no LF field. The proof then ends with the parser, which must
+check each distinct key with `key_fields`: when every row's first field starts with an LF, those
+are all the block's LFs (each is right after a comma, so at the start of a field), no other
+field holds one, and every line has `width` fields.
 
-What the proofs leave to the parser: the key checks (once per distinct key), and whatever the
-parser itself requires of a field (the stats rules).
+What the proofs leave to the parser: the checks above (once per distinct key or entry), and
+whatever the parser itself requires of a field (the stats rules).
 """
 
 from __future__ import annotations
@@ -36,30 +40,40 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 _LF_FIELD = b",\n,"
+_LF_ENDS_FIELD = b"\n,"
 _LF_STARTS_FIELD = b",\n"
 
 
 @dataclass(frozen=True, slots=True)
 class PlainFields:
-    """Every field of a block of `rows` rows of `width` fields, each row followed by a field
-    holding its line end: field k of row i is `fields[i * (width + 1) + k]`."""
+    """Every field of a block of `rows` rows of `width` fields: field k of row i is
+    `fields[i * stride + k]`. With a stride of width + 1, each row is followed by a field
+    holding its line end; with a stride of width, its last field ends with it."""
 
     fields: list[bytes]
     width: int
     rows: int
+    stride: int
 
     def column(self, k: int) -> list[bytes]:
         """Field k of every row, in row order."""
-        stride = self.width + 1
-        return self.fields[k : stride * self.rows : stride]
+        return self.fields[k : self.stride * self.rows : self.stride]
 
 
-def plain_fields(block: bytes, width: int) -> PlainFields | None:
+def plain_fields(block: bytes, width: int, *, keep_line_ends: bool = False) -> PlainFields | None:
     """The fields of a quote-free block of whole lines, or None unless every line is a row of
-    `width` fields in valid UTF-8, ended by LF or CRLF."""
+    `width` fields in valid UTF-8, ended by LF or CRLF; with `keep_line_ends`, provided that the
+    last field of every row ends with an LF (which the caller checks)."""
     lines = _without_crlf(block)
     if lines is None:
         return None
+    if keep_line_ends:
+        text = lines.replace(b"\n", _LF_ENDS_FIELD)
+        fields = text.split(b",")  # the rows' fields, then what follows the last LF
+        rows = len(text) - len(lines)  # one byte longer per LF
+        if len(fields) != width * rows + 1 or fields[-1]:
+            return None
+        return PlainFields(fields, width, rows, width) if _is_utf8(lines) else None
     text = lines.replace(b"\n", _LF_FIELD)
     fields = text.split(b",")  # the rows' fields and line ends, then what follows the last LF
     stride = width + 1
@@ -69,7 +83,7 @@ def plain_fields(block: bytes, width: int) -> PlainFields | None:
         return None
     if fields[width::stride].count(b"\n") != rows:
         return None
-    return PlainFields(fields, width, rows) if _is_utf8(lines) else None
+    return PlainFields(fields, width, rows, stride) if _is_utf8(lines) else None
 
 
 @dataclass(frozen=True, slots=True)

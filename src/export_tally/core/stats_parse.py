@@ -9,7 +9,9 @@ number. Without stats, CountingParser does not look at those columns.
 The fast path takes a quote-free piece whose fields `plain_rows` proved all good rows, and stays
 in C per row. Each row's patient_id, event_type and value are joined into one text,
 `P1,heart_rate,72` (no field holds a comma), and a Counter counts these *entries*: one fresh
-bytes object to hash and compare costs less than a tuple of three. `_fold` turns them into exact
+bytes object to hash and compare costs less than a tuple of three. When value is the last
+column, it keeps its line end (`P1,heart_rate,72\n`), which spares a field per row; checking
+each new entry then ends the proof. `_fold` turns them into exact
 sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or when it
 holds more than `fold_at` entries, so memory stays bounded for values that rarely repeat). A new
 entry is checked (non-empty keys, a decimal value) when it first enters the Counter. The
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
 from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
-from export_tally.core.csv_rows import BadRowMode
+from export_tally.core.csv_rows import BadRowMode, Columns
 from export_tally.core.plain_rows import plain_fields
 from export_tally.core.stats import (
     KeyStats,
@@ -119,11 +121,17 @@ class StatsParser(BlockParser[Stats]):
         self._text_first: dict[Key, int] = {}
         self._text_last: dict[Key, int] = {}
         self._sums: dict[Key, _Sums] = {}  # folded entries of both paths
+        # Whether value is the last column: then it keeps each line end (see `plain_rows`),
+        # and an entry ends with it.
+        self._value_last = False
+
+    def _start(self, columns: Columns) -> None:
+        self._value_last = columns.value == columns.width - 1
 
     def _take_plain(self, block: bytes) -> int | None:
         columns = self._columns
         assert columns is not None
-        plain = plain_fields(block, columns.width)
+        plain = plain_fields(block, columns.width, keep_line_ends=self._value_last)
         if plain is None:
             return None
         if not plain.rows:
@@ -147,7 +155,8 @@ class StatsParser(BlockParser[Stats]):
         if len(entries) > known:
             # Entries new to the Counter sit at its end; every other one was checked before.
             fresh = list(islice(reversed(entries), len(entries) - known))
-            keys = [key for key in map(entry_key, fresh) if key is not None]
+            line_end = self._value_last
+            keys = [key for e in fresh if (key := entry_key(e, line_end=line_end)) is not None]
             if len(keys) < len(fresh):
                 entries.subtract(map(_ENTRY_TEXT, zip(patients, types, values, strict=True)))
                 for entry in fresh:
@@ -202,7 +211,7 @@ class StatsParser(BlockParser[Stats]):
     def _raw_entries_as_text(self) -> Iterator[tuple[Key, str, int]]:
         keys: dict[bytes, Key] = {}  # each key decoded once
         for entry, times in self._raw_entries.items():
-            raw_key, _, value = entry.rpartition(b",")
+            raw_key, _, value = entry.removesuffix(b"\n").rpartition(b",")
             key = keys.get(raw_key)
             if key is None:
                 patient_id, event_type = raw_key.decode().split(",")

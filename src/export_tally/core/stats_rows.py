@@ -9,7 +9,8 @@ The fast path gets a quote-free block's fields from `plain_rows`. What that proo
 checked in bulk:
 
 - an *entry* (a row's patient_id, event_type and value, joined by commas) is checked once, when
-  it first enters the Counter that counts entries (`entry_key`: non-empty keys, a decimal value);
+  it first enters the Counter that counts entries (`entry_key`: non-empty keys, a decimal value,
+  and the line end the value keeps when it is the last column, which ends `plain_rows`' proof);
 - event times are checked together by `fixed_width_times` and `real_hours`, with byte
   operations over all of a block's times at once.
 
@@ -39,6 +40,7 @@ VALUE_PATTERN = r"[-+]?[0-9]+(?:\.[0-9]+)?"
 
 VALUE_TEXT = re.compile(VALUE_PATTERN)
 _ENTRY = re.compile(b"([^,]+),([^,]+)," + VALUE_PATTERN.encode())
+_ENTRY_ENDING_LINE = re.compile(b"([^,\n]+),([^,\n]+)," + VALUE_PATTERN.encode() + b"\n")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _KNOWN_HOURS_KEPT = 4096
@@ -80,10 +82,11 @@ def instant_of(time: bytes) -> int:
     return (datetime.fromisoformat(time.decode("ascii")) - _EPOCH) // _MICROSECOND
 
 
-def entry_key(text: bytes) -> tuple[bytes, bytes] | None:
+def entry_key(text: bytes, *, line_end: bool = False) -> tuple[bytes, bytes] | None:
     """(patient_id, event_type) of `patient_id,event_type,value` (fields without commas), or
-    None unless both are non-empty and the value is a decimal number (VALUE_PATTERN)."""
-    entry = _ENTRY.fullmatch(text)
+    None unless both are non-empty and the value is a decimal number (VALUE_PATTERN); with
+    `line_end`, of `patient_id,event_type,value\\n`, which must end with that one LF."""
+    entry = (_ENTRY_ENDING_LINE if line_end else _ENTRY).fullmatch(text)
     return None if entry is None else (entry[1], entry[2])
 
 
