@@ -6,18 +6,17 @@ whose value is not a decimal number or whose event_time is not an ISO 8601 time 
 (the rules are in `stats_rows`) is a bad row, failed or skipped like any other, with its line
 number. Without stats, CountingParser does not look at those columns.
 
-The fast path takes a quote-free piece whose fields `plain_rows` proved all good rows, and stays
-in C per row. Each row's patient_id, event_type and value are joined into one text,
-`P1,heart_rate,72` (no field holds a comma), and a Counter counts these *entries*: one fresh
-bytes object to hash and compare costs less than a tuple of three. When value is the last
-column, it keeps its line end (`P1,heart_rate,72\n`), which spares a field per row; checking
-each new entry then ends the proof. `_fold` turns them into exact
-sums, mins, maxes and anomaly counts per key once per distinct entry (at the end, or when it
-holds more than `fold_at` entries, so memory stays bounded for values that rarely repeat). A new
-entry is checked (non-empty keys, a decimal value) when it first enters the Counter. The
-event_time column is checked in bulk and widened to a fixed-width form where byte order is time
-order (see `stats_rows`); the earliest and latest time per key are kept by a `TimeBounds` (see
-`stats_times`: runs of pieces in time order, read only at their ends).
+The fast path takes a quote-free piece whose fields `plain_rows` proved all good rows, and stays in
+C per row. Each row's patient_id, event_type and value are joined into one text, `P1,heart_rate,72`
+(no field holds a comma), and a Counter counts these *entries*: one fresh bytes object to hash and
+compare costs less than a tuple of three. When value is the last column, it keeps its line end
+(`P1,heart_rate,72\n`), which spares a field per row; checking each new entry then ends the proof.
+`_fold` turns them into exact sums, mins, maxes and anomaly counts per key once per distinct entry
+(at the end, or when it holds more than `fold_at` entries, so memory stays bounded for values that
+rarely repeat). A new entry is checked (non-empty keys, a decimal value) when it first enters the
+Counter. The event_time column is checked in bulk and widened to a fixed-width form where byte
+order is time order (see `stats_rows`); the earliest and latest time per key are kept by a
+`TimeBounds` (see `stats_times`: runs of pieces in time order, read only at their ends).
 """
 
 from __future__ import annotations
