@@ -10,7 +10,7 @@ The fast path takes a quote-free piece whose fields `plain_rows` proved all good
 C per row. Each row's patient_id, event_type and value are joined into one text, `P1,heart_rate,72`
 (no field holds a comma), and a Counter counts these *entries*: one fresh bytes object to hash and
 compare costs less than a tuple of three. When value is the last column, it keeps its line end
-(`P1,heart_rate,72\n`), which spares a field per row; checking each new entry then ends the proof.
+(`P1,heart_rate,72\\n`), which spares a field per row; checking each new entry then ends the proof.
 `_fold` turns them into exact sums, mins, maxes and anomaly counts per key once per distinct entry
 (at the end, or when it holds more than `fold_at` entries, so memory stays bounded for values that
 rarely repeat). A new entry is checked (non-empty keys, a decimal value) when it first enters the
