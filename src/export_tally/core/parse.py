@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
 from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
-from export_tally.core.csv_rows import BadRowMode, Columns
+from export_tally.core.csv_rows import BadRowMode
 from export_tally.core.plain_rows import key_fields, plain_keys
 from export_tally.core.tally import Key, Tally, merge_tallies
 
@@ -45,20 +45,12 @@ class CountingParser(BlockParser[Tally]):
         )
         self._raw_counts: Counter[bytes] = Counter()  # fast path: keys as `plain_keys` makes them
         self._text_counts: Counter[Key] = Counter()  # csv path
-        self._key_columns = (0, 0)  # the key columns, left one first
-        self._patient_left = True
-
-    def _start(self, columns: Columns) -> None:
-        self._patient_left = columns.patient < columns.event_type
-        self._key_columns = (
-            min(columns.patient, columns.event_type),
-            max(columns.patient, columns.event_type),
-        )
 
     def _take_plain(self, block: bytes) -> int | None:
         columns = self._columns
         assert columns is not None
-        keys = plain_keys(block, columns.width, *self._key_columns)
+        left, right = sorted((columns.patient, columns.event_type))
+        keys = plain_keys(block, columns.width, left, right)
         if keys is None:
             return None
         counts = self._raw_counts
@@ -80,9 +72,12 @@ class CountingParser(BlockParser[Tally]):
 
     def _aggregate(self) -> Tally:
         counts = dict(self._text_counts)
+        patient_left = (
+            self._columns is not None and self._columns.patient < self._columns.event_type
+        )
         for raw, n in self._raw_counts.items():
             right, left = raw.decode("utf-8").split("\n")
-            key = (left, right) if self._patient_left else (right, left)
+            key = (left, right) if patient_left else (right, left)
             counts[key] = counts.get(key, 0) + n
         return Tally(counts)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
 from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
-from export_tally.core.csv_rows import BadRowMode, Columns
+from export_tally.core.csv_rows import BadRowMode
 from export_tally.core.plain_rows import plain_fields
 from export_tally.core.stats import (
     KeyStats,
@@ -120,17 +120,13 @@ class StatsParser(BlockParser[Stats]):
         self._text_first: dict[Key, int] = {}
         self._text_last: dict[Key, int] = {}
         self._sums: dict[Key, _Sums] = {}  # folded entries of both paths
-        # Whether value is the last column: then it keeps each line end (see `plain_rows`),
-        # and an entry ends with it.
-        self._value_last = False
-
-    def _start(self, columns: Columns) -> None:
-        self._value_last = columns.value == columns.width - 1
 
     def _take_plain(self, block: bytes) -> int | None:
         columns = self._columns
         assert columns is not None
-        plain = plain_fields(block, columns.width, keep_line_ends=self._value_last)
+        # Value, when last, keeps each line end (see `plain_rows`), and an entry ends with it.
+        value_last = columns.value == columns.width - 1
+        plain = plain_fields(block, columns.width, keep_line_ends=value_last)
         if plain is None:
             return None
         if not plain.rows:
@@ -154,8 +150,7 @@ class StatsParser(BlockParser[Stats]):
         if len(entries) > known:
             # Entries new to the Counter sit at its end; every other one was checked before.
             fresh = list(islice(reversed(entries), len(entries) - known))
-            line_end = self._value_last
-            keys = [key for e in fresh if (key := entry_key(e, line_end=line_end)) is not None]
+            keys = [key for e in fresh if (key := entry_key(e, line_end=value_last)) is not None]
             if len(keys) < len(fresh):
                 entries.subtract(map(_ENTRY_TEXT, zip(patients, types, values, strict=True)))
                 for entry in fresh:
