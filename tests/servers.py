@@ -128,12 +128,7 @@ def running_server(
     try:
         yield RunningServer(url[0], process, log, grew)
     finally:
-        if reaper is not None:
-            reaper.stop(process)
-        else:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        own = reaper or Reaper()
+        own.stop(process)
+        if reaper is None:
+            own.wait_all()

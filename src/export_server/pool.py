@@ -134,10 +134,8 @@ class _GeneratorProcess:
         self._receiving = asyncio.create_task(self._run(ours))
 
     async def _run(self, ours: socket.socket) -> None:
+        # `stop` cancels this task, so it never goes on past a stop, even one while connecting.
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=_STREAM_LIMIT)
-        if not self.alive:  # stopped while connecting
-            writer.close()
-            return
         self._writer = writer
         for message in self._backlog:
             writer.write(message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from export_server.bodies import etag_of
 from export_server.cache import Cache
 from export_server.dataset import downloads_of
 from export_server.generate import generate_chunks
+from tests.processes import wait_for
 from tests.servers import RunningServer
 
 DEMO_FIRST, DEMO_SECOND = downloads_of("demo")
@@ -33,16 +33,6 @@ def entries(root: Path) -> list[Path]:
     return sorted(root.glob("v*/*/*.csv"))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Whether `condition` became true within `timeout` seconds (checked every 50 ms)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 @pytest.fixture
 def cold(start_server: StartServer, tmp_path: Path) -> RunningServer:
     """A server with an empty cache of its own."""
@@ -57,7 +47,9 @@ def test_a_cold_download_is_streamed_then_served_from_the_cache(
     assert first.status_code == 200 and first.content == DEMO_SECOND_BODY
     assert first.headers["content-length"] == str(SIZE)
     # The last bytes are sent before the entry is committed (synced, renamed): wait for it.
-    assert wait_until(lambda: entries(tmp_path) == [Cache(tmp_path).entry_path(DEMO_SECOND)])
+    assert wait_for(
+        lambda: entries(tmp_path) == [Cache(tmp_path).entry_path(DEMO_SECOND)], timeout=30
+    )
     second = get(url)
     assert second.content == DEMO_SECOND_BODY
     assert second.headers["content-length"] == str(SIZE)

@@ -19,6 +19,7 @@ def test_defaults() -> None:
         (),
     )
     assert not args.exit_with_parent and not args.no_range
+    assert args.retry_after == 1
 
 
 def test_new_flags_parse() -> None:
@@ -28,6 +29,8 @@ def test_new_flags_parse() -> None:
     )  # fmt: skip
     assert args.workers == 3 and args.cache_dir == Path("/tmp/c") and args.clear_cache
     assert args.prewarm == ("demo", "small") and args.exit_with_parent
+    assert parse_args(["--retry-after", "7"]).retry_after == 7
+    assert parse_args(["--retry-after", "0"]).retry_after == 0
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,8 @@ def test_new_flags_parse() -> None:
         (["--no-cache", "--cache-dir", "x"], "--no-cache: not allowed with --cache-dir"),
         (["--no-cache", "--clear-cache"], "--no-cache: not allowed with --clear-cache"),
         (["--port", "70000"], "outside 0-65535"),
+        (["--retry-after", "-1"], "is less than 0"),
+        (["--retry-after", "0.5"], "not a whole number of seconds"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(

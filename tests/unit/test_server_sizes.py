@@ -106,14 +106,16 @@ def with_a_small_download_in_demo() -> dict[str, object]:
         (json.dumps(without_first_demo_size()), "does not list the downloads (1 missing, 0 unknown)"),
         (json.dumps(with_a_small_download_in_demo()), "(0 missing, 1 unknown)"),
         (json.dumps({"sizes": {}}), "is not a body-size table: no fingerprint"),
+        (json.dumps({"fingerprint": "0"}), "is not a body-size table: no sizes"),
+        (json.dumps({"fingerprint": "0", "sizes": {"demo": 1}}), "the sizes of 'demo' are not an object"),
         (json.dumps({"fingerprint": "0", "sizes": {"demo": {"x": 1}}}), "'x' is not a download id"),
         (json.dumps({"fingerprint": "0", "sizes": {"demo": {"f725622a-22ea-4acc-aab8-810ec8b5e2c6": -1}}}),
          "-1 is not a size"),
         ("{not json", "is not a body-size table: Expecting property name"),
         (None, "cannot read the body-size table"),
     ],
-    ids=["stale", "missing", "unknown", "no fingerprint", "bad id", "bad size", "not json",
-         "no file"],
+    ids=["stale", "missing", "unknown", "no fingerprint", "no sizes", "sizes not an object",
+         "bad id", "bad size", "not json", "no file"],
 )  # fmt: skip
 def test_a_table_that_is_not_current_and_complete_is_refused(
     tmp_path: Path, content: str | None, message: str

@@ -2,7 +2,7 @@
 
 `--regenerate` generates every body, `large` included (minutes on all cores), so its test stands
 in a fast measurement for the generator: what it tests is the command around it (the report, the
-table written with the current fingerprint, and the check that it reads back).
+table written with the current fingerprint, which reads back through `load_sizes`).
 """
 
 from __future__ import annotations
