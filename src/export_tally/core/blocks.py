@@ -81,9 +81,6 @@ class BlockParser(ABC, Generic[A]):
         self._plain_rows = 0  # rows a fast path took
         self._finished = False
 
-    def _start(self, columns: Columns) -> None:
-        """Get ready for rows with these columns (called once, after the header)."""
-
     @abstractmethod
     def _take_plain(self, block: bytes) -> int | None:
         """Take every row of a quote-free block of whole lines, or none of them.
@@ -103,13 +100,6 @@ class BlockParser(ABC, Generic[A]):
     @abstractmethod
     def _aggregate(self) -> A:
         """The aggregate of every row taken (called once, by `finish`)."""
-
-    def _end_block(self) -> None:
-        """Called after each block of records (what one `feed` or `finish` completes) was taken."""
-
-    def _plain_piece_bytes(self) -> int:
-        """The size of the pieces quote-free blocks are offered to `_take_plain` in."""
-        return self._piece_bytes
 
     @property
     def rows(self) -> int:
@@ -170,9 +160,8 @@ class BlockParser(ABC, Generic[A]):
             rest = self._read_rows(block)
         else:
             rest = b""
-            for piece in _pieces(block, self._plain_piece_bytes()):
+            for piece in _pieces(block, self._piece_bytes):
                 self._consume_plain(piece)
-        self._end_block()
         return rest
 
     def _consume_plain(self, block: bytes) -> None:
@@ -198,9 +187,7 @@ class BlockParser(ABC, Generic[A]):
         if end < 0:
             raise CsvFormatError("line 1: header has a quoted field that is never closed")
         names, self._lines = read_header(block[:end].removeprefix(BOM))
-        columns = Columns.from_header(names)
-        self._start(columns)
-        self._columns = columns
+        self._columns = Columns.from_header(names)
         return block[end:]
 
     def _read_rows(self, block: bytes) -> bytes:
