@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from export_tally.core.blocks import BlockParser
 from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountAggregator, CountingParser
-from export_tally.core.plain_rows import key_fields, plain_fields, plain_keys
+from export_tally.core.plain_rows import count_checked, key_fields, plain_fields, plain_keys
 from export_tally.core.stats import Stats
 from export_tally.core.stats_parse import StatsAggregator, StatsParser
 from export_tally.core.tally import Tally
@@ -311,3 +312,29 @@ def test_plain_fields_keeping_line_ends_proves_every_line_a_row(
     assert plain.rows == len(rows)
     expected = [[*row[:3], row[3] + b"\n"] for row in rows]
     assert [plain.column(k) for k in range(4)] == [[row[k] for row in expected] for k in range(4)]
+
+
+def test_count_checked_checks_each_new_key_once_and_undoes_a_failed_count() -> None:
+    """How the fast paths end their proofs: only keys new to the Counter are checked, and a
+    failed check leaves the Counter as it was, old counts included."""
+    counts = Counter({b"a": 2, b"b": 1})
+    checked: list[bytes] = []
+
+    def check(key: bytes) -> bytes | None:
+        checked.append(key)
+        return None if key.startswith(b"!") else key.upper()
+
+    new = count_checked(counts, lambda: [b"a", b"c", b"a", b"d", b"c"], check)
+    assert new is not None
+    assert sorted(new) == [b"C", b"D"]
+    assert sorted(checked) == [b"c", b"d"]
+    assert counts == Counter({b"a": 4, b"b": 1, b"c": 2, b"d": 1})
+
+    checked.clear()
+    assert count_checked(counts, lambda: [b"b", b"a", b"b"], check) == []
+    assert checked == []
+    assert counts == Counter({b"a": 5, b"b": 3, b"c": 2, b"d": 1})
+
+    before = list(counts.items())
+    assert count_checked(counts, lambda: [b"a", b"e", b"!x", b"b", b"e"], check) is None
+    assert list(counts.items()) == before  # no new key left, not even with a count of 0

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
 from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
 from export_tally.core.csv_rows import BadRowMode
-from export_tally.core.plain_rows import key_fields, plain_keys
+from export_tally.core.plain_rows import count_checked, key_fields, plain_keys
 from export_tally.core.tally import Key, Tally, merge_tallies
 
 if TYPE_CHECKING:
@@ -53,17 +52,8 @@ class CountingParser(BlockParser[Tally]):
         keys = plain_keys(block, columns.width, left, right)
         if keys is None:
             return None
-        counts = self._raw_counts
-        known = len(counts)
-        counts.update(keys)
-        if len(counts) > known:
-            # Keys new to the Counter sit at its end; every other one was checked before.
-            fresh = list(islice(reversed(counts), len(counts) - known))
-            if not all(key_fields(key) for key in fresh):
-                counts.subtract(keys)  # leave no trace
-                for key in fresh:
-                    del counts[key]
-                return None
+        if count_checked(self._raw_counts, keys.__iter__, key_fields) is None:
+            return None
         return keys.rows
 
     def _take_row(self, line_number: int, row: list[str]) -> None:

@@ -13,31 +13,36 @@ header has four at least). Single-byte `bytes` are shared by CPython, so the LF 
 object, and the count of them compares pointers first. With `keep_line_ends`, each line end
 becomes `\\n,` instead: each row's last field keeps its LF (`72\\n`), and a row costs no LF field.
 The proof then ends with the parser, which must check that every row's last field ends with an
-LF (once per distinct one, in what it counts): those are then all the block's LFs (each is right
-before a comma, so at the end of a field), and every line has `width` fields.
+LF (once per distinct entry, with `count_checked`): those are then all the block's LFs (each is
+right before a comma, so at the end of a field), and every line has `width` fields.
 
 `plain_keys` hands back only the key of each row: its two key fields joined by an LF, the one
 further right first (`b"type\\npatient"` in the usual column order): one object to hash and
 compare where a pair is two. When the first column holds a key, each line end becomes `,\\n`
 instead: the LF starts the next row's first field, so that field, glued to the row's other key
 field, is the key, and a row costs no LF field. The proof then ends with the parser, which must
-check each distinct key with `key_fields`: when every row's first field starts with an LF, those
-are all the block's LFs (each is right after a comma, so at the start of a field), no other
-field holds one, and every line has `width` fields.
+check each distinct key with `key_fields` (through `count_checked`): when every row's first field
+starts with an LF, those are all the block's LFs (each is right after a comma, so at the start of
+a field), no other field holds one, and every line has `width` fields.
 
-What the proofs leave to the parser: the checks above (once per distinct key or entry), and
-whatever the parser itself requires of a field (the stats rules).
+What the proofs leave to the parser: the checks above, and whatever the parser itself requires
+of a field (the stats rules). `count_checked` makes them once per distinct key or entry: it counts
+a block's keys in a Counter (in C, per row) and checks only those new to the Counter (every other
+one passed when it was new); if one fails, it undoes the count, and the block is declined.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from operator import add
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections import Counter
+    from collections.abc import Callable, Iterable, Iterator
+
+T = TypeVar("T")
 
 _LF_FIELD = b",\n,"
 _LF_ENDS_FIELD = b"\n,"
@@ -130,6 +135,33 @@ def key_fields(key: bytes) -> tuple[bytes, bytes] | None:
     between two fields that hold none.)"""
     right, _, left = key.partition(b"\n")
     return (right, left) if right and left else None
+
+
+def count_checked(
+    counts: Counter[bytes], items: Callable[[], Iterable[bytes]], check: Callable[[bytes], T | None]
+) -> list[T] | None:
+    """Count the keys `items()` gives into `counts`, and check each key new to `counts`.
+
+    Returns what `check` made of the new keys (an empty list when there were none), or None when
+    it failed one: `counts` is then as it was before (`items` is called a second time to undo the
+    count). A key already in `counts` is not checked again: it passed when it was new.
+    """
+    known = len(counts)
+    counts.update(items())
+    if len(counts) == known:
+        return []
+    # Keys new to the Counter sit at its end (dicts keep insertion order).
+    fresh = list(islice(reversed(counts), len(counts) - known))
+    checked = []
+    for key in fresh:
+        result = check(key)
+        if result is None:
+            counts.subtract(items())  # leave no trace
+            for new in fresh:
+                del counts[new]
+            return None
+        checked.append(result)
+    return checked
 
 
 def _without_crlf(block: bytes) -> bytes | None:

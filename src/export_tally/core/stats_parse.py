@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from itertools import islice
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
 from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
 from export_tally.core.csv_rows import BadRowMode
-from export_tally.core.plain_rows import plain_fields
+from export_tally.core.plain_rows import count_checked, plain_fields
 from export_tally.core.stats import (
     KeyStats,
     Number,
@@ -145,18 +145,14 @@ class StatsParser(BlockParser[Stats]):
         types = plain.column(columns.event_type)
         values = plain.column(columns.value)
         entries = self._raw_entries
-        known = len(entries)
-        entries.update(map(_ENTRY_TEXT, zip(patients, types, values, strict=True)))
-        if len(entries) > known:
-            # Entries new to the Counter sit at its end; every other one was checked before.
-            fresh = list(islice(reversed(entries), len(entries) - known))
-            keys = [key for e in fresh if (key := entry_key(e, line_end=value_last)) is not None]
-            if len(keys) < len(fresh):
-                entries.subtract(map(_ENTRY_TEXT, zip(patients, types, values, strict=True)))
-                for entry in fresh:
-                    del entries[entry]
-                return None
-            self._raw_times.want(keys)
+        keys = count_checked(
+            entries,
+            lambda: map(_ENTRY_TEXT, zip(patients, types, values, strict=True)),
+            partial(entry_key, line_end=value_last),
+        )
+        if keys is None:
+            return None
+        self._raw_times.want(keys)
         forgot = self._raw_times.add(block, columns, (patients, types, times), in_order)
         if forgot or len(entries) + len(self._text_entries) > self._fold_at:
             self._fold()
