@@ -116,6 +116,7 @@ HEADER_ERRORS = [
     pytest.param(b"\xff" + HEADER, "header is not valid UTF-8", id="header-invalid-utf8"),
     pytest.param(b'"patient_id"x,event_time,event_type,value\n', "header is not valid CSV", id="header-bad-quoting"),
     pytest.param(b'"patient_id,event_time,event_type,value\n', "never closed", id="header-unterminated-quote"),
+    pytest.param(b'patient_id,event_time,event_type,value"\nx"\n', "header is not valid CSV (quotes do not pair up)", id="header-quotes-not-paired"),
 ]  # fmt: skip
 
 
@@ -191,8 +192,8 @@ def test_parser_is_spent_after_finish(parser: ParserClass) -> None:
 @pytest.mark.parametrize("parser", PARSERS)
 @pytest.mark.parametrize(
     "options",
-    [{"on_bad_row": "ignore"}, {"max_line_bytes": 0}],
-    ids=["unknown-mode", "zero-bound"],
+    [{"on_bad_row": "ignore"}, {"max_line_bytes": 0}, {"piece_bytes": 0}],
+    ids=["unknown-mode", "zero-bound", "zero-piece-size"],
 )
 def test_bad_options(parser: ParserClass, options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
