@@ -87,7 +87,9 @@ class BlockParser(ABC, Generic[A]):
 
         Returns the number of rows taken, which is the number of lines: a block with a line
         that is not a row (a blank line too) is declined. Returns None to decline; it must not
-        change any state then.
+        have counted any of the block's rows then (no trace of them in the aggregate), since
+        they are offered again or read by csv.reader. Work that leaves the aggregate the same
+        (StatsParser folding its entries or ending a time run first) may have been done.
         """
 
     @abstractmethod
