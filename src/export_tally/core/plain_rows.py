@@ -51,12 +51,11 @@ _LF_STARTS_FIELD = b",\n"
 
 @dataclass(frozen=True, slots=True)
 class PlainFields:
-    """Every field of a block of `rows` rows of `width` fields: field k of row i is
-    `fields[i * stride + k]`. With a stride of width + 1, each row is followed by a field
+    """Every field of a block of `rows` rows of `width` fields (`plain_fields`' argument): field
+    k of row i is `fields[i * stride + k]`. With a stride of width + 1, each row is followed by a field
     holding its line end; with a stride of width, its last field ends with it."""
 
     fields: list[bytes]
-    width: int
     rows: int
     stride: int
 
@@ -78,7 +77,7 @@ def plain_fields(block: bytes, width: int, *, keep_line_ends: bool = False) -> P
         rows = len(text) - len(lines)  # one byte longer per LF
         if len(fields) != width * rows + 1 or fields[-1]:
             return None
-        return PlainFields(fields, width, rows, width) if _is_utf8(lines) else None
+        return PlainFields(fields, rows, width) if _is_utf8(lines) else None
     text = lines.replace(b"\n", _LF_FIELD)
     fields = text.split(b",")  # the rows' fields and line ends, then what follows the last LF
     stride = width + 1
@@ -88,7 +87,7 @@ def plain_fields(block: bytes, width: int, *, keep_line_ends: bool = False) -> P
         return None
     if fields[width::stride].count(b"\n") != rows:
         return None
-    return PlainFields(fields, width, rows, stride) if _is_utf8(lines) else None
+    return PlainFields(fields, rows, stride) if _is_utf8(lines) else None
 
 
 @dataclass(frozen=True, slots=True)
