@@ -8,19 +8,12 @@ import pytest
 from export_tally.core.aggregation import BodyResult
 from export_tally.core.parse import CountingParser
 from export_tally.core.tally import Tally
-
-HEADER = b"patient_id,event_time,event_type,value\n"
+from tests.unit import feeding
+from tests.unit.feeding import HEADER, one_byte_at_a_time
 
 
 def feed_all(chunks: list[bytes], **options: object) -> BodyResult[Tally]:
-    parser = CountingParser(**options)  # type: ignore[arg-type]
-    for chunk in chunks:
-        parser.feed(chunk)
-    return parser.finish()
-
-
-def one_byte_at_a_time(body: bytes) -> list[bytes]:
-    return [body[i : i + 1] for i in range(len(body))]
+    return feeding.feed_all(CountingParser(**options), chunks)  # type: ignore[arg-type]
 
 
 GOOD = [

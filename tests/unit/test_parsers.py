@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from export_tally.core.aggregation import Aggregator, BodyResult, Parser
+from export_tally.core.aggregation import Aggregator
 from export_tally.core.blocks import BlockParser
 from export_tally.core.csv_rows import BadRowError
 from export_tally.core.errors import CsvFormatError
@@ -19,8 +19,8 @@ from export_tally.core.plain_rows import count_checked, key_fields, plain_fields
 from export_tally.core.stats import Stats
 from export_tally.core.stats_parse import StatsAggregator, StatsParser
 from export_tally.core.tally import Tally
+from tests.unit.feeding import HEADER, feed_all, one_byte_at_a_time
 
-HEADER = b"patient_id,event_time,event_type,value\n"
 T = "2025-08-26T00:00:07Z"
 PARSERS = [pytest.param(CountingParser, id="counts"), pytest.param(StatsParser, id="stats")]
 AGGREGATORS = [
@@ -29,16 +29,6 @@ AGGREGATORS = [
 ]
 
 ParserClass = type[BlockParser[Any]]
-
-
-def feed_all(parser: Parser[Any], chunks: list[bytes]) -> BodyResult[Any]:
-    for chunk in chunks:
-        parser.feed(chunk)
-    return parser.finish()
-
-
-def one_byte_at_a_time(body: bytes) -> list[bytes]:
-    return [body[i : i + 1] for i in range(len(body))]
 
 
 def body(text: str) -> bytes:

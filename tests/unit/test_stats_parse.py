@@ -13,21 +13,15 @@ from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountingParser
 from export_tally.core.stats import Stats
 from export_tally.core.stats_parse import StatsParser
+from tests.unit import feeding
 from tests.unit import stats_reference as reference
+from tests.unit.feeding import HEADER, one_byte_at_a_time
 
-HEADER = b"patient_id,event_time,event_type,value\n"
 T7 = "2025-08-26T00:00:07"
 
 
 def feed_all(chunks: list[bytes], **options: object) -> BodyResult[Stats]:
-    parser = StatsParser(**options)  # type: ignore[arg-type]
-    for chunk in chunks:
-        parser.feed(chunk)
-    return parser.finish()
-
-
-def one_byte_at_a_time(body: bytes) -> list[bytes]:
-    return [body[i : i + 1] for i in range(len(body))]
+    return feeding.feed_all(StatsParser(**options), chunks)  # type: ignore[arg-type]
 
 
 def time_text(micros: int, offset_hours: int | None = None) -> str:
