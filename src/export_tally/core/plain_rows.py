@@ -52,8 +52,8 @@ _LF_STARTS_FIELD = b",\n"
 @dataclass(frozen=True, slots=True)
 class PlainFields:
     """Every field of a block of `rows` rows of `width` fields (`plain_fields`' argument): field
-    k of row i is `fields[i * stride + k]`. With a stride of width + 1, each row is followed by a field
-    holding its line end; with a stride of width, its last field ends with it."""
+    k of row i is `fields[i * stride + k]`. With a stride of width + 1, each row is followed by a
+    field holding its line end; with a stride of width, its last field ends with it."""
 
     fields: list[bytes]
     rows: int
