@@ -46,10 +46,6 @@ def _digest(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _part_label(task: PartTask) -> str:
-    return f"download {task.info.id} part {task.index + 1}/{task.count}"
-
-
 class CheckpointStore:
     """Saved results for one run's configuration, in a directory (created when missing).
 
@@ -174,7 +170,7 @@ class CheckpointStore:
             if not isinstance(saw_quote, bool):
                 raise _Untrusted("does not hold a result")
         except _Untrusted as problem:
-            self._ignore(key, problem, _part_label(task))
+            self._ignore(key, problem, task.label)
             return None
         self._parts.setdefault(task.info.id, set()).add(self._path(key))
         return PartResult(task, result, saw_quote, attempts=0, restored=True)
