@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,15 @@ def test_parts_that_do_not_add_up_are_a_protocol_error() -> None:
         outcome = run_cli("x", "--server", url, "-j", "4", "--min-part-bytes", "100")
     assert outcome.status == ExitCode.PROTOCOL
     assert "counted 100 rows" in outcome.stderr and "declares 101" in outcome.stderr
+
+
+def test_a_bad_header_names_the_download_when_it_is_split() -> None:
+    body = "patient_id,when,event_type,value\n" + "".join(f"P{i},t,hr,1\n" for i in range(100))
+    routes = export_routes("x", {"d1": body})
+    routes["/api/export/x/d1/data"] = csv_answer(body, ranges=True)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "-j", "4", "--min-part-bytes", "1")
+    assert outcome.status == ExitCode.PROTOCOL
+    # Whichever part fails first says so, naming its download as a whole download's error does.
+    pattern = r"download d1 part [1-4]/4: header lacks column\(s\) event_time"
+    assert re.search(pattern, outcome.stderr), outcome.stderr

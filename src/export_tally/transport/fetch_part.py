@@ -105,10 +105,7 @@ class _Part(BodyExchange[PartResult]):
         match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
         if not match or int(match.group(1)) != self.cutter.offset:
             raise ProtocolError(f"{self.task.label}: the server sent another range than asked")
-        try:
-            return self.consume(response, attempts)
-        except CsvFormatError as exc:
-            raise CsvFormatError(f"{self.task.label}: {exc}") from exc
+        return self.consume(response, attempts)
 
     def consume(self, response: httpx.Response, attempts: int) -> PartResult:
         """Count the part's records from this answer on; the result once the last one is in."""
@@ -139,8 +136,12 @@ def count_part(
     Raises as count_download does; ProtocolError when the server sends another range than asked,
     or the whole body (its ETag changed).
     """
-    part = _Part(task, aggregation, report)
-    return drive(client, options, task.info.data_path(), part, on_outage=on_outage)
+    # The parser reads the header when the part is made, the body in `take`: both name the part.
+    try:
+        part = _Part(task, aggregation, report)
+        return drive(client, options, task.info.data_path(), part, on_outage=on_outage)
+    except CsvFormatError as exc:
+        raise CsvFormatError(f"{task.label}: {exc}") from exc
 
 
 def _nothing(aggregation: Aggregator[Any]) -> BodyResult[Any]:
