@@ -27,7 +27,7 @@ from export_tally.transport.fetch_part import PartResult
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from export_tally.core.aggregation import Aggregator, BodyResult
+    from export_tally.core.aggregation import Aggregator
     from export_tally.transport.api import DownloadInfo
     from export_tally.transport.fetch_part import PartTask
 

@@ -117,9 +117,7 @@ class _Worker:
             self.process.wait()
 
 
-def _name(pending: Pending | None) -> str:
-    if pending is None:
-        return "nothing"
+def _name(pending: Pending) -> str:
     task = pending.task
     info = task.info if isinstance(task, PartTask) else task
     return f"download {info.id}"

@@ -70,8 +70,7 @@ def plan_tasks(
     if split is None or slots <= among or not downloads:
         # Largest first: the last task to finish is then a small one, so no worker idles long
         # while another counts a big download at the end.
-        ordered = sorted(downloads, key=attrgetter("rows"), reverse=True)
-        return list(ordered)
+        return sorted(downloads, key=attrgetter("rows"), reverse=True)
     parts_each = math.ceil(slots / among)
     planned: list[Task] = []
     for info in downloads:

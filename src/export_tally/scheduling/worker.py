@@ -75,9 +75,7 @@ def serve(sock: socket.socket, run: Runner) -> None:
         sock.sendall(wire.encode(wire.OUTAGE, pickle.dumps((event.since, event.back))))
 
     while (message := wire.receive(sock)) is not None:
-        kind, payload = message
-        if kind != wire.TASK:
-            return
+        _, payload = message  # a TASK: the only kind the tool sends
         options, task = pickle.loads(payload)
         try:
             result = run(options, task, report, report_outage)

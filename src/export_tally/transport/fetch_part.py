@@ -120,7 +120,7 @@ class _Part(BodyExchange[PartResult]):
             if cutter.done:
                 break
         # The part's last record is complete, or the body ended (the last part's last record).
-        return PartResult(self.task, parser.finish(), cutter.saw_quote, attempts)
+        return PartResult(self.task, parser.finish(), saw_quote=False, attempts=attempts)
 
 
 def count_part(
