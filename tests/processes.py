@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
@@ -15,6 +17,18 @@ def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def wait_while_running(
+    process: subprocess.Popen[Any], predicate: Callable[[], object], timeout: float = 300.0
+) -> None:
+    """Wait until `predicate` is true while `process` still runs, to stop it partway; fails the
+    test when the process ends first, or when `timeout` seconds pass (the process killed)."""
+    if not wait_for(lambda: process.poll() is not None or predicate(), timeout):
+        process.kill()
+        process.wait()
+        raise AssertionError(f"what was waited for did not happen in {timeout:g} s")
+    assert process.poll() is None, "the run ended before it could be stopped partway"
 
 
 def default_port_is_free() -> bool:

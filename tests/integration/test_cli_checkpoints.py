@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
 from tests.cli_run import run_cli
 from tests.fixture_server import csv_answer, export_routes, fixture_server
+from tests.processes import wait_while_running
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"
@@ -31,11 +31,7 @@ def test_rerun_after_kill_9_is_exact_and_skips_finished_downloads(
          "--checkpoint-dir", str(checkpoints), "--no-progress"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if checkpoints.is_dir() and len(list(checkpoints.glob("*.json"))) >= 2:
-            break
-        time.sleep(0.05)
+    wait_while_running(process, lambda: len(list(checkpoints.glob("*.json"))) >= 2)
     process.kill()
     process.wait()
     saved = len(list(checkpoints.glob("*.json")))

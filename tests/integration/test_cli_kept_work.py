@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ import pytest
 
 from export_tally.exitcodes import ExitCode
 from tests.counting_relay import counting_relay
+from tests.processes import wait_while_running
 from tests.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +34,7 @@ def entries(root: Path) -> list[Path]:
 
 def wait_for_entries(process: subprocess.Popen[str], root: Path, count: int) -> None:
     """Wait until `count` downloads are saved while the run goes on (observed on disk)."""
-    deadline = time.monotonic() + 300
-    while len(entries(root)) < count:
-        assert process.poll() is None, "the run ended before it could be stopped partway"
-        assert time.monotonic() < deadline, "no checkpoints appeared"
-        time.sleep(0.05)
+    wait_while_running(process, lambda: len(entries(root)) >= count)
 
 
 def saved_line(root: Path, saved: list[Path]) -> str:

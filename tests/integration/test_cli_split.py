@@ -1,13 +1,22 @@
-"""Downloads split into byte ranges give exactly the answer of whole downloads."""
+"""Downloads split into byte ranges give exactly the answer of whole downloads; what only a part
+can meet (the download changed, a range the server refuses) is a clear error."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
+from export_tally.core.errors import ProtocolError
+from export_tally.core.parse import CountAggregator
+from export_tally.core.split import ByteRange
 from export_tally.exitcodes import ExitCode
+from export_tally.scheduling.run import discover
+from export_tally.transport.api import ExportApi
+from export_tally.transport.client import ClientOptions, make_client
+from export_tally.transport.fetch_part import PartTask, Splittable, count_part, probe_splittable
 from tests.cli_run import run_cli
 from tests.fixture_server import csv_answer, export_routes, fixture_server
 
@@ -54,3 +63,41 @@ def test_parts_that_do_not_add_up_are_a_protocol_error() -> None:
         outcome = run_cli("x", "--server", url, "-j", "4", "--min-part-bytes", "100")
     assert outcome.status == ExitCode.PROTOCOL
     assert "counted 100 rows" in outcome.stderr and "declares 101" in outcome.stderr
+
+
+def test_a_bad_header_names_the_download_when_it_is_split() -> None:
+    body = "patient_id,when,event_type,value\n" + "".join(f"P{i},t,hr,1\n" for i in range(100))
+    routes = export_routes("x", {"d1": body})
+    routes["/api/export/x/d1/data"] = csv_answer(body, ranges=True)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "-j", "4", "--min-part-bytes", "1")
+    assert outcome.status == ExitCode.PROTOCOL
+    # Whichever part fails first says so, naming its download as a whole download's error does.
+    pattern = r"download d1 part [1-4]/4: header lacks column\(s\) event_time"
+    assert re.search(pattern, outcome.stderr), outcome.stderr
+
+
+def test_a_part_of_a_download_that_changed_is_a_protocol_error(server_url: str) -> None:
+    # The real server answers a Range whose If-Range is not its ETag with the whole new body.
+    options = ClientOptions(server_url)
+    with make_client(options) as client:
+        info = discover(ExportApi(client, options), "demo")[0]
+        stale = Splittable(HEADER.encode(), 1000, '"stale"')
+        task = PartTask(info, stale, ByteRange(100, 200), 0, 2)
+        message = f"download {info.id} part 1/2: the download changed during the run (ETag)"
+        with pytest.raises(ProtocolError, match=re.escape(message)):
+            count_part(client, options, task, CountAggregator())
+
+
+def test_a_part_the_server_refuses_to_serve_is_a_protocol_error(server_url: str) -> None:
+    # A range from past the end of the body: the real server answers 416.
+    options = ClientOptions(server_url)
+    with make_client(options) as client:
+        info = discover(ExportApi(client, options), "demo")[0]
+        splittable = probe_splittable(client, options, info)
+        assert splittable is not None
+        past_the_end = ByteRange(splittable.size + 1, splittable.size + 2)
+        task = PartTask(info, splittable, past_the_end, 1, 2)
+        message = f"GET {server_url}{info.data_path()}: the server refused to resume (HTTP 416)"
+        with pytest.raises(ProtocolError, match=re.escape(message)):
+            count_part(client, options, task, CountAggregator())

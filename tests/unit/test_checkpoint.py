@@ -13,7 +13,7 @@ from export_tally.core.aggregation import Aggregator, BodyResult
 from export_tally.core.parse import CountAggregator
 from export_tally.core.split import ByteRange
 from export_tally.core.tally import Tally
-from export_tally.scheduling.checkpoint import CheckpointStore
+from export_tally.scheduling.checkpoint import CheckpointStore, _digest
 from export_tally.transport.api import DownloadInfo
 from export_tally.transport.fetch import DownloadResult
 from export_tally.transport.fetch_part import PartResult, PartTask, Splittable
@@ -92,6 +92,31 @@ def unreadable(path: Path) -> None:
     path.mkdir()  # reading a directory fails even as root, unlike a chmod
 
 
+def resigned(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    """A damage that changes the entry and signs it again: whole JSON with a matching digest,
+    so only the checks of what it holds can catch it."""
+
+    def damage(path: Path) -> None:
+        entry = json.loads(path.read_text())
+        del entry["digest"]
+        change(entry)
+        path.write_text(json.dumps({**entry, "digest": _digest(entry)}))
+
+    return damage
+
+
+def no_rows(entry: dict[str, Any]) -> None:
+    del entry["rows"]
+
+
+def size_as_text(entry: dict[str, Any]) -> None:
+    entry["bytes"] = "123"
+
+
+def fewer_rows(entry: dict[str, Any]) -> None:
+    entry["rows"] = 2
+
+
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
@@ -101,6 +126,11 @@ def unreadable(path: Path) -> None:
         pytest.param(not_utf8, "is not whole JSON", id="not-utf-8"),
         pytest.param(a_list, "has no digest", id="not-an-object"),
         pytest.param(unreadable, "cannot be read", id="unreadable"),
+        pytest.param(resigned(no_rows), "does not hold a result", id="no-rows"),
+        pytest.param(resigned(size_as_text), "does not hold a result", id="size-not-a-number"),
+        pytest.param(
+            resigned(fewer_rows), "counts 2 rows, the metadata 3", id="rows-not-the-metadatas"
+        ),
     ],
 )
 def test_a_damaged_entry_is_ignored_with_a_warning(
@@ -151,6 +181,18 @@ def test_a_part_comes_back_and_is_removed_once_its_download_is_saved(tmp_path: P
     fresh.store.save(INFO, DownloadResult("d1", RESULT, 1000, attempts=1, parts=2))
     assert len(list(tmp_path.glob("*.json"))) == 1  # the whole download's entry only
     assert (fresh.store.downloads_held, fresh.store.parts_held) == (1, 0)
+
+
+def test_a_part_without_its_quote_flag_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    Store(tmp_path).store.save_part(PartResult(PART, RESULT, saw_quote=False, attempts=1))
+    path = entry_file(tmp_path)
+    resigned(lambda entry: entry.update(saw_quote="no"))(path)
+    fresh = Store(tmp_path)
+    assert fresh.store.load_part(PART) is None
+    (warning,) = fresh.warnings
+    assert str(path) in warning and "does not hold a result" in warning
+    assert "download d1 part 1/2 is counted again" in warning
+    assert fresh.store.parts_held == 0
 
 
 def test_a_save_that_fails_warns_once_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from export_tally.transport.fetch_part import PartResult
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from export_tally.core.aggregation import Aggregator, BodyResult
+    from export_tally.core.aggregation import Aggregator
     from export_tally.transport.api import DownloadInfo
     from export_tally.transport.fetch_part import PartTask
 
@@ -44,10 +44,6 @@ class _Untrusted(Exception):
 def _digest(entry: dict[str, Any]) -> str:
     canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _part_label(task: PartTask) -> str:
-    return f"download {task.info.id} part {task.index + 1}/{task.count}"
 
 
 class CheckpointStore:
@@ -174,7 +170,7 @@ class CheckpointStore:
             if not isinstance(saw_quote, bool):
                 raise _Untrusted("does not hold a result")
         except _Untrusted as problem:
-            self._ignore(key, problem, _part_label(task))
+            self._ignore(key, problem, task.label)
             return None
         self._parts.setdefault(task.info.id, set()).add(self._path(key))
         return PartResult(task, result, saw_quote, attempts=0, restored=True)

@@ -9,9 +9,9 @@ What a copy must not share or repeat:
 - the tool's connections: `transport.client` forgets its per-process clients in a child;
 - the parent's ends of the other workers' sockets, closed in the child (`close_in_child`), or a
   worker would not see EOF when the tool closes its socket;
-- the tool's signal handlers (reset by the worker) and its exit: a forked worker ends with
-  `os._exit`, so nothing of the tool's (atexit handlers, buffered output, the stack it forked
-  from) runs twice.
+- the tool's signal handlers (SIGTERM's is reset in the child) and its exit: a forked worker
+  ends with `os._exit`, whatever happens in it, so nothing of the tool's (atexit handlers,
+  buffered output, the stack it forked from) runs twice.
 
 Only on Linux: on macOS system libraries are not safe to use after a fork without exec (why
 multiprocessing spawns there), and Windows has no fork; there, workers are spawned.
@@ -26,7 +26,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from export_tally.scheduling.worker import serve_forked
+from export_tally.scheduling.worker import work
 
 if TYPE_CHECKING:
     import socket
@@ -84,14 +84,16 @@ def fork_worker(
     theirs: socket.socket, close_in_child: Iterable[socket.socket], run: Runner
 ) -> ForkedProcess:
     """A worker process forked from this one, running with `run` the tasks that arrive on
-    `theirs`."""
+    `theirs`; the child closes its copies of `close_in_child`."""
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns, nor unwinds into the tool's code above
+        status = 1  # if anything below raises
         try:
             for sock in close_in_child:
                 sock.close()
-            serve_forked(theirs, parent, run)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the tool's handler
+            status = work(theirs, parent, run)
         finally:
-            os._exit(1)  # reached only if something above raised
+            os._exit(status)
     return ForkedProcess(pid)

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 
 
 class InProcessBackend(Backend):
-    """Tasks run one after another in the tool's own process, on its client: for small exports,
-    where starting worker processes would cost more than the counting."""
+    """Runs each task when `wait` is called, on `client`, which stays the caller's to close."""
 
     slots = 1
     live_progress = True

@@ -10,8 +10,10 @@ every one of them before `close` or `abort` returns.
 from __future__ import annotations
 
 import os
+import pickle
 import selectors
 import socket
+import subprocess
 import sys
 from collections import deque
 from typing import TYPE_CHECKING
@@ -25,7 +27,6 @@ from export_tally.transport.fetch_part import PartTask
 from export_tally.transport.retry import OutageEvent
 
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Collection, Iterable
 
     from export_tally.scheduling.executors import OutageSink, Outcome, ProgressSink
@@ -51,8 +52,6 @@ class _Worker:
     the workers started before, which a forked one must not keep open."""
 
     def __init__(self, fork: bool, others: Iterable[socket.socket]) -> None:
-        import subprocess
-
         ours, theirs = socket.socketpair()
         with theirs:
             self.process: subprocess.Popen[bytes] | ForkedProcess
@@ -69,8 +68,6 @@ class _Worker:
         self.running: Pending | None = None
 
     def start(self, pending: Pending) -> None:
-        import pickle
-
         self.running = pending
         payload = pickle.dumps((pending.options, pending.task))
         self.sock.sendall(wire.encode(wire.TASK, payload))
@@ -78,8 +75,6 @@ class _Worker:
     def receive(self, sink: ProgressSink | None, on_outage: OutageSink | None) -> Pending | None:
         """Read one message: progress goes to `sink`, outage events to `on_outage`; returns the
         task it finished, if any."""
-        import pickle
-
         message = wire.receive(self.sock)
         if message is None:
             status = self.process.wait()
@@ -115,8 +110,6 @@ class _Worker:
 
     def reap(self) -> None:
         """Wait for the process to exit, killing it after EXIT_GRACE_SECONDS."""
-        import subprocess
-
         try:
             self.process.wait(EXIT_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
@@ -124,9 +117,7 @@ class _Worker:
             self.process.wait()
 
 
-def _name(pending: Pending | None) -> str:
-    if pending is None:
-        return "nothing"
+def _name(pending: Pending) -> str:
     task = pending.task
     info = task.info if isinstance(task, PartTask) else task
     return f"download {info.id}"

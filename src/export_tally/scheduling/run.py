@@ -70,8 +70,7 @@ def plan_tasks(
     if split is None or slots <= among or not downloads:
         # Largest first: the last task to finish is then a small one, so no worker idles long
         # while another counts a big download at the end.
-        ordered = sorted(downloads, key=attrgetter("rows"), reverse=True)
-        return list(ordered)
+        return sorted(downloads, key=attrgetter("rows"), reverse=True)
     parts_each = math.ceil(slots / among)
     planned: list[Task] = []
     for info in downloads:
@@ -96,6 +95,7 @@ class _Scheduler:
         self,
         backend: Backend,
         options: RunOptions,
+        infos: dict[str, DownloadInfo],
         on_progress: ProgressSink | None,
         checkpoints: CheckpointStore | None,
         on_outage: OutageSink | None = None,
@@ -106,19 +106,16 @@ class _Scheduler:
         self.on_outage = on_outage
         self.checkpoints = checkpoints
         self.pending: dict[Outcome, Task] = {}
-        self.infos: dict[str, DownloadInfo] = {}
+        self.infos = infos  # the downloads to count, by id: a checkpoint is saved with its info
         self.parts: dict[str, list[PartResult]] = {}
         self.results: list[DownloadResult] = []
         self.gone: list[str] = []
 
     def submit(self, task: Task) -> None:
-        info = task.info if isinstance(task, PartTask) else task
-        self.infos[info.id] = info
         self.pending[self.backend.submit(self.options, task)] = task
 
     def restore_part(self, part: PartResult) -> None:
         """A part taken from a checkpoint: reassembled with the others as if just counted."""
-        self.infos[part.task.info.id] = part.task.info
         if self.backend.live_progress:
             self.advance(part.result.rows)  # otherwise part_done reports it
         self.part_done(part)
@@ -214,7 +211,8 @@ def count_downloads(
             results.append(saved)
             if on_progress is not None:
                 on_progress(saved.result.rows)
-    scheduler = _Scheduler(backend, options, on_progress, checkpoints, on_outage)
+    infos = {info.id: info for info in todo}
+    scheduler = _Scheduler(backend, options, infos, on_progress, checkpoints, on_outage)
     try:
         for task in plan_tasks(todo, backend.slots, split, len(downloads)):
             saved_part = None

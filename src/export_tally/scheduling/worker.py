@@ -1,8 +1,8 @@
 """A worker process of the local pool: runs the tasks the tool sends, one at a time.
 
-On Linux a worker is forked from the tool (see forked.py) and runs `serve_forked`; elsewhere it
-is spawned (spawned_worker.py) and runs `work`. Either way it serves its end of a Unix socket
-pair whose other end the tool holds; wire.py has the messages. The task runner is given
+On Linux a worker is forked from the tool (see forked.py); elsewhere it is spawned
+(spawned_worker.py). Either way it runs `work`, serving its end of a Unix socket pair whose
+other end the tool holds; wire.py has the messages. The task runner is given
 (`tasks.run_task`), so that this loop does not import the network layer itself.
 
 Plain processes, not `multiprocessing`: the tool starts exactly the processes it waits for, and
@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from export_tally.scheduling import wire
 
@@ -75,9 +75,7 @@ def serve(sock: socket.socket, run: Runner) -> None:
         sock.sendall(wire.encode(wire.OUTAGE, pickle.dumps((event.since, event.back))))
 
     while (message := wire.receive(sock)) is not None:
-        kind, payload = message
-        if kind != wire.TASK:
-            return
+        _, payload = message  # a TASK: the only kind the tool sends
         options, task = pickle.loads(payload)
         try:
             result = run(options, task, report, report_outage)
@@ -100,13 +98,3 @@ def work(sock: socket.socket, parent_pid: int, run: Runner) -> int:
     with sock, contextlib.suppress(BrokenPipeError, ConnectionResetError):
         serve(sock, run)
     return 0
-
-
-def serve_forked(sock: socket.socket, parent_pid: int, run: Runner) -> NoReturn:
-    """A forked worker's whole life (see forked.py): it ends here, with os._exit."""
-    status = 1
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the tool's handler
-        status = work(sock, parent_pid, run)
-    finally:
-        os._exit(status)

@@ -68,10 +68,7 @@ class _Stream(BodyExchange[DownloadResult]):
         self.resumable = False
 
     def feed(self, chunk: bytes) -> None:
-        try:
-            self.parser.feed(chunk)
-        except CsvFormatError as exc:
-            raise CsvFormatError(f"download {self.info.id}: {exc}") from exc
+        self.parser.feed(chunk)
         self.offset += len(chunk)
         self.report_rows(self.parser.rows)
 
@@ -145,10 +142,7 @@ class _Stream(BodyExchange[DownloadResult]):
         """The result once the whole body is in; None to count it again from scratch, once,
         when the rows differ from the metadata's."""
         info = self.info
-        try:
-            result = self.parser.finish()
-        except CsvFormatError as exc:
-            raise CsvFormatError(f"download {info.id}: {exc}") from exc
+        result = self.parser.finish()
         if result.rows == info.rows:
             return DownloadResult(
                 info.id, result, self.offset, attempts, self.resumes, self.restarts
@@ -178,4 +172,7 @@ def count_download(
     that differs from the metadata's twice in a row.
     """
     stream = _Stream(info, aggregation, report)
-    return drive(client, options, info.data_path(), stream, on_outage=on_outage)
+    try:
+        return drive(client, options, info.data_path(), stream, on_outage=on_outage)
+    except CsvFormatError as exc:  # from the parser, in `feed` or `finish`
+        raise CsvFormatError(f"download {info.id}: {exc}") from exc

@@ -44,6 +44,11 @@ class PartTask:
     index: int
     count: int
 
+    @property
+    def label(self) -> str:
+        """How messages name this part: `download d1 part 2/4`."""
+        return f"download {self.info.id} part {self.index + 1}/{self.count}"
+
 
 @dataclass(frozen=True)
 class PartResult:
@@ -84,7 +89,6 @@ class _Part(BodyExchange[PartResult]):
         super().__init__(task.info, report)
         self.task = task
         self.aggregation = aggregation
-        self.label = f"download {task.info.id} part {task.index + 1}/{task.count}"
         self.cutter = PartCutter(task.part)
         self.parser = aggregation.new_parser()
         self.parser.feed(task.splittable.header)
@@ -97,14 +101,11 @@ class _Part(BodyExchange[PartResult]):
 
     def take(self, response: httpx.Response, attempts: int) -> PartResult:
         if response.status_code == 200:
-            raise ProtocolError(f"{self.label}: the download changed during the run (ETag)")
+            raise ProtocolError(f"{self.task.label}: the download changed during the run (ETag)")
         match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
         if not match or int(match.group(1)) != self.cutter.offset:
-            raise ProtocolError(f"{self.label}: the server sent another range than asked")
-        try:
-            return self.consume(response, attempts)
-        except CsvFormatError as exc:
-            raise CsvFormatError(f"{self.label}: {exc}") from exc
+            raise ProtocolError(f"{self.task.label}: the server sent another range than asked")
+        return self.consume(response, attempts)
 
     def consume(self, response: httpx.Response, attempts: int) -> PartResult:
         """Count the part's records from this answer on; the result once the last one is in."""
@@ -119,7 +120,7 @@ class _Part(BodyExchange[PartResult]):
             if cutter.done:
                 break
         # The part's last record is complete, or the body ended (the last part's last record).
-        return PartResult(self.task, parser.finish(), cutter.saw_quote, attempts)
+        return PartResult(self.task, parser.finish(), saw_quote=False, attempts=attempts)
 
 
 def count_part(
@@ -135,8 +136,12 @@ def count_part(
     Raises as count_download does; ProtocolError when the server sends another range than asked,
     or the whole body (its ETag changed).
     """
-    part = _Part(task, aggregation, report)
-    return drive(client, options, task.info.data_path(), part, on_outage=on_outage)
+    # The parser reads the header when the part is made, the body in `take`: both name the part.
+    try:
+        part = _Part(task, aggregation, report)
+        return drive(client, options, task.info.data_path(), part, on_outage=on_outage)
+    except CsvFormatError as exc:
+        raise CsvFormatError(f"{task.label}: {exc}") from exc
 
 
 def _nothing(aggregation: Aggregator[Any]) -> BodyResult[Any]:
