@@ -56,6 +56,7 @@ def test_unreachable_explicit_server_is_an_error_not_replaced() -> None:
         pytest.param(["demo", "--retries", "-1"], "at least 0", id="negative-retries"),
         pytest.param(["demo", "--on-bad-row", "ignore"], "invalid choice", id="bad-row-mode"),
         pytest.param(["demo", "-o", "/nonexistent/dir/out.json"], "does not exist", id="output-dir-missing"),
+        pytest.param(["demo", "-o", "."], "cannot write .: it is a directory", id="output-is-a-directory"),
     ],
 )  # fmt: skip
 def test_usage_errors(argv: list[str], fragment: str) -> None:
@@ -94,6 +95,16 @@ def test_a_bundled_server_that_does_not_start_is_exit_3_with_a_way_on(
     message = one_line(outcome.stderr)
     assert fragment in message
     assert message.endswith("start the server with `uv run server`, or pass --server")
+
+
+def test_output_in_a_directory_that_is_not_writable_is_a_usage_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):
+        pytest.skip("this user may write into any directory (root, as in CI)")
+    outcome = run_cli("demo", "-o", str(locked / "out.json"))
+    assert outcome.status == ExitCode.USAGE
+    assert f"directory {locked} is not writable" in one_line(outcome.stderr)
 
 
 def test_html_instead_of_json_is_a_protocol_error() -> None:
