@@ -18,6 +18,7 @@ from export_tally.figures import Terminal
 from export_tally.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
 from export_tally.output import render
 from export_tally.table import NO_EVENTS
+from tests.html_page import number
 
 ROOT = Path(__file__).resolve().parents[2]
 EMPTY: dict[str, Any] = {"patients": {}, "totals": {}}
@@ -27,13 +28,6 @@ ANSI = re.compile(r"\x1b\[")
 def committed(name: str) -> dict[str, Any]:
     report: dict[str, Any] = json.loads((ROOT / name).read_text())
     return report
-
-
-def number(cell: str) -> int | float | None:
-    if cell == "n/a":
-        return None
-    plain = cell.replace(",", "")
-    return float(plain) if "." in plain else int(plain)
 
 
 def table_rows(text: str) -> list[list[str]]:
