@@ -9,15 +9,9 @@ import pytest
 
 from export_tally import embedded
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
+from tests.cli_run import one_line, run_cli
 from tests.fixture_server import Answer, csv_answer, export_routes, fixture_server, json_answer
 from tests.processes import default_port_is_free
-
-
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 def test_exit_codes_are_pinned() -> None:

@@ -13,19 +13,13 @@ from typing import Any
 import pytest
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import Outcome, run_cli
+from tests.cli_run import Outcome, one_line, run_cli
 from tests.fixture_server import export_routes, fixture_server
 from tests.html_page import external_references, number, parse, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"
 UNREACHABLE = "http://127.0.0.1:9"
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 def table_numbers(text: str) -> dict[str, list[int | float | None]]:
