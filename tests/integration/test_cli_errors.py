@@ -39,6 +39,21 @@ def test_unreachable_explicit_server_is_an_error_not_replaced() -> None:
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["-o", "/nonexistent/dir/out.json", "--debug"], id="debug"),
+        pytest.param(["-o", "/nonexistent/dir/out.json", "--deb"], id="abbreviated"),  # a prefix
+        pytest.param(["--bogus", "--debug"], id="arguments-that-do-not-parse"),
+    ],
+)
+def test_debug_shows_the_trace_then_the_one_line(argv: list[str]) -> None:
+    outcome = run_cli("demo", *argv)
+    assert outcome.status == ExitCode.USAGE
+    assert outcome.stderr.startswith("Traceback (most recent call last):")
+    assert outcome.stderr.strip().splitlines()[-1].startswith("cli: error: ")
+
+
+@pytest.mark.parametrize(
     "argv, fragment",
     [
         pytest.param([], "export id is required", id="no-export-id"),
