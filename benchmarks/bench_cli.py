@@ -45,12 +45,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def server(cache_dir: str, *flags: str) -> Iterator[str]:
-    """Our server on a free port with this cache directory; yields its URL once it listens, or
-    once `--prewarm` is done when that is among the flags."""
+def server(
+    cache_dir: str, *flags: str, python: str = sys.executable, cwd: Path | None = None
+) -> Iterator[str]:
+    """Our server (or another checkout's: its `python`, run in `cwd`) on a free port with this
+    cache directory; yields its URL once it listens, or once `--prewarm` is done when that is
+    among the flags."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "export_server", "--port", "0", "--cache-dir", cache_dir, *flags],
-        stderr=subprocess.PIPE, text=True,
+        [python, "-m", "export_server", "--port", "0", "--cache-dir", cache_dir, *flags],
+        stderr=subprocess.PIPE, text=True, cwd=cwd,
     )  # fmt: skip
     assert process.stderr is not None
     url = ""
@@ -101,12 +104,14 @@ def cli(url: str, export_id: str, extra: list[str]) -> list[str]:
 
 
 def alternate(
-    contenders: dict[str, Callable[[], tuple[dict[str, Any], int]]], runs: int
+    contenders: dict[str, Callable[[], tuple[dict[str, Any], int]]], runs: int, agree: bool = True
 ) -> tuple[dict[str, float], dict[str, Any], int]:
     """Time each contender `runs` times, alternating, after one warm-up round in which every
-    answer must agree; returns the median seconds of each, the answer, and the peak RSS seen."""
-    answers = [run()[0] for run in contenders.values()]
-    if any(answer != answers[0] for answer in answers):
+    answer must agree (with `agree=False`, each contender need only keep giving its own);
+    returns the median seconds of each, the first contender's answer, and the peak RSS seen."""
+    answers = {name: run()[0] for name, run in contenders.items()}
+    first = next(iter(answers.values()))
+    if agree and any(answer != first for answer in answers.values()):
         raise SystemExit("the contenders disagree")
     times: dict[str, list[float]] = {name: [] for name in contenders}
     peak = 0
@@ -115,10 +120,10 @@ def alternate(
             started = time.perf_counter()
             answer, rss = run()
             times[name].append(time.perf_counter() - started)
-            if answer != answers[0]:
+            if answer != answers[name]:
                 raise SystemExit(f"{name} gave another answer")
             peak = max(peak, rss)
-    return {name: statistics.median(values) for name, values in times.items()}, answers[0], peak
+    return {name: statistics.median(values) for name, values in times.items()}, first, peak
 
 
 def end_to_end(export_id: str, runs: int, extra: list[str]) -> None:
@@ -170,17 +175,14 @@ def stats_cost(export_id: str, runs: int, extra: list[str]) -> None:
     with tempfile.TemporaryDirectory() as cache, server(cache, "--prewarm", export_id) as url:
         print(f"server {url}, cache warm for {export_id}", flush=True)
         plain = cli(url, export_id, extra)
-        counts, _ = run_json(plain)
-        stats, _ = run_json([*plain, "--stats"])
-        times: dict[str, list[float]] = {"cli": [], "cli --stats": []}
-        for _ in range(runs):
-            for name, command, expected in (("cli", plain, counts),
-                                            ("cli --stats", [*plain, "--stats"], stats)):  # fmt: skip
-                started = time.perf_counter()
-                answer, _ = run_json(command)
-                times[name].append(time.perf_counter() - started)
-                assert answer == expected
-    medians = {name: statistics.median(values) for name, values in times.items()}
+        medians, _, _ = alternate(
+            {
+                "cli": lambda: run_json(plain),
+                "cli --stats": lambda: run_json([*plain, "--stats"]),
+            },
+            runs,
+            agree=False,  # counts and statistics are different answers
+        )
     for name, seconds in medians.items():
         print(f"{name:>12}: {seconds:7.2f} s")
     print(f"       ratio: --stats costs {medians['cli --stats'] / medians['cli']:.2f}x the counts")

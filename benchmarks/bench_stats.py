@@ -2,7 +2,7 @@
 
 Run on demand: `uv run python -m benchmarks.bench_stats [--shape small|large] [--lines N]`.
 The body is bench_parse's (the server's generator, one download with every patient of the
-export's pool, rows in time order), cut into 256 KiB chunks (what fetch feeds); each parser is
+export's pool, rows in time order), cut into 64 KiB chunks (what fetch feeds); each parser is
 timed interleaved with the other, median of `--repeat` rounds after a warm-up, in CPU time of
 this process (`--clock wall` for wall time). Target: stats / counts <= 1.5x on both shapes.
 """

@@ -49,22 +49,11 @@ def timed_run(checkout: Path, url: str, export_id: str) -> tuple[float, object]:
 
 def cold_run(checkout: Path, export_id: str) -> tuple[float, object]:
     """That version's server on an empty cache, and its tool against it."""
-    command = [python_of(checkout), "-m", "export_server", "--port", "0", "--cache-dir"]
-    with tempfile.TemporaryDirectory() as cache:
-        process = subprocess.Popen(
-            [*command, cache], cwd=checkout, stderr=subprocess.PIPE, text=True
-        )
-        assert process.stderr is not None
-        url = ""
-        for line in process.stderr:
-            if line.startswith("listening on "):
-                url = line.split()[-1]
-                break
-        try:
-            return timed_run(checkout, url, export_id)
-        finally:
-            process.terminate()
-            process.wait()
+    with (
+        tempfile.TemporaryDirectory() as cache,
+        server(cache, python=python_of(checkout), cwd=checkout) as url,
+    ):
+        return timed_run(checkout, url, export_id)
 
 
 def main() -> None:

@@ -309,11 +309,15 @@ def main(
     """Run the tool; returns the exit status (see ExitCode). Streams default to sys's."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    # Until the arguments parse, a trace for a usage error needs --debug spelt out; after, it is
+    # what the parser says (which takes any unambiguous prefix: --deb).
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     kept = _Kept()
     try:
         with _sigterm_raises():
-            return _run(build_parser().parse_args(argv), stdout, stderr, kept)
+            args = build_parser().parse_args(argv)
+            debug = args.debug
+            return _run(args, stdout, stderr, kept)
     except Terminated:
         _say(stderr, "terminated")
         status = ExitCode.TERMINATED

@@ -26,6 +26,7 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 KEPT_LINES = 50
 _LISTENING = re.compile(r"listening on (http://\S+)")
+_HINT = "; start the server with `uv run server`, or pass --server"  # as when none answers
 
 
 def is_listening(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -73,11 +74,11 @@ class EmbeddedServer:
         """Its URL, once it accepts connections; ServerUnreachableError if it fails to start."""
         if not self._answered.wait(START_TIMEOUT):
             self.stop()
-            raise ServerUnreachableError("the bundled server did not start within a minute")
+            raise ServerUnreachableError(f"the bundled server did not start within a minute{_HINT}")
         if self._url is None:
             self.stop()
             last = self.log[-1] if self.log else "no output"
-            raise ServerUnreachableError(f"the bundled server failed to start: {last}")
+            raise ServerUnreachableError(f"the bundled server failed to start: {last}{_HINT}")
         return self._url
 
     def stop(self) -> None:

@@ -24,7 +24,7 @@ def run_summary(result: ExportResult, checkpoints: CheckpointStore | None) -> li
     if split:
         lines.append(f"counted {len(split)} download(s) in {sum(d.parts for d in split)} "
                      "byte-range parts")  # fmt: skip
-    retried = sum(d.attempts - (d.parts - d.restored_parts) for d in downloads if not d.restored)
+    retried = sum(d.retries for d in downloads)
     if retried:
         resumes = sum(d.resumes for d in downloads)
         restarts = sum(d.restarts for d in downloads)

@@ -95,8 +95,15 @@ def _width(text: str) -> int:
     return max(wcswidth(line) for line in text.split("\n"))
 
 
-def _columns(grid: Grid) -> list[tuple[str, list[str]]]:
-    """Every column as (header, cells), headers wrapped to fit over their cells."""
+@dataclass(frozen=True)
+class _Column:
+    header: str  # wrapped to fit over the cells
+    cells: list[str]  # the body rows', then the totals row's
+    width: int  # terminal columns of the widest line of the header or cells
+
+
+def _columns(grid: Grid) -> list[_Column]:
+    """Every column (the id column first), its header wrapped to fit over its cells."""
     columns = []
     for index, header in enumerate((grid.id_header, *grid.headers)):
         cells = [row[index] for row in grid.rows]
@@ -107,25 +114,24 @@ def _columns(grid: Grid) -> list[tuple[str, list[str]]]:
         wrapped = textwrap.fill(
             header, max(widest, longest_word, HEADER_WRAP), break_long_words=False
         )
-        columns.append((wrapped, cells))
+        columns.append(_Column(wrapped, cells, max(widest, _width(wrapped))))
     return columns
 
 
-def table_width(columns: list[tuple[str, list[str]]]) -> int:
+def table_width(columns: list[_Column]) -> int:
     """The width of a table of these columns: `| cell |` per column, one space of padding."""
-    return 1 + sum(3 + max(_width(c) for c in (header, *cells)) for header, cells in columns)
+    return 1 + sum(3 + column.width for column in columns)
 
 
-def layout(grid: Grid, width: int) -> list[list[int]]:
-    """The value columns of each table (indexes into `grid.headers`): as few tables as fit `width`.
+def layout(columns: list[_Column], width: int) -> list[list[int]]:
+    """The value columns of each table (indexes into `columns[1:]`): as few tables as fit `width`.
 
-    The id column comes with every table; a table that cannot fit (one column too wide for the
-    terminal) is printed whole all the same.
+    The id column (`columns[0]`) comes with every table; a table that cannot fit (one column too
+    wide for the terminal) is printed whole all the same.
     """
-    columns = _columns(grid)
     groups: list[list[int]] = []
     current: list[int] = []
-    for index in range(len(grid.headers)):
+    for index in range(len(columns) - 1):
         candidate = [columns[0], *(columns[i + 1] for i in [*current, index])]
         if current and table_width(candidate) > width:
             groups.append(current)
@@ -135,8 +141,7 @@ def layout(grid: Grid, width: int) -> list[list[int]]:
     return groups
 
 
-def _draw(grid: Grid, group: list[int], styled: bool) -> str:
-    columns = _columns(grid)
+def _draw(grid: Grid, columns: list[_Column], group: list[int], styled: bool) -> str:
     chosen = [columns[0], *(columns[i + 1] for i in group)]
 
     def bold(cell: str) -> str:
@@ -145,12 +150,12 @@ def _draw(grid: Grid, group: list[int], styled: bool) -> str:
     table = PrettyTable()
     table.set_style(TableStyle.SINGLE_BORDER)
     table.header = False  # the header goes in as a row: column names need not be unique
-    table.add_row([bold(header) for header, _ in chosen], divider=True)
+    table.add_row([bold(c.header) for c in chosen], divider=True)
     bodies = len(grid.rows)
     for r in range(bodies):
-        table.add_row([cells[r] for _, cells in chosen], divider=r == bodies - 1)
+        table.add_row([c.cells[r] for c in chosen], divider=r == bodies - 1)
     if grid.totals is not None:
-        table.add_row([bold(cells[bodies]) for _, cells in chosen])
+        table.add_row([bold(c.cells[bodies]) for c in chosen])
     table.align = "r"
     table.align["Field 1"] = "l"
     return table.get_string()
@@ -174,11 +179,12 @@ def render_table(
         grids = [count_grid(report)]
     blocks = []
     for grid in grids:
-        groups = layout(grid, terminal.width)
+        columns = _columns(grid)  # once: their widths decide the layout, then each part is drawn
+        groups = layout(columns, terminal.width)
         for number, group in enumerate(groups, 1):
             title = grid.title + (f" ({number} of {len(groups)})" if len(groups) > 1 else "")
             title = f"{BOLD}{title}{RESET}" if terminal.styled else title
-            blocks.append(f"{title}\n{_draw(grid, group, terminal.styled)}")
+            blocks.append(f"{title}\n{_draw(grid, columns, group, terminal.styled)}")
     if not types:
         blocks[-1] += "\n" + NO_EVENTS
     return "\n\n".join(blocks) + "\n"

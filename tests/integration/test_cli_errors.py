@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+from export_tally import embedded
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
+from tests.cli_run import one_line, run_cli
 from tests.fixture_server import Answer, csv_answer, export_routes, fixture_server, json_answer
-
-
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
+from tests.processes import default_port_is_free
 
 
 def test_exit_codes_are_pinned() -> None:
@@ -40,6 +39,21 @@ def test_unreachable_explicit_server_is_an_error_not_replaced() -> None:
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["-o", "/nonexistent/dir/out.json", "--debug"], id="debug"),
+        pytest.param(["-o", "/nonexistent/dir/out.json", "--deb"], id="abbreviated"),  # a prefix
+        pytest.param(["--bogus", "--debug"], id="arguments-that-do-not-parse"),
+    ],
+)
+def test_debug_shows_the_trace_then_the_one_line(argv: list[str]) -> None:
+    outcome = run_cli("demo", *argv)
+    assert outcome.status == ExitCode.USAGE
+    assert outcome.stderr.startswith("Traceback (most recent call last):")
+    assert outcome.stderr.strip().splitlines()[-1].startswith("cli: error: ")
+
+
+@pytest.mark.parametrize(
     "argv, fragment",
     [
         pytest.param([], "export id is required", id="no-export-id"),
@@ -51,12 +65,55 @@ def test_unreachable_explicit_server_is_an_error_not_replaced() -> None:
         pytest.param(["demo", "--retries", "-1"], "at least 0", id="negative-retries"),
         pytest.param(["demo", "--on-bad-row", "ignore"], "invalid choice", id="bad-row-mode"),
         pytest.param(["demo", "-o", "/nonexistent/dir/out.json"], "does not exist", id="output-dir-missing"),
+        pytest.param(["demo", "-o", "."], "cannot write .: it is a directory", id="output-is-a-directory"),
     ],
 )  # fmt: skip
 def test_usage_errors(argv: list[str], fragment: str) -> None:
     outcome = run_cli(*argv)
     assert outcome.status == ExitCode.USAGE
     assert fragment in one_line(outcome.stderr)
+
+
+FAILS_TO_START = "import sys\nsys.exit('export_server: error: no room (a stand-in)')\n"
+NEVER_LISTENS = "import time\ntime.sleep(600)\n"  # stopped by the tool once it gives up
+
+
+@pytest.mark.skipif(not default_port_is_free(), reason="something listens on 127.0.0.1:8000")
+@pytest.mark.parametrize(
+    "server_main, wait, fragment",
+    [
+        pytest.param(FAILS_TO_START, embedded.START_TIMEOUT, "failed to start: export_server: error: no room (a stand-in);", id="fails-to-start"),
+        pytest.param(NEVER_LISTENS, 1.0, "did not start within a minute;", id="never-listens"),  # not a minute of silence
+    ],
+)  # fmt: skip
+def test_a_bundled_server_that_does_not_start_is_exit_3_with_a_way_on(
+    server_main: str, wait: float, fragment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tool runs `python -m export_server`: a stand-in package ahead on the path is run instead.
+    package = tmp_path / "stand-in" / "export_server"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(server_main)
+    path = [str(package.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    monkeypatch.delenv("EXPORT_SERVER_URL", raising=False)
+    monkeypatch.delenv("EXPORT_TALLY_NO_EMBEDDED", raising=False)
+    monkeypatch.setattr(embedded, "START_TIMEOUT", wait)
+    outcome = run_cli("demo")
+    assert outcome.status == ExitCode.UNREACHABLE
+    message = one_line(outcome.stderr)
+    assert fragment in message
+    assert message.endswith("start the server with `uv run server`, or pass --server")
+
+
+def test_output_in_a_directory_that_is_not_writable_is_a_usage_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):
+        pytest.skip("this user may write into any directory (root, as in CI)")
+    outcome = run_cli("demo", "-o", str(locked / "out.json"))
+    assert outcome.status == ExitCode.USAGE
+    assert f"directory {locked} is not writable" in one_line(outcome.stderr)
 
 
 def test_html_instead_of_json_is_a_protocol_error() -> None:

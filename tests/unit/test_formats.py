@@ -18,6 +18,7 @@ from export_tally.figures import Terminal
 from export_tally.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
 from export_tally.output import render
 from export_tally.table import NO_EVENTS
+from tests.text_table import numbers_by_row, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 EMPTY: dict[str, Any] = {"patients": {}, "totals": {}}
@@ -27,31 +28,6 @@ ANSI = re.compile(r"\x1b\[")
 def committed(name: str) -> dict[str, Any]:
     report: dict[str, Any] = json.loads((ROOT / name).read_text())
     return report
-
-
-def number(cell: str) -> int | float | None:
-    if cell == "n/a":
-        return None
-    plain = cell.replace(",", "")
-    return float(plain) if "." in plain else int(plain)
-
-
-def table_rows(text: str) -> list[list[str]]:
-    """The rows of a table's text: the cells of each line between vertical bars."""
-    return [
-        [cell.strip() for cell in line.strip("│").split("│")]
-        for line in text.splitlines()
-        if line.startswith("│")
-    ]
-
-
-def numbers_by_row(text: str) -> dict[str, list[int | float | None]]:
-    """patient id (or "totals") -> the numbers on its row, in column order."""
-    return {
-        cells[0]: [number(c) for c in cells[1:]]
-        for cells in table_rows(text)
-        if len(cells) > 1 and re.fullmatch(r"[\d,.]+|n/a", cells[1])
-    }
 
 
 def tables_by_title(text: str, titles: list[str]) -> dict[str, dict[str, list[int | float | None]]]:

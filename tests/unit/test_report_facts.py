@@ -100,6 +100,14 @@ def test_facts_of_a_run() -> None:
     assert (d3.retries, d3.restored) == (0, True)
 
 
+def test_parts_restored_from_checkpoints_are_not_counted_as_fetched() -> None:
+    # Four parts: two restored (no attempt in this run), two fetched in three attempts.
+    facts = run_facts([info("d1", 8)], [result("d1", 8, attempts=3, parts=4, restored_parts=2)])
+    assert [(d.retries, d.parts) for d in facts.downloads] == [(1, 4)]
+    facts = run_facts([info("d1", 8)], [result("d1", 8, attempts=2, parts=4, restored_parts=2)])
+    assert [d.retries for d in facts.downloads] == [0]
+
+
 @pytest.mark.parametrize(
     "metadata",
     [

@@ -128,7 +128,7 @@ def collect_facts(
             rows_declared=declared.get(d.download_id, d.result.rows),
             rows_counted=d.result.rows,
             skipped=d.result.skipped,
-            retries=0 if d.restored else d.attempts - d.parts,
+            retries=d.retries,
             resumes=d.resumes,
             restarts=d.restarts,
             parts=d.parts,

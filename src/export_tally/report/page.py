@@ -188,14 +188,10 @@ def totals(report: dict[str, Any]) -> str:
     return _section("totals", "Totals per event type", chart + numbers)
 
 
-def _normal(event_type: str) -> tuple[int, int] | None:
-    return NORMAL_RANGES.get(event_type)
-
-
 def normal_ranges(report: dict[str, Any]) -> str:
     rows: list[tuple[Cell, ...]] = []
     for t in event_types_of(report):
-        bounds = _normal(t)
+        bounds = NORMAL_RANGES.get(t)
         rows.append((t, *bounds) if bounds else (t, "none", "none"))
     text = (
         "<p>A value outside its event type's normal range (inclusive) is an anomaly; "
@@ -238,11 +234,11 @@ def event_type_stats(report: dict[str, Any], event_type: str, precision: int, an
     """Three charts for one event type, each with its table of every patient."""
     ranked = views.ranked_patients(report, event_type)
     cut = views.cut(ranked)
-    shown = views.stats_rows(report, event_type, cut.shown)
     everyone = views.stats_rows(report, event_type, ranked)
+    shown = everyone[: len(cut.shown)]  # the cut is the start of the ranking
     total = report["totals"][event_type]
     note = _e(_cut_note(cut))
-    bounds = _normal(event_type)
+    bounds = NORMAL_RANGES.get(event_type)
     band = (
         f"green band: the normal range {bounds[0]}-{bounds[1]}"
         if bounds

@@ -45,10 +45,11 @@ def count_rows(
     report: dict[str, Any], patients: list[str] | tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """{"patient", "event_type", "count"} for every pair that occurs, in the patients' order."""
+    types = event_types_of(report)
     return [
         {"patient": p, "event_type": t, "count": count_of(report["patients"][p][t])}
         for p in patients
-        for t in event_types_of(report)
+        for t in types
         if t in report["patients"][p]
     ]
 

@@ -40,6 +40,13 @@ class DownloadResult:
     parts: int = 1  # byte ranges it was counted in (see split.py)
     restored_parts: int = 0  # of those, ranges taken from checkpoints (no attempt in this run)
 
+    @property
+    def retries(self) -> int:
+        """Failed attempts in this run: each part fetched in it succeeds once, after its retries."""
+        if self.restored:
+            return 0
+        return self.attempts - (self.parts - self.restored_parts)
+
 
 class _Restart(Exception):
     """Internal: the server will not continue where we stopped; start again from byte 0."""
