@@ -39,7 +39,7 @@ from typing import Any
 
 import psutil
 
-from tests.processes import default_port_is_free
+from tests.support.processes import default_port_is_free
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """In-process generation on one core: the fast generator against the oracle.
 
-The oracle (tests/oracle.py) is the per-row algorithm of docs/server.md, written literally.
+The oracle (tests/support/oracle.py) is the per-row algorithm of docs/server.md, written literally.
 
     uv run python -m benchmarks.bench_generate [--rows N] [--runs K]
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 from export_server.dataset import EXPORTS, Download, downloads_of
 from export_server.generate import generate_chunks
-from tests.oracle import oracle_lines
+from tests.support.oracle import oracle_lines
 
 
 def oracle_rows(download: Download, rows: int) -> int:

@@ -34,7 +34,7 @@ import psutil
 from benchmarks.bench_generate import oracle_rows, rate
 from export_server.cache import Cache
 from export_server.dataset import Download, downloads_of
-from tests.servers import RunningServer, running_server
+from tests.support.servers import RunningServer, running_server
 
 SMALL = downloads_of("small")
 # Two small downloads of about the same length and patient count, so two streams overlap fully.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Reaper, RunningServer, StartServer, running_server
+from tests.support.servers import Reaper, RunningServer, StartServer, running_server
 
 PREWARMED = ("demo",)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.fixture_server import export_routes, fixture_server
-from tests.servers import RunningServer, StartServer
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import export_routes, fixture_server
+from tests.support.servers import RunningServer, StartServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.fixture_server import export_routes, fixture_server
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import export_routes, fixture_server
 
 HEADER = b"patient_id,event_time,event_type,value\n"
 GOOD = b"A,t,hr,1\n"

@@ -13,9 +13,9 @@ import pytest
 
 from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.fixture_server import csv_answer, export_routes, fixture_server
-from tests.processes import wait_while_running
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import csv_answer, export_routes, fixture_server
+from tests.support.processes import wait_while_running
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"

@@ -13,9 +13,9 @@ import pytest
 from distributed import Client, LocalCluster
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import Outcome, run_cli
-from tests.fixture_server import export_routes, fixture_server
-from tests.processes import default_port_is_free, wait_for
+from tests.support.cli_run import Outcome, run_cli
+from tests.support.fixture_server import export_routes, fixture_server
+from tests.support.processes import default_port_is_free, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

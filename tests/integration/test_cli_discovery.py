@@ -8,8 +8,8 @@ import pytest
 
 from export_tally.exitcodes import ExitCode
 from export_tally.transport.api import MAX_METADATA_BYTES
-from tests.cli_run import run_cli
-from tests.fixture_server import Answer, export_routes, fixture_server, json_answer
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import Answer, export_routes, fixture_server, json_answer
 
 BODY = "patient_id,event_time,event_type,value\nA,t,hr,1\n"
 

@@ -9,9 +9,15 @@ import pytest
 
 from export_tally import embedded
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import one_line, run_cli
-from tests.fixture_server import Answer, csv_answer, export_routes, fixture_server, json_answer
-from tests.processes import default_port_is_free
+from tests.support.cli_run import one_line, run_cli
+from tests.support.fixture_server import (
+    Answer,
+    csv_answer,
+    export_routes,
+    fixture_server,
+    json_answer,
+)
+from tests.support.processes import default_port_is_free
 
 
 def test_exit_codes_are_pinned() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.servers import RunningServer
+from tests.support.cli_run import run_cli
+from tests.support.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # Retry-After 0: the tool still backs off (exponential, with jitter), but never waits a second.

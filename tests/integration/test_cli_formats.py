@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import Outcome, one_line, run_cli
-from tests.fixture_server import export_routes, fixture_server
-from tests.html_page import external_references, number, parse, tables
-from tests.text_table import numbers_by_row
+from tests.support.cli_run import Outcome, one_line, run_cli
+from tests.support.fixture_server import export_routes, fixture_server
+from tests.support.html_page import external_references, number, parse, tables
+from tests.support.text_table import numbers_by_row
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"

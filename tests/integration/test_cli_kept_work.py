@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from export_tally.exitcodes import ExitCode
-from tests.counting_relay import counting_relay
-from tests.processes import wait_while_running
-from tests.servers import RunningServer
+from tests.support.counting_relay import counting_relay
+from tests.support.processes import wait_while_running
+from tests.support.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "export_tally"]

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.fixture_server import export_routes, fixture_server
-from tests.servers import RunningServer, running_server
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import export_routes, fixture_server
+from tests.support.servers import RunningServer, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BODIES = {"d1": "patient_id,event_time,event_type,value\nA,t,hr,1\n"}

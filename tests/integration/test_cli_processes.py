@@ -28,8 +28,8 @@ import pytest
 
 from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
-from tests.fixture_server import export_routes, fixture_server
-from tests.processes import default_port_is_free, wait_for
+from tests.support.fixture_server import export_routes, fixture_server
+from tests.support.processes import default_port_is_free, wait_for
 
 CLI = [sys.executable, "-m", "export_tally"]
 ROOT = Path(__file__).resolve().parents[2]

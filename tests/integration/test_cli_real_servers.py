@@ -11,8 +11,8 @@ import pytest
 
 from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.fixture_server import Answer, csv_answer, export_routes, fixture_server
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import Answer, csv_answer, export_routes, fixture_server
 
 HEADER = "patient_id,event_time,event_type,value\n"
 SECRET = "s3cr3t-t0ken-value"

@@ -17,8 +17,8 @@ from export_tally.scheduling.run import discover
 from export_tally.transport.api import ExportApi
 from export_tally.transport.client import ClientOptions, make_client
 from export_tally.transport.fetch_part import PartTask, Splittable, count_part, probe_splittable
-from tests.cli_run import run_cli
-from tests.fixture_server import csv_answer, export_routes, fixture_server
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import csv_answer, export_routes, fixture_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"

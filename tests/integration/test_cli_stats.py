@@ -11,10 +11,10 @@ import pytest
 
 from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.fixture_server import export_routes, fixture_server
-from tests.servers import RunningServer
-from tests.unit import stats_reference
+from tests.support import stats_reference
+from tests.support.cli_run import run_cli
+from tests.support.fixture_server import export_routes, fixture_server
+from tests.support.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "patient_id,event_time,event_type,value\n"

@@ -9,8 +9,8 @@ import pytest
 import trustme
 
 from export_tally.exitcodes import ExitCode
-from tests.cli_run import run_cli
-from tests.servers import RunningServer
+from tests.support.cli_run import run_cli
+from tests.support.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -27,8 +27,8 @@ from export_tally.transport.client import ClientOptions, make_client
 from export_tally.transport.fetch import count_download
 from export_tally.transport.fetch_part import PartTask, Splittable, count_part
 from export_tally.transport.retry import RetryPolicy
-from tests.fixture_server import Answer, csv_answer, fixture_server
-from tests.unit.test_parse_properties import dict_reader_counts, valid_bodies
+from tests.support.fixture_server import Answer, csv_answer, fixture_server
+from tests.unit.test_chunking_properties import dict_reader_counts, valid_bodies
 
 DATA = "/api/export/x/d1/data"
 MAX_CUTS = 4

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.servers import RunningServer
+from tests.support.servers import RunningServer
 
 DEMO_FIRST = "f725622a-22ea-4acc-aab8-810ec8b5e2c6"
 DEMO_FIRST_SHA = "40c49c8163ce69902de6b955bf73dc67084e94dd22f296f8868d49317dd58bf7"

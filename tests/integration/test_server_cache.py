@@ -12,8 +12,8 @@ from export_server.bodies import etag_of
 from export_server.cache import Cache
 from export_server.dataset import downloads_of
 from export_server.generate import generate_chunks
-from tests.processes import wait_for
-from tests.servers import RunningServer
+from tests.support.processes import wait_for
+from tests.support.servers import RunningServer
 
 DEMO_FIRST, DEMO_SECOND = downloads_of("demo")
 DEMO_SECOND_BODY = b"".join(generate_chunks(DEMO_SECOND))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.servers import RunningServer
+from tests.support.servers import RunningServer
 
 DEMO_FIRST = "f725622a-22ea-4acc-aab8-810ec8b5e2c6"
 DEMO_FIRST_SIZE = 391_899

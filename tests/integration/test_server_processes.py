@@ -17,7 +17,7 @@ import pytest
 
 from export_server.cache import Cache
 from export_server.dataset import downloads_of
-from tests.servers import RunningServer, server_command
+from tests.support.servers import RunningServer, server_command
 
 StartServer = Callable[..., RunningServer]
 LARGE = downloads_of("large")

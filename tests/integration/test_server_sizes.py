@@ -11,7 +11,7 @@ import httpx
 
 from export_server.dataset import downloads_of
 from export_server.sizes import TABLE_PATH
-from tests.servers import RunningServer, server_command
+from tests.support.servers import RunningServer, server_command
 
 DEMO_SECOND = downloads_of("demo")[1]
 

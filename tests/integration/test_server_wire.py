@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import RunningServer, StartServer, running_server
-from tests.wire import Exchange, exchange
+from tests.support.servers import RunningServer, StartServer, running_server
+from tests.support.wire import Exchange, exchange
 
 RECORDING = Path(__file__).with_name("server_wire.json")
 

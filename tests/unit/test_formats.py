@@ -18,7 +18,7 @@ from export_tally.figures import Terminal
 from export_tally.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
 from export_tally.output import render
 from export_tally.table import NO_EVENTS
-from tests.text_table import numbers_by_row, table_rows
+from tests.support.text_table import numbers_by_row, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 EMPTY: dict[str, Any] = {"patients": {}, "totals": {}}

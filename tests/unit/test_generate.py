@@ -9,7 +9,7 @@ import pytest
 
 from export_server.dataset import EXPORTS, Download, download_uuid, downloads_of
 from export_server.generate import generate_chunks
-from tests.oracle import oracle_body
+from tests.support.oracle import oracle_body
 
 ALL_DOWNLOADS = [d for export_id in EXPORTS for d in downloads_of(export_id)]
 

@@ -1,5 +1,5 @@
 """The tool keeps its layers: edge -> scheduling -> transport -> core, httpx in transport only,
-a pure core, no import cycles, and short import chains (see tests/layering.py for the table)."""
+a pure core, no import cycles, and short import chains (see tests/support/layering.py for the table)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.layering import internal_edges, longest_chain, read_package, violations
+from tests.support.layering import internal_edges, longest_chain, read_package, violations
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 MAX_CHAIN = 7  # modules on the longest import chain from __main__

@@ -17,7 +17,7 @@ import pytest
 from export_tally.report.facts import DownloadFacts, RunFacts
 from export_tally.report.page import build_page as build_report
 from export_tally.report.views import CHART_LIMIT
-from tests.html_page import Node, Table, external_references, number, parse, tables
+from tests.support.html_page import Node, Table, external_references, number, parse, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = [

@@ -14,7 +14,7 @@ from export_tally.core.plain_rows import plain_fields
 from export_tally.core.stats_parse import StatsParser
 from export_tally.core.stats_rows import fixed_width_times
 from export_tally.core.stats_times import RUN_BYTES, Piece, TimeBounds
-from tests.unit.test_stats_parse import assert_matches_reference, rows, time_text
+from tests.unit.test_stats_parser import assert_matches_reference, rows, time_text
 
 
 @pytest.mark.parametrize("run_bytes", [1, 3000, RUN_BYTES])

@@ -13,9 +13,9 @@ from export_tally.core.errors import CsvFormatError
 from export_tally.core.parse import CountingParser
 from export_tally.core.stats import Stats
 from export_tally.core.stats_parse import StatsParser
-from tests.unit import feeding
-from tests.unit import stats_reference as reference
-from tests.unit.feeding import HEADER, one_byte_at_a_time
+from tests.support import feeding
+from tests.support import stats_reference as reference
+from tests.support.feeding import HEADER, one_byte_at_a_time
 
 T7 = "2025-08-26T00:00:07"
 

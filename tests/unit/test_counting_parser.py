@@ -1,5 +1,5 @@
 """The chunked CSV counter against edge cases: what it counts (the refusals both parsers share
-are in test_parsers.py)."""
+are in test_csv_parsers_shared.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from export_tally.core.aggregation import BodyResult
 from export_tally.core.parse import CountingParser
 from export_tally.core.tally import Tally
-from tests.unit import feeding
-from tests.unit.feeding import HEADER, one_byte_at_a_time
+from tests.support import feeding
+from tests.support.feeding import HEADER, one_byte_at_a_time
 
 
 def feed_all(chunks: list[bytes], **options: object) -> BodyResult[Tally]:

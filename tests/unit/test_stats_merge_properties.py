@@ -20,8 +20,8 @@ from export_tally.core.blocks import PIECE_BYTES
 from export_tally.core.stats import Stats, merge_stats
 from export_tally.core.stats_parse import StatsParser
 from export_tally.core.stats_times import RUN_BYTES
-from tests.unit import stats_reference as reference
-from tests.unit.test_stats_parse import time_text
+from tests.support import stats_reference as reference
+from tests.unit.test_stats_parser import time_text
 
 # Hypothesis at its full example counts: the slow tier (uv run pytest -m slow).
 pytestmark = pytest.mark.slow

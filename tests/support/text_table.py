@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.html_page import number
+from tests.support.html_page import number
 
 
 def table_rows(text: str) -> list[list[str]]:

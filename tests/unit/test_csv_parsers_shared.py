@@ -19,7 +19,7 @@ from export_tally.core.plain_rows import count_checked, key_fields, plain_fields
 from export_tally.core.stats import Stats
 from export_tally.core.stats_parse import StatsAggregator, StatsParser
 from export_tally.core.tally import Tally
-from tests.unit.feeding import HEADER, feed_all, one_byte_at_a_time
+from tests.support.feeding import HEADER, feed_all, one_byte_at_a_time
 
 T = "2025-08-26T00:00:07Z"
 PARSERS = [pytest.param(CountingParser, id="counts"), pytest.param(StatsParser, id="stats")]
