@@ -30,7 +30,7 @@ from export_server.faults import FaultConfig
 from export_server.lifeline import watch_parent
 from export_server.options import parse_args
 from export_server.pool import GeneratorPool
-from export_server.sizes import TABLE_PATH, load_sizes
+from export_server.size_table import TABLE_PATH, load_sizes
 
 if TYPE_CHECKING:
     from types import FrameType

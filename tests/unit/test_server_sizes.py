@@ -15,7 +15,8 @@ from export_server.dataset import EVENTS, EXPORTS, downloads_of
 from export_server.errors import SizeTableError
 from export_server.fingerprint import definition_fingerprint, fingerprint_of
 from export_server.generate import FORMAT_VERSION
-from export_server.sizes import TABLE_PATH, load_sizes, measure, packaged_sizes, read_table
+from export_server.size_table import TABLE_PATH, load_sizes, packaged_sizes, read_table
+from export_server.sizes import measure
 
 DEMO = EXPORTS["demo"]
 HEART_RATE = EVENTS["heart_rate"]

@@ -16,7 +16,8 @@ import pytest
 from export_server import sizes
 from export_server.dataset import Download, downloads_of
 from export_server.fingerprint import definition_fingerprint
-from export_server.sizes import TABLE_PATH, SizesExit, load_sizes, main, packaged_sizes
+from export_server.size_table import TABLE_PATH, load_sizes, packaged_sizes
+from export_server.sizes import SizesExit, main
 
 DEMO_FIRST = downloads_of("demo")[0]
 
