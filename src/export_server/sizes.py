@@ -20,11 +20,11 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from enum import IntEnum
 from pathlib import Path
 
 from export_server.dataset import EXPORTS, Download, downloads_of
 from export_server.errors import SizeTableError
+from export_server.exitcodes import SizesExit
 from export_server.fingerprint import definition_fingerprint
 from export_server.generate import generate_chunks
 from export_server.options import default_workers, export_list, positive_int
@@ -59,12 +59,6 @@ def _measure_all(downloads: Sequence[Download], workers: int) -> Iterator[tuple[
         return
     with ProcessPoolExecutor(workers) as executor:
         yield from zip(downloads, executor.map(measure, downloads), strict=True)
-
-
-class SizesExit(IntEnum):
-    OK = 0
-    WRONG = 1  # the table is stale, incomplete, malformed, or a size is wrong
-    USAGE = 2
 
 
 def _name(download: Download) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from export_server.dataset import EXPORTS, find_download
+from export_server.exitcodes import ExitCode
 from export_server.generate import generate_range
 from export_server.generator_protocol import (
     CANCEL,
@@ -185,7 +186,7 @@ def main(argv: list[str]) -> int:
         pass  # the front is gone: so are we
     finally:
         sock.close()
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
