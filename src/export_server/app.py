@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from asyncio import FIRST_COMPLETED
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from export_server.bodies import Bodies, etag_of
 from export_server.dataset import EXPORTS, Download, downloads_of, find_download
-from export_server.errors import GenerationError, InvalidUuidError
-from export_server.faults import NO_FAULT, RETRY_AFTER_STATUSES, Fault, FaultConfig, FaultInjector
+from export_server.errors import InvalidUuidError
+from export_server.faults import DroppedBody, FaultConfig, FaultInjector, FaultMiddleware, fault_of
 from export_server.pool import GeneratorPool
 from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
 from export_server.uuids import parse_uuid
@@ -47,101 +44,6 @@ class ServerConfig:
 
     faults: FaultConfig = field(default_factory=FaultConfig)
     ranges: bool = True
-
-
-class DroppedBody(StreamingResponse):
-    """Streams a body and, when a fault says so, aborts the connection partway.
-
-    Returning without the final body message makes the server close the connection, so the client
-    sees an incomplete body, never a clean end. A body that cannot be generated ends the same way.
-    The chunks are closed as soon as the response ends, however it ends (a client that hangs up
-    included: the stream is cancelled then), so that their generation stops.
-    """
-
-    def __init__(
-        self, chunks: AsyncGenerator[bytes, None], headers: dict[str, str], status_code: int,
-        drop_after: int | None,
-    ) -> None:  # fmt: skip
-        super().__init__(
-            chunks, status_code=status_code, headers=headers, media_type=CSV_MEDIA_TYPE
-        )
-        self.chunks = chunks
-        self.drop_after = drop_after
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream the body while watching for the client to hang up, which cancels the stream.
-
-        What StreamingResponse does, with asyncio tasks instead of an anyio task group: the first
-        use of one imports anyio's asyncio backend, 70 ms of compiling that the bundled server's
-        first body waited for.
-        """
-        streaming = asyncio.create_task(self.stream_response(send))
-        hanging_up = asyncio.create_task(self.listen_for_disconnect(receive))
-        try:
-            done, _ = await asyncio.wait((streaming, hanging_up), return_when=FIRST_COMPLETED)
-        finally:
-            streaming.cancel()
-            hanging_up.cancel()
-            await asyncio.gather(streaming, hanging_up, return_exceptions=True)
-        for task in done:
-            error = None if task.cancelled() else task.exception()
-            if error is not None:
-                raise error
-
-    async def stream_response(self, send: Send) -> None:
-        try:
-            await self._send_body(send)
-        except GenerationError as exc:
-            log.warning("body cut off: %s", exc)
-        finally:
-            # Synchronous clean-up only, so it completes even inside a cancelled task.
-            await self.chunks.aclose()
-
-    async def _send_body(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        sent = 0
-        async for chunk in self.chunks:
-            if self.drop_after is not None and sent + len(chunk) >= self.drop_after:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": chunk[: self.drop_after - sent],
-                        "more_body": True,
-                    }
-                )
-                log.info("fault injection: dropped a body after %d bytes", self.drop_after)
-                return
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            sent += len(chunk)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class FaultMiddleware:
-    """Pure ASGI middleware (not BaseHTTPMiddleware, which would finish a body we mean to cut)."""
-
-    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
-        self.app = app
-        self.injector = injector
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        range_header = Headers(scope=scope).get("range")
-        path: str = scope["path"]
-        fault = self.injector.decide(
-            scope["method"], path, range_header, body=path.endswith("/data")
-        )
-        if fault.status is not None:
-            retry_after = str(self.injector.config.retry_after)
-            headers = {"Retry-After": retry_after} if fault.status in RETRY_AFTER_STATUSES else {}
-            response = JSONResponse({"detail": "injected fault"}, fault.status, headers=headers)
-            await response(scope, receive, send)
-            return
-        scope.setdefault("state", {})["fault"] = fault
-        await self.app(scope, receive, send)
 
 
 class _Route(Route):
@@ -236,10 +138,12 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
 
     async def get_data(request: Request) -> Response:
         download = lookup(request)
-        fault: Fault = getattr(request.state, "fault", NO_FAULT)
+        fault = fault_of(request)
         size = source.size(download)
         if not config.ranges:
-            return DroppedBody(source.stream(download), {}, 200, _drop_point(fault, size))
+            return DroppedBody(
+                source.stream(download), {}, 200, fault.drop_point(size), media_type=CSV_MEDIA_TYPE
+            )
 
         etag = etag_of(download)
         # The size is known before a byte is generated, like the ETag: every answer can carry it.
@@ -250,7 +154,9 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
             spec = None  # the client's copy is stale: send the whole new body
         if spec is None:
             headers["Content-Length"] = str(size)
-            return DroppedBody(source.stream(download), headers, 200, _drop_point(fault, size))
+            body = source.stream(download)
+            drop = fault.drop_point(size)
+            return DroppedBody(body, headers, 200, drop, media_type=CSV_MEDIA_TYPE)
         try:
             start, stop = resolve_range(spec, size)
         except UnsatisfiableRangeError:
@@ -258,8 +164,9 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
             return Response(status_code=416, headers=headers)
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
         headers["Content-Length"] = str(stop - start)
-        drop = _drop_point(fault, stop - start)
-        return DroppedBody(source.stream(download, start, stop), headers, 206, drop)
+        drop = fault.drop_point(stop - start)
+        body = source.stream(download, start, stop)
+        return DroppedBody(body, headers, 206, drop, media_type=CSV_MEDIA_TYPE)
 
     routes = [
         _Route("/api/export", list_exports, "GET"),
@@ -274,10 +181,3 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
         exception_handlers={HTTPException: _http_error, InvalidUuidError: _invalid_download_id},
         lifespan=lifespan,
     )
-
-
-def _drop_point(fault: Fault, length: int) -> int | None:
-    """How many bytes of a `length`-byte body to send before cutting it off, if at all."""
-    if fault.drop_fraction is None or length <= 1:
-        return None
-    return 1 + int(fault.drop_fraction * (length - 1))
