@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from export_server.app import CSV_MEDIA_TYPE as CSV
 from export_server.errors import GenerationError
+from export_server.export_api_routes import CSV_MEDIA_TYPE as CSV
 from export_server.faults import DroppedBody
 
 CHUNK = b"x" * 10
