@@ -26,17 +26,16 @@ from export_server.bodies import Bodies, Prewarmed
 from export_server.cache import Cache, default_cache_dir
 from export_server.dataset import Download, downloads_of
 from export_server.errors import SizeTableError
+from export_server.exitcodes import ExitCode
 from export_server.faults import FaultConfig
 from export_server.lifeline import watch_parent
 from export_server.options import parse_args
 from export_server.pool import GeneratorPool
-from export_server.sizes import TABLE_PATH, load_sizes
+from export_server.size_table import TABLE_PATH, load_sizes
 
 if TYPE_CHECKING:
     from types import FrameType
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 # How long streams get to finish when the server is asked to stop; then they are cut.
 GRACEFUL_SECONDS = 1
 # After its parent died, the server exits within this even if a graceful stop hangs.
@@ -164,7 +163,7 @@ def _exit_when_orphaned(server: _Server, pool: GeneratorPool) -> None:
         server.should_exit = True
         time.sleep(ORPHAN_DEADLINE_SECONDS)
         pool.kill()
-        os._exit(0)
+        os._exit(ExitCode.OK)
 
     watch_parent(on_orphaned)
 
@@ -179,12 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = load_sizes(args.size_table or TABLE_PATH)
     except SizeTableError as exc:
         say(f"server: {exc}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
         say(f"server: cannot listen on {args.host}:{args.port}: {exc.strerror}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.no_cache:
         say("cache: off")
         cache = None
@@ -208,10 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     finally:
         pool.kill()  # normally a no-op: the app's shutdown has stopped them already
-    return 0
+    return ExitCode.OK
 
 
 def run() -> None:

@@ -8,7 +8,7 @@
   generation job, from its first byte ("generate and skip" for a range).
 
 A body's size and ETag are known before a byte is generated, because the content is deterministic:
-the size from the body-size table (`sizes.py`), the ETag from the dataset's fingerprint.
+the size from the body-size table (`size_table.py`), the ETag from the dataset's fingerprint.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from export_server.dataset import Download
 from export_server.fill import READ_CHUNK, Fill
 from export_server.fingerprint import definition_fingerprint
 from export_server.pool import GeneratorPool
-from export_server.sizes import SizeTable, packaged_sizes
+from export_server.size_table import SizeTable, packaged_sizes
 
 log = logging.getLogger("export_server")
 

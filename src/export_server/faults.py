@@ -1,5 +1,9 @@
 """Fault injection: answer some requests with errors, cut some bodies off mid-stream.
 
+Decided and carried out here: `FaultInjector` decides each request's fault, `FaultMiddleware`
+(which the app installs) asks it and answers the failures, and `DroppedBody`, the response that
+streams every body, cuts off the ones the decision says to.
+
 Each request's fate is a pure function of (seed, method, path, Range header, how many times this
 process has seen that request), so a seeded run misbehaves the same way every time, whatever the
 interleaving of concurrent requests, and a client retrying a request meets a fresh decision.
@@ -7,10 +11,23 @@ interleaving of concurrent requests, and a client retrying a request meets a fre
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import os
+from asyncio import FIRST_COMPLETED
 from collections import Counter
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from export_server.errors import GenerationError
+
+log = logging.getLogger("export_server")
 
 # Statuses a failing request gets; the first two carry a Retry-After header.
 FAIL_STATUSES = (503, 429, 500)
@@ -40,6 +57,12 @@ class Fault:
 
     status: int | None = None
     drop_fraction: float | None = None
+
+    def drop_point(self, length: int) -> int | None:
+        """How many bytes of a `length`-byte body to send before cutting it off, if at all."""
+        if self.drop_fraction is None or length <= 1:
+            return None
+        return 1 + int(self.drop_fraction * (length - 1))
 
 
 NO_FAULT = Fault()
@@ -72,3 +95,102 @@ class FaultInjector:
         if body and _unit(digest, 1) < self.config.drop_rate:
             return Fault(drop_fraction=_unit(digest, 2))
         return NO_FAULT
+
+
+class DroppedBody(StreamingResponse):
+    """Streams a body and, when a fault says so, aborts the connection partway.
+
+    Returning without the final body message makes the server close the connection, so the client
+    sees an incomplete body, never a clean end. A body that cannot be generated ends the same way.
+    The chunks are closed as soon as the response ends, however it ends (a client that hangs up
+    included: the stream is cancelled then), so that their generation stops.
+    """
+
+    def __init__(
+        self, chunks: AsyncGenerator[bytes, None], headers: dict[str, str], status_code: int,
+        drop_after: int | None, *, media_type: str,
+    ) -> None:  # fmt: skip
+        super().__init__(chunks, status_code=status_code, headers=headers, media_type=media_type)
+        self.chunks = chunks
+        self.drop_after = drop_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream the body while watching for the client to hang up, which cancels the stream.
+
+        What StreamingResponse does, with asyncio tasks instead of an anyio task group: the first
+        use of one imports anyio's asyncio backend, 70 ms of compiling that the bundled server's
+        first body waited for.
+        """
+        streaming = asyncio.create_task(self.stream_response(send))
+        hanging_up = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            done, _ = await asyncio.wait((streaming, hanging_up), return_when=FIRST_COMPLETED)
+        finally:
+            streaming.cancel()
+            hanging_up.cancel()
+            await asyncio.gather(streaming, hanging_up, return_exceptions=True)
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await self._send_body(send)
+        except GenerationError as exc:
+            log.warning("body cut off: %s", exc)
+        finally:
+            # Synchronous clean-up only, so it completes even inside a cancelled task.
+            await self.chunks.aclose()
+
+    async def _send_body(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        sent = 0
+        async for chunk in self.chunks:
+            if self.drop_after is not None and sent + len(chunk) >= self.drop_after:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": chunk[: self.drop_after - sent],
+                        "more_body": True,
+                    }
+                )
+                log.info("fault injection: dropped a body after %d bytes", self.drop_after)
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class FaultMiddleware:
+    """Pure ASGI middleware (not BaseHTTPMiddleware, which would finish a body we mean to cut)."""
+
+    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
+        self.app = app
+        self.injector = injector
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        range_header = Headers(scope=scope).get("range")
+        path: str = scope["path"]
+        fault = self.injector.decide(
+            scope["method"], path, range_header, body=path.endswith("/data")
+        )
+        if fault.status is not None:
+            retry_after = str(self.injector.config.retry_after)
+            headers = {"Retry-After": retry_after} if fault.status in RETRY_AFTER_STATUSES else {}
+            response = JSONResponse({"detail": "injected fault"}, fault.status, headers=headers)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["fault"] = fault  # read back by `fault_of`
+        await self.app(scope, receive, send)
+
+
+def fault_of(request: Request) -> Fault:
+    """The fault FaultMiddleware decided for this request (NO_FAULT where it is not installed)."""
+    fault: Fault = getattr(request.state, "fault", NO_FAULT)
+    return fault

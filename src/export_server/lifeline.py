@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from export_server.exitcodes import ExitCode
+
 POLL_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1
 
@@ -30,7 +32,7 @@ def die_with_parent(parent_pid: int) -> None:
             pass  # no prctl here: the getppid() polling still covers us
     # The parent may have died before the signal was armed.
     if os.getppid() != parent_pid:
-        os._exit(0)
+        os._exit(ExitCode.OK)
 
 
 def parent_is_alive(parent_pid: int) -> bool:

@@ -23,7 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from export_server import worker as wire
+from export_server import generator_protocol as protocol
 from export_server.dataset import Download
 from export_server.errors import DiskFullError, GenerationError
 
@@ -39,9 +39,9 @@ T = TypeVar("T")
 
 def _error(operation: int, reason: str) -> GenerationError | None:
     """The outcome of a job that ended with `operation`: None for success."""
-    if operation == wire.END:
+    if operation == protocol.END:
         return None
-    return DiskFullError(reason) if operation == wire.FULL else GenerationError(reason)
+    return DiskFullError(reason) if operation == protocol.FULL else GenerationError(reason)
 
 
 class _Job(Generic[T]):
@@ -151,30 +151,30 @@ class _GeneratorProcess:
     def submit(self, job: _Job[Any], download: Download, **spec: object) -> None:
         self.jobs[job.job_id] = job
         export_id = download.export.export_id
-        self._send(wire.start_message(job.job_id, export_id, download.id, **spec))
+        self._send(protocol.start_message(job.job_id, export_id, download.id, **spec))
 
     def grant(self, job_id: int) -> None:
         if job_id in self.jobs:
-            self._send(wire.encode(job_id, wire.CREDIT, wire.COUNT.pack(1)))
+            self._send(protocol.encode(job_id, protocol.CREDIT, protocol.COUNT.pack(1)))
 
     def cancel(self, job_id: int) -> None:
         if self.jobs.pop(job_id, None) is not None:
-            self._send(wire.encode(job_id, wire.CANCEL))
+            self._send(protocol.encode(job_id, protocol.CANCEL))
 
     async def _receive(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                job_id, operation, length = wire.HEADER.unpack(
-                    await reader.readexactly(wire.HEADER.size)
+                job_id, operation, length = protocol.HEADER.unpack(
+                    await reader.readexactly(protocol.HEADER.size)
                 )
                 payload = await reader.readexactly(length) if length else b""
                 job = self.jobs.get(job_id)
                 if job is None:
                     continue  # cancelled: what was already on its way is dropped
-                if operation == wire.DATA:
+                if operation == protocol.DATA:
                     job.deliver(payload)
-                elif operation == wire.PROGRESS:
-                    job.deliver(wire.OFFSET.unpack(payload)[0])
+                elif operation == protocol.PROGRESS:
+                    job.deliver(protocol.OFFSET.unpack(payload)[0])
                 else:
                     del self.jobs[job_id]
                     job.finish(_error(operation, payload.decode()))

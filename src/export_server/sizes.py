@@ -1,12 +1,7 @@
-"""The length in bytes of every download's body, known before a byte of it is generated.
+"""`python -m export_server.sizes`: check, verify or regenerate the body-size table.
 
-The bodies are deterministic, so their lengths are constants of the dataset's definition, as the
-ETags are. That lets every `/data` response carry a Content-Length and answer any Range at once,
-cached or not. The lengths are generated data: `body_sizes.json`, beside this module, holds every
-download's size by export and download id, with the definition fingerprint (`fingerprint.py`)
-they were measured for. A table made for another fingerprint is refused (the server does not
-start), so the definition cannot change without the table being regenerated. Every body generated
-into the cache is checked against the table as well.
+The table itself, and how the server reads it, is `size_table.py`; this is its maintenance
+command, which generates bodies to measure them.
 
     uv run python -m export_server.sizes [--check]     is the table current? (instant)
     uv run python -m export_server.sizes --verify [--exports demo,small]
@@ -25,98 +20,15 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from enum import IntEnum
-from functools import cache
 from pathlib import Path
 
 from export_server.dataset import EXPORTS, Download, downloads_of
 from export_server.errors import SizeTableError
+from export_server.exitcodes import SizesExit
 from export_server.fingerprint import definition_fingerprint
 from export_server.generate import generate_chunks
 from export_server.options import default_workers, export_list, positive_int
-
-TABLE_PATH = Path(__file__).with_name("body_sizes.json")
-REGENERATE = "uv run python -m export_server.sizes --regenerate"
-
-
-@dataclass(frozen=True)
-class SizeTable:
-    """Body lengths in bytes by export id and download id, and the fingerprint they belong to."""
-
-    fingerprint: str
-    sizes: Mapping[str, Mapping[uuid.UUID, int]]
-
-    def size(self, download: Download) -> int:
-        """The length of the download's CSV body, header included (KeyError if not listed)."""
-        return self.sizes[download.export.export_id][download.id]
-
-
-def _parse(raw: object, path: Path) -> SizeTable:
-    def malformed(reason: str) -> SizeTableError:
-        return SizeTableError(f"{path} is not a body-size table: {reason}")
-
-    if not isinstance(raw, dict) or not isinstance(raw.get("fingerprint"), str):
-        raise malformed("no fingerprint")
-    if not isinstance(raw.get("sizes"), dict):
-        raise malformed("no sizes")
-    sizes: dict[str, dict[uuid.UUID, int]] = {}
-    for export_id, by_id in raw["sizes"].items():
-        if not isinstance(by_id, dict):
-            raise malformed(f"the sizes of {export_id!r} are not an object")
-        sizes[export_id] = {}
-        for text, size in by_id.items():
-            try:
-                download_id = uuid.UUID(text)
-            except ValueError:
-                raise malformed(f"{text!r} is not a download id") from None
-            if type(size) is not int or size <= 0:
-                raise malformed(f"{export_id}/{text}: {size!r} is not a size")
-            sizes[export_id][download_id] = size
-    return SizeTable(raw["fingerprint"], sizes)
-
-
-def read_table(path: Path = TABLE_PATH) -> SizeTable:
-    """The table stored in `path`, unchecked. Raises SizeTableError when unreadable or malformed."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise SizeTableError(f"cannot read the body-size table {path}: {reason}") from exc
-    except ValueError as exc:
-        raise SizeTableError(f"{path} is not a body-size table: {exc}") from exc
-    return _parse(raw, path)
-
-
-def check_table(table: SizeTable, path: Path) -> None:
-    """Raises SizeTableError unless the table is current and lists exactly every download."""
-    current = definition_fingerprint()
-    if table.fingerprint != current:
-        raise SizeTableError(
-            f"the body-size table {path} is stale: it was made for dataset fingerprint "
-            f"{table.fingerprint[:12]}, the dataset's is now {current[:12]}; regenerate it: "
-            f"{REGENERATE}"
-        )
-    expected = {(e, d.id) for e in EXPORTS for d in downloads_of(e)}
-    listed = {(e, download_id) for e, by_id in table.sizes.items() for download_id in by_id}
-    if listed != expected:
-        raise SizeTableError(
-            f"the body-size table {path} does not list the downloads ({len(expected - listed)} "
-            f"missing, {len(listed - expected)} unknown); regenerate it: {REGENERATE}"
-        )
-
-
-def load_sizes(path: Path = TABLE_PATH) -> SizeTable:
-    """The table stored in `path`, checked: raises SizeTableError unless it is usable."""
-    table = read_table(path)
-    check_table(table, path)
-    return table
-
-
-@cache
-def packaged_sizes() -> SizeTable:
-    """The table shipped in the package, checked once. Raises SizeTableError."""
-    return load_sizes(TABLE_PATH)
+from export_server.size_table import REGENERATE, TABLE_PATH, load_sizes, read_table
 
 
 def write_table(path: Path, sizes: Mapping[Download, int]) -> None:
@@ -147,12 +59,6 @@ def _measure_all(downloads: Sequence[Download], workers: int) -> Iterator[tuple[
         return
     with ProcessPoolExecutor(workers) as executor:
         yield from zip(downloads, executor.map(measure, downloads), strict=True)
-
-
-class SizesExit(IntEnum):
-    OK = 0
-    WRONG = 1  # the table is stale, incomplete, malformed, or a size is wrong
-    USAGE = 2
 
 
 def _name(download: Download) -> str:

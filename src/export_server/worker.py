@@ -1,8 +1,8 @@
 """A generator process: produces the bodies the front process asks for, on a core of its own.
 
 Run as `python -m export_server.worker FD PARENT_PID`, where FD is this process's end of a Unix
-socket pair whose other end the front process holds. Every message, both ways, is a header
-(job id, operation, payload length) followed by the payload.
+socket pair whose other end the front process holds; the messages over it are those of
+`generator_protocol.py`.
 
 A job is one of two kinds:
 - a *fill* writes the whole body into a cache file the front has created, and reports its
@@ -11,10 +11,6 @@ A job is one of two kinds:
 - a *stream* sends bytes [start, stop) of the body over the socket, for requests the cache cannot
   serve (no cache, or the disk is full). A stream produces a chunk only while it holds credit; the
   front grants one per chunk consumed, so a slow client holds generation back.
-
-front to worker: START (JSON: export, download, start, stop, credit, path), CREDIT (u32), CANCEL
-worker to front: DATA (bytes), PROGRESS (u64 bytes written), END, FAIL (reason), FULL (reason:
-the disk is full)
 
 Jobs take turns a chunk at a time, so every download in progress moves, however many there are.
 The process exits with the front: on EOF of the socket (the front closed it or died), on a broken
@@ -29,34 +25,31 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from export_server.dataset import EXPORTS, find_download
+from export_server.exitcodes import ExitCode
 from export_server.generate import generate_range
+from export_server.generator_protocol import (
+    CANCEL,
+    COUNT,
+    CREDIT,
+    DATA,
+    END,
+    FAIL,
+    FULL,
+    HEADER,
+    OFFSET,
+    PROGRESS,
+    START,
+)
 from export_server.lifeline import POLL_SECONDS, die_with_parent, parent_is_alive
 
-HEADER = struct.Struct("<IBI")  # job id, operation, payload length
-COUNT = struct.Struct("<I")
-OFFSET = struct.Struct("<Q")
-START, CREDIT, CANCEL, DATA, PROGRESS, END, FAIL, FULL = range(1, 9)
 # Out-of-space errors: the front stops caching instead of failing the request.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def encode(job_id: int, operation: int, payload: bytes = b"") -> bytes:
-    """One message: header and payload."""
-    return HEADER.pack(job_id, operation, len(payload)) + payload
-
-
-def start_message(job_id: int, export_id: str, download_id: uuid.UUID, **job: object) -> bytes:
-    """A START message. `job`: `start`, `stop` (None: to the end) and `credit` for a stream;
-    `path` (the file to write the whole body into) for a fill."""
-    spec = {"export": export_id, "download": str(download_id), **job}
-    return encode(job_id, START, json.dumps(spec).encode())
 
 
 @dataclass
@@ -193,7 +186,7 @@ def main(argv: list[str]) -> int:
         pass  # the front is gone: so are we
     finally:
         sock.close()
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from export_server.dataset import Download, downloads_of
 from export_server.errors import GenerationError
 from export_server.generate import generate_chunks
 from export_server.pool import GeneratorPool
+from export_server.size_table import SizeTable, packaged_sizes
 
 DEMO_FIRST = downloads_of("demo")[0]
 SMALL = downloads_of("small")
@@ -32,8 +33,10 @@ DEMO_BODY = whole(DEMO_FIRST)
 
 
 @asynccontextmanager
-async def serving(cache: Cache | None, workers: int = 2) -> AsyncIterator[Bodies]:
-    bodies = Bodies(GeneratorPool(workers), cache)
+async def serving(
+    cache: Cache | None, workers: int = 2, sizes: SizeTable | None = None
+) -> AsyncIterator[Bodies]:
+    bodies = Bodies(GeneratorPool(workers), cache, sizes)
     await bodies.start()
     try:
         yield bodies
@@ -128,6 +131,35 @@ def test_an_abandoned_generation_stops_and_leaves_no_file(
             assert await collect(bodies, DEMO_FIRST) == DEMO_BODY
 
     asyncio.run(scenario())
+
+
+def _with_size(download: Download, size: int) -> SizeTable:
+    """The packaged table, but for the size it gives `download`."""
+    table = packaged_sizes()
+    sizes = {export_id: dict(by_id) for export_id, by_id in table.sizes.items()}
+    sizes[download.export.export_id][download.id] = size
+    return SizeTable(table.fingerprint, sizes)
+
+
+@pytest.mark.parametrize("error", [+1, -1], ids=["table says longer", "table says shorter"])
+def test_a_fill_whose_length_differs_from_the_size_table_is_not_committed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, error: int
+) -> None:
+    expected = len(DEMO_BODY) + error
+    outcomes: list[str] = []
+
+    async def scenario() -> None:
+        sizes = _with_size(DEMO_FIRST, expected)
+        async with serving(Cache(tmp_path), workers=1, sizes=sizes) as bodies:
+            await bodies.prewarm([DEMO_FIRST], lambda download, outcome: outcomes.append(outcome))
+            assert not bodies.is_cached(DEMO_FIRST)
+
+    with caplog.at_level(logging.ERROR, logger="export_server"):
+        asyncio.run(scenario())
+    assert outcomes == ["not cached"]
+    assert entries(tmp_path) == [] and temporaries(tmp_path) == []
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert message.endswith(f"generated {len(DEMO_BODY)} bytes, expected {expected}")
 
 
 class _FullDiskCache(Cache):

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from export_server.dataset import downloads_of
-from export_server.sizes import TABLE_PATH
+from export_server.size_table import TABLE_PATH
 from tests.support.servers import RunningServer, server_command
 
 DEMO_SECOND = downloads_of("demo")[1]

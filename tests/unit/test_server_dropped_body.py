@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from export_server.app import DroppedBody
 from export_server.errors import GenerationError
+from export_server.export_api_routes import CSV_MEDIA_TYPE as CSV
+from export_server.faults import DroppedBody
 
 CHUNK = b"x" * 10
 
@@ -55,7 +56,9 @@ async def respond(body: DroppedBody, hang_up_after: int | None = None) -> list[d
 
 def test_a_client_that_hangs_up_stops_the_stream() -> None:
     source = Endless()
-    sent = asyncio.run(respond(DroppedBody(source.chunks(), {}, 200, None), hang_up_after=5))
+    sent = asyncio.run(
+        respond(DroppedBody(source.chunks(), {}, 200, None, media_type=CSV), hang_up_after=5)
+    )
     assert source.closed
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
     assert all(message.get("more_body") for message in sent[1:])  # never ended cleanly
@@ -63,7 +66,9 @@ def test_a_client_that_hangs_up_stops_the_stream() -> None:
 
 def test_a_dropped_body_stops_partway_without_an_end() -> None:
     source = Endless()
-    sent = asyncio.run(respond(DroppedBody(source.chunks(), {}, 206, drop_after=25)))
+    sent = asyncio.run(
+        respond(DroppedBody(source.chunks(), {}, 206, drop_after=25, media_type=CSV))
+    )
     assert source.closed
     assert [m["body"] for m in sent[1:]] == [CHUNK, CHUNK, CHUNK[:5]]
     assert all(m["more_body"] for m in sent[1:])
@@ -71,7 +76,7 @@ def test_a_dropped_body_stops_partway_without_an_end() -> None:
 
 def test_a_body_that_cannot_be_generated_is_cut_off() -> None:
     source = Endless(fail_after=2)
-    sent = asyncio.run(respond(DroppedBody(source.chunks(), {}, 200, None)))
+    sent = asyncio.run(respond(DroppedBody(source.chunks(), {}, 200, None, media_type=CSV)))
     assert source.closed
     assert [m["body"] for m in sent[1:]] == [CHUNK, CHUNK]
     assert all(m["more_body"] for m in sent[1:])
@@ -82,7 +87,9 @@ def test_a_whole_body_ends_cleanly() -> None:
         for _ in range(3):
             yield CHUNK
 
-    sent = asyncio.run(respond(DroppedBody(three(), {"Content-Length": "30"}, 200, None)))
+    sent = asyncio.run(
+        respond(DroppedBody(three(), {"Content-Length": "30"}, 200, None, media_type=CSV))
+    )
     assert [m.get("body") for m in sent[1:]] == [CHUNK, CHUNK, CHUNK, b""]
     assert sent[-1]["more_body"] is False
     assert (b"content-length", b"30") in sent[0]["headers"]
@@ -94,4 +101,4 @@ def test_an_unexpected_error_reaches_the_server() -> None:
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        asyncio.run(respond(DroppedBody(broken(), {}, 200, None)))
+        asyncio.run(respond(DroppedBody(broken(), {}, 200, None, media_type=CSV)))

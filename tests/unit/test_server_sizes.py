@@ -15,7 +15,8 @@ from export_server.dataset import EVENTS, EXPORTS, downloads_of
 from export_server.errors import SizeTableError
 from export_server.fingerprint import definition_fingerprint, fingerprint_of
 from export_server.generate import FORMAT_VERSION
-from export_server.sizes import TABLE_PATH, load_sizes, measure, packaged_sizes, read_table
+from export_server.size_table import TABLE_PATH, load_sizes, packaged_sizes, read_table
+from export_server.sizes import measure
 
 DEMO = EXPORTS["demo"]
 HEART_RATE = EVENTS["heart_rate"]
@@ -111,11 +112,15 @@ def with_a_small_download_in_demo() -> dict[str, object]:
         (json.dumps({"fingerprint": "0", "sizes": {"demo": {"x": 1}}}), "'x' is not a download id"),
         (json.dumps({"fingerprint": "0", "sizes": {"demo": {"f725622a-22ea-4acc-aab8-810ec8b5e2c6": -1}}}),
          "-1 is not a size"),
+        (json.dumps({"fingerprint": "0", "sizes": {"demo": {"f725622a-22ea-4acc-aab8-810ec8b5e2c6": 0}}}),
+         "0 is not a size"),
+        (json.dumps({"fingerprint": "0", "sizes": {"demo": {"f725622a-22ea-4acc-aab8-810ec8b5e2c6": True}}}),
+         "True is not a size"),
         ("{not json", "is not a body-size table: Expecting property name"),
         (None, "cannot read the body-size table"),
     ],
     ids=["stale", "missing", "unknown", "no fingerprint", "no sizes", "sizes not an object",
-         "bad id", "bad size", "not json", "no file"],
+         "bad id", "bad size", "zero size", "boolean size", "not json", "no file"],
 )  # fmt: skip
 def test_a_table_that_is_not_current_and_complete_is_refused(
     tmp_path: Path, content: str | None, message: str

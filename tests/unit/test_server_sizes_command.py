@@ -15,8 +15,10 @@ import pytest
 
 from export_server import sizes
 from export_server.dataset import Download, downloads_of
+from export_server.exitcodes import SizesExit
 from export_server.fingerprint import definition_fingerprint
-from export_server.sizes import TABLE_PATH, SizesExit, load_sizes, main, packaged_sizes
+from export_server.size_table import TABLE_PATH, load_sizes, packaged_sizes
+from export_server.sizes import main
 
 DEMO_FIRST = downloads_of("demo")[0]
 
