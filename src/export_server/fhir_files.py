@@ -1,0 +1,158 @@
+"""The NDJSON files of a job, as they go out: made from the CSV while they are sent, never cached.
+
+An Observation file's bytes [start, stop) are made piece by piece (`fhir_index.Piece`) in the
+converter processes, AHEAD pieces at a time, and passed on in order: one file keeps several
+processes busy, and two files at once keep every core busy. With gzip each piece is compressed
+where it is made (`fhir_gzip`). The response can be cut off part-way (fault injection), and stops
+making pieces as soon as the client hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from contextlib import aclosing
+from typing import TypeVar
+
+from starlette.types import Message, Receive, Scope, Send
+
+from export_server.bodies import Bodies
+from export_server.errors import GenerationError
+from export_server.fhir_convert import Converter
+from export_server.fhir_gzip import HEADER, Compressed, GzipFraming
+from export_server.fhir_index import ObservationFile, Piece
+
+log = logging.getLogger("export_server")
+
+NDJSON = "application/fhir+ndjson"
+# Pieces being made ahead of the one being sent (each about 1.7 MB of NDJSON).
+AHEAD = 3
+T = TypeVar("T")
+
+
+async def _in_order(
+    pieces: Iterable[Piece], make: Callable[[Piece], Awaitable[T]]
+) -> AsyncGenerator[tuple[Piece, T], None]:
+    """(piece, make(piece)) in order, with up to AHEAD pieces being made at once."""
+    pending: deque[tuple[Piece, asyncio.Future[T]]] = deque()
+    try:
+        for piece in pieces:
+            pending.append((piece, asyncio.ensure_future(make(piece))))
+            if len(pending) >= AHEAD:
+                first, made = pending.popleft()
+                yield first, await made
+        while pending:
+            first, made = pending.popleft()
+            yield first, await made
+    finally:
+        for _, made in pending:
+            made.cancel()
+
+
+class ObservationSource:
+    """Makes one planned Observation file's bytes from the CSV bodies."""
+
+    def __init__(self, bodies: Bodies, converter: Converter, planned: ObservationFile) -> None:
+        self.bodies = bodies
+        self.converter = converter
+        self.planned = planned
+
+    async def _rows(self, piece: Piece) -> bytes:
+        download = self.planned.download
+        stream = self.bodies.stream(download, piece.csv_start, piece.csv_stop)
+        async with aclosing(stream) as chunks:
+            return b"".join([chunk async for chunk in chunks])
+
+    async def _lines(self, piece: Piece) -> bytes:
+        lines = await self.converter.render(piece.job, await self._rows(piece))
+        if len(lines) != piece.length:
+            raise GenerationError(f"a piece made {len(lines)} bytes, planned {piece.length}")
+        return lines
+
+    async def span(self, start: int, stop: int) -> AsyncGenerator[bytes, None]:
+        """Bytes [start, stop) of the file."""
+        async with aclosing(_in_order(self.planned.overlapping(start, stop), self._lines)) as made:
+            async for piece, lines in made:
+                low, high = max(start - piece.start, 0), min(stop - piece.start, piece.length)
+                yield lines if (low, high) == (0, piece.length) else lines[low:high]
+
+    async def gzipped(self) -> AsyncGenerator[bytes, None]:
+        """The whole file, gzip-compressed."""
+
+        async def compress(piece: Piece) -> Compressed:
+            compressed = await self.converter.render_compressed(piece.job, await self._rows(piece))
+            if compressed.length != piece.length:
+                raise GenerationError(f"a piece made {compressed.length} bytes, not {piece.length}")
+            return compressed
+
+        framing = GzipFraming()  # takes the pieces in order: their CRCs are combined in order
+        yield HEADER
+        async with aclosing(_in_order(self.planned.pieces, compress)) as made:
+            async for _, compressed in made:
+                yield framing.add(compressed)
+        yield framing.trailer()
+
+
+async def bytes_span(data: bytes, start: int, stop: int) -> AsyncGenerator[bytes, None]:
+    """Bytes [start, stop) of a file made whole in memory (Patient and error files)."""
+    yield data[start:stop]
+
+
+async def bytes_gzipped(data: bytes) -> AsyncGenerator[bytes, None]:
+    yield gzip.compress(data, compresslevel=1, mtime=0)
+
+
+class NdjsonResponse:
+    """Streams `chunks`; when `drop_after` is set, cuts the connection after that many bytes.
+
+    A body that cannot be made (GenerationError) is cut off too: the client sees an incomplete
+    body, never a clean end. The chunks are closed as soon as the response ends, however it ends
+    (the client hanging up included), so no more pieces are made for it.
+    """
+
+    def __init__(
+        self, chunks: AsyncGenerator[bytes, None], status: int, headers: dict[str, str],
+        drop_after: int | None,
+    ) -> None:  # fmt: skip
+        self.chunks = chunks
+        self.status = status
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.drop_after = drop_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sending = asyncio.create_task(self._send_all(send))
+        hanging_up = asyncio.create_task(_disconnected(receive))
+        try:
+            await asyncio.wait((sending, hanging_up), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sending.cancel()
+            hanging_up.cancel()
+            await asyncio.gather(sending, hanging_up, return_exceptions=True)
+            await self.chunks.aclose()
+
+    async def _send_all(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        sent = 0
+        try:
+            async for chunk in self.chunks:
+                if self.drop_after is not None and sent + len(chunk) >= self.drop_after:
+                    body = chunk[: self.drop_after - sent]
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    log.info("fault injection: dropped a body after %d bytes", self.drop_after)
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += len(chunk)
+        except GenerationError as exc:
+            log.error("NDJSON body cut off: %s", exc)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
