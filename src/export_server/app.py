@@ -23,6 +23,9 @@ from export_server.bodies import Bodies, etag_of
 from export_server.dataset import EXPORTS, Download, downloads_of, find_download
 from export_server.errors import GenerationError, InvalidUuidError
 from export_server.faults import NO_FAULT, RETRY_AFTER_STATUSES, Fault, FaultConfig, FaultInjector
+from export_server.fhir_access import SmartAuthority
+from export_server.fhir_config import FhirConfig
+from export_server.fhir_routes import FhirApi
 from export_server.pool import GeneratorPool
 from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
 from export_server.uuids import parse_uuid
@@ -47,6 +50,7 @@ class ServerConfig:
 
     faults: FaultConfig = field(default_factory=FaultConfig)
     ranges: bool = True
+    fhir: FhirConfig = field(default_factory=FhirConfig)
 
 
 class DroppedBody(StreamingResponse):
@@ -126,7 +130,8 @@ class FaultMiddleware:
         self.injector = injector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith("/fhir/"):
+            # The FHIR routes decide their faults themselves, to answer them the FHIR way.
             await self.app(scope, receive, send)
             return
         range_header = Headers(scope=scope).get("range")
@@ -192,15 +197,20 @@ def _doc_page(name: str, media_type: str) -> Callable[[Request], Awaitable[Respo
     return serve
 
 
-def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None) -> Starlette:
-    """The export server's ASGI app.
+def create_app(
+    config: ServerConfig | None = None, bodies: Bodies | None = None,
+    smart: SmartAuthority | None = None,
+) -> Starlette:  # fmt: skip
+    """The export server's ASGI app: the CSV export API, and FHIR Bulk Data under /fhir.
 
     `bodies` serves the CSV bodies (default: one generator process, no cache). The app's lifespan
-    starts and stops it, so run the app with lifespan events (uvicorn does).
+    starts and stops it, so run the app with lifespan events (uvicorn does). `smart`, when given,
+    guards the FHIR routes (SMART Backend Services).
     """
     config = config or ServerConfig()
     source = bodies or Bodies(GeneratorPool(1))
     injector = FaultInjector(config.faults)
+    fhir = FhirApi(config.fhir, source, injector, smart)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -208,6 +218,7 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
         try:
             yield
         finally:
+            await fhir.close()
             await source.close()
 
     def lookup(request: Request) -> Download:
@@ -267,6 +278,7 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
         _Route("/api/export/{export_id}/{download_id}", get_download, "GET"),
         _Route("/api/export/{export_id}/{download_id}/data", get_data, "GET"),
         *(_Route(path, _doc_page(*page), "GET", "HEAD") for path, page in DOC_PAGES.items()),
+        *fhir.routes(),
     ]
     return Starlette(
         routes=routes,

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from typing import TypeVar
 
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from export_server.bodies import Bodies
@@ -105,7 +106,7 @@ async def bytes_gzipped(data: bytes) -> AsyncGenerator[bytes, None]:
     yield gzip.compress(data, compresslevel=1, mtime=0)
 
 
-class NdjsonResponse:
+class NdjsonResponse(Response):
     """Streams `chunks`; when `drop_after` is set, cuts the connection after that many bytes.
 
     A body that cannot be made (GenerationError) is cut off too: the client sees an incomplete
@@ -117,9 +118,11 @@ class NdjsonResponse:
         self, chunks: AsyncGenerator[bytes, None], status: int, headers: dict[str, str],
         drop_after: int | None,
     ) -> None:  # fmt: skip
+        # Not Response.__init__: it would add a Content-Length for an empty body.
+        self.status_code = status
+        self.background = None
+        self.init_headers(headers)
         self.chunks = chunks
-        self.status = status
-        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.drop_after = drop_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,7 +137,12 @@ class NdjsonResponse:
             await self.chunks.aclose()
 
     async def _send_all(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        start = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+        await send(start)
         sent = 0
         try:
             async for chunk in self.chunks:

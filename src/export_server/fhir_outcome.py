@@ -33,12 +33,16 @@ def operation_outcome(*issues: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": list(issues)}
 
 
+def resource_bytes(resource: object) -> bytes:
+    """A FHIR resource's JSON, compact, on one line."""
+    return json.dumps(resource, separators=(",", ":")).encode()
+
+
 def fhir_json(
     resource: object, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A FHIR resource as `application/fhir+json`."""
-    body = json.dumps(resource, separators=(",", ":")).encode()
-    return Response(body, status, headers=headers, media_type=FHIR_JSON)
+    return Response(resource_bytes(resource), status, headers=headers, media_type=FHIR_JSON)
 
 
 def outcome_response(
