@@ -1,10 +1,14 @@
-"""Reading FHIR NDJSON in tests: counts as the CSV API's answer files (demo.json) hold them."""
+"""FHIR Bulk Data in tests: a client's steps, and NDJSON read into counts as demo.json holds them."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
+
+import httpx
 
 
 def observation_counts(lines: Iterable[bytes]) -> dict[str, dict[str, int]]:
@@ -31,3 +35,35 @@ def merge_counts(*parts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]
     for (patient, text), n in sorted(merged.items()):
         result.setdefault(patient, {})[text] = n
     return result
+
+
+def kick_off(
+    client: httpx.Client, url: str, headers: dict[str, str] | None = None, **params: str
+) -> str:
+    """Start an export at `url` (a kick-off URL); the status URL the server gave."""
+    sent = {"Prefer": "respond-async", "Accept": "application/fhir+json", **(headers or {})}
+    response = client.get(url, params=params, headers=sent)
+    assert response.status_code == 202, response.text
+    return response.headers["content-location"]
+
+
+def wait_for_manifest(
+    client: httpx.Client, status_url: str, headers: dict[str, str] | None = None
+) -> tuple[httpx.Response, list[httpx.Response]]:
+    """Poll the status URL as a client should (waiting Retry-After seconds between polls) until
+    the manifest comes: (the manifest's answer, the 202 answers before it)."""
+    waiting: list[httpx.Response] = []
+    while True:
+        response = client.get(status_url, headers=headers)
+        if response.status_code != 202:
+            assert response.status_code == 200, response.text
+            return response, waiting
+        waiting.append(response)
+        time.sleep(float(response.headers["retry-after"]))  # the server's word, not a guess
+
+
+def export_manifest(client: httpx.Client, url: str, **params: str) -> dict[str, Any]:
+    """Kick off at `url` and wait for the manifest's body."""
+    answer, _ = wait_for_manifest(client, kick_off(client, url, **params))
+    manifest: dict[str, Any] = answer.json()
+    return manifest
