@@ -64,6 +64,6 @@ def wait_for_manifest(
 
 def export_manifest(client: httpx.Client, url: str, **params: str) -> dict[str, Any]:
     """Kick off at `url` and wait for the manifest's body."""
-    answer, _ = wait_for_manifest(client, kick_off(client, url, **params))
+    answer, _ = wait_for_manifest(client, kick_off(client, url, None, **params))
     manifest: dict[str, Any] = answer.json()
     return manifest
