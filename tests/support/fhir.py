@@ -50,15 +50,19 @@ def kick_off(
 def wait_for_manifest(
     client: httpx.Client, status_url: str, headers: dict[str, str] | None = None
 ) -> tuple[httpx.Response, list[httpx.Response]]:
-    """Poll the status URL as a client should (waiting Retry-After seconds between polls) until
-    the manifest comes: (the manifest's answer, the 202 answers before it)."""
+    """Poll the status URL as a client should (waiting Retry-After seconds between polls, and
+    polling again after a 5xx whose OperationOutcome says `transient`) until the manifest comes:
+    (the manifest's answer, the 202 answers before it)."""
     waiting: list[httpx.Response] = []
     while True:
         response = client.get(status_url, headers=headers)
-        if response.status_code != 202:
-            assert response.status_code == 200, response.text
+        if response.status_code == 200:
             return response, waiting
-        waiting.append(response)
+        if response.status_code >= 500:
+            assert response.json()["issue"][0]["code"] == "transient", response.text
+        else:
+            assert response.status_code == 202, response.text
+            waiting.append(response)
         time.sleep(float(response.headers["retry-after"]))  # the server's word, not a guess
 
 
