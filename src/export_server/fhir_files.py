@@ -156,6 +156,9 @@ class NdjsonResponse(Response):
         except GenerationError as exc:
             log.error("NDJSON body cut off: %s", exc)
             return
+        except Exception:  # a converter process lost, or a bug: cut this body, not the server
+            log.exception("NDJSON body cut off")
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -158,6 +158,10 @@ class Jobs:
                 log.error("export job %s failed: %s", job.id, exc)
                 job.error = str(exc)
                 return
+            except Exception as exc:  # a bug (or a converter process lost) fails one job
+                log.exception("export job %s failed", job.id)
+                job.error = f"internal error: {exc!r}"
+                return
         job.planned = True
         await asyncio.sleep(max(0.0, job.hold_until - time.monotonic()))
         job.expires = datetime.now(UTC) + timedelta(seconds=LIFETIME)

@@ -57,7 +57,7 @@ def export_patients(export_id: str) -> tuple[str, ...]:
 def _prefer(request: Request) -> tuple[bool, bool]:
     """(respond-async asked for, handling=lenient asked for), from every Prefer header."""
     tokens = {
-        token.strip().replace(" ", "").lower()
+        token.partition(";")[0].strip().replace(" ", "").lower()  # without its parameters
         for value in request.headers.getlist("prefer")
         for token in value.split(",")
     }

@@ -233,3 +233,8 @@ def test_delete_removes_the_job_and_its_files(
     assert client.delete(status_url).status_code == 404
     # Other jobs are untouched.
     assert client.get(demo_manifest["output"][0]["url"]).status_code == 200
+
+
+def test_prefer_tokens_may_carry_parameters(client: httpx.Client, fhir: str) -> None:
+    headers = {"Prefer": "handling=strict, respond-async; wait=10"}
+    kick_off(client, f"{fhir}/Group/demo/$export", headers, _type="Patient")
