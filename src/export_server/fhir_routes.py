@@ -110,6 +110,10 @@ class FhirApi:
     def _retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(self.config.poll_seconds)}
 
+    def _fault_retry(self) -> dict[str, str]:
+        """An injected fault's Retry-After: `--retry-after`, as on the CSV API."""
+        return {"Retry-After": str(self.injector.config.retry_after)}
+
     async def metadata(self, request: Request) -> Response:
         """Open to every client, as FHIR servers keep their capability statement."""
         return fhir_json(capability_statement(self._base(request), self.smart is not None))
@@ -150,7 +154,7 @@ class FhirApi:
         fault = self.injector.decide("GET", request.url.path, None, body=False)
         if fault.status is not None:
             raise FhirError(
-                500, "transient", "injected fault: poll again later", self._retry_after()
+                500, "transient", "injected fault: poll again later", self._fault_retry()
             )
         job = self._job(request)
         if job.error is not None:
@@ -199,7 +203,7 @@ class FhirApi:
         range_header = request.headers.get("range")
         fault = self.injector.decide("GET", request.url.path, range_header, body=True)
         if fault.status is not None:
-            headers = self._retry_after() if fault.status in RETRY_AFTER_STATUSES else {}
+            headers = self._fault_retry() if fault.status in RETRY_AFTER_STATUSES else {}
             raise FhirError(fault.status, "transient", "injected fault: try again", headers)
         job = self._job(request)
         if not job.complete:

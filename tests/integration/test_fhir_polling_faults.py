@@ -51,7 +51,10 @@ def test_rate_limit_answers_too_soon_and_a_second_kickoff_with_429(
 
 
 def test_faults_reach_status_polls_and_files(start_server: StartServer) -> None:
-    running = start_server("--fail-rate", "0.4", "--drop-rate", "1", "--fault-seed", "3")
+    running = start_server(
+        "--fail-rate", "0.4", "--drop-rate", "1", "--fault-seed", "3", "--retry-after", "0",
+        "--fhir-poll-after", "0",
+    )  # fmt: skip
     with httpx.Client(timeout=30) as client:
         status_url = kick_off(client, f"{running.url}/fhir/Group/demo/$export")
         wait_for_manifest(client, status_url)
@@ -60,6 +63,7 @@ def test_faults_reach_status_polls_and_files(start_server: StartServer) -> None:
         assert 0 < len(failed) < len(polls)
         for poll in failed:
             assert poll.status_code == 500
+            assert poll.headers["retry-after"] == "0"  # --retry-after's
             assert poll.headers["content-type"] == "application/fhir+json"
             assert poll.json()["issue"][0]["code"] == "transient"
         manifest = next(poll for poll in polls if poll.status_code == 200).json()
