@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_server.dataset import downloads_of
@@ -133,6 +133,7 @@ rows_strategy = st.lists(
 ).map(lambda rows: "".join(f"{p},{t},{e},{v}\n" for p, t, e, v in sorted(rows, key=lambda r: time_key(r[1].encode()))).encode())  # fmt: skip
 
 
+@settings(max_examples=50, deadline=None)  # no deadline: the machine may be busy
 @given(rows_strategy)
 def test_the_length_formula_holds_for_any_rows(rows: bytes) -> None:
     lines, count = observations(rows, 1, "g-3-")
@@ -142,6 +143,7 @@ def test_the_length_formula_holds_for_any_rows(rows: bytes) -> None:
         json.loads(line)
 
 
+@settings(max_examples=50, deadline=None)  # no deadline: the machine may be busy
 @given(rows_strategy, times)
 def test_since_keeps_exactly_the_later_rows(rows: bytes, since: str) -> None:
     key = time_key(since.encode())
