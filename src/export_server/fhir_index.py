@@ -101,7 +101,10 @@ async def plan_file(
     planned = ObservationFile(download)
     keep = selection.keep
     patients = frozenset(p.encode() for p in download.patients)
-    if keep is not None and not keep & patients:
+    # Every row's time is before the download's end_time: a `_since` at or after it keeps none.
+    ends = download.end_time.strftime("%Y-%m-%dT%H:%M:%S.%f").encode()
+    since_all = selection.since_key is not None and ends <= selection.since_key
+    if since_all or (keep is not None and not keep & patients):
         progress(bodies.size(download) - len(HEADER))
         return planned
     every_patient = keep is None or patients <= keep
