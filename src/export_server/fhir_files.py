@@ -13,7 +13,7 @@ import asyncio
 import gzip
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
 
@@ -22,8 +22,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from export_server.bodies import Bodies
 from export_server.errors import GenerationError
-from export_server.fhir_convert import Converter
-from export_server.fhir_gzip import HEADER, Compressed, GzipFraming
+from export_server.fhir_convert import Converter, PieceJob
+from export_server.fhir_gzip import HEADER, GzipFraming
 from export_server.fhir_index import ObservationFile, Piece
 
 log = logging.getLogger("export_server")
@@ -34,23 +34,24 @@ AHEAD = 3
 T = TypeVar("T")
 
 
-async def _in_order(
-    pieces: Iterable[Piece], make: Callable[[Piece], Awaitable[T]]
-) -> AsyncGenerator[tuple[Piece, T], None]:
-    """(piece, make(piece)) in order, with up to AHEAD pieces being made at once."""
-    pending: deque[tuple[Piece, asyncio.Future[T]]] = deque()
-    try:
-        for piece in pieces:
-            pending.append((piece, asyncio.ensure_future(make(piece))))
-            if len(pending) >= AHEAD:
-                first, made = pending.popleft()
-                yield first, await made
-        while pending:
-            first, made = pending.popleft()
-            yield first, await made
-    finally:
-        for _, made in pending:
-            made.cancel()
+async def _rows_of(
+    chunks: AsyncGenerator[bytes, None], offset: int, pieces: list[Piece]
+) -> AsyncGenerator[tuple[Piece, bytes], None]:
+    """Each piece with its CSV rows, cut from `chunks`: the body's bytes from `offset` on.
+
+    One read of the body for all the pieces (pieces nobody keeps are skipped over), so a body
+    that is generated rather than read from the cache is generated once, not once a piece.
+    """
+    buffer = b""  # the body's bytes [offset, offset + len(buffer))
+    for piece in pieces:
+        while offset + len(buffer) < piece.csv_stop:
+            chunk = await anext(chunks, None)
+            if chunk is None:
+                raise GenerationError("the CSV body ended before the pieces planned from it")
+            done = max(0, min(piece.csv_start - offset, len(buffer)))  # bytes no piece needs
+            buffer = buffer[done:] + chunk
+            offset += done
+        yield piece, buffer[piece.csv_start - offset : piece.csv_stop - offset]
 
 
 class ObservationSource:
@@ -61,38 +62,52 @@ class ObservationSource:
         self.converter = converter
         self.planned = planned
 
-    async def _rows(self, piece: Piece) -> bytes:
-        download = self.planned.download
-        stream = self.bodies.stream(download, piece.csv_start, piece.csv_stop)
-        async with aclosing(stream) as chunks:
-            return b"".join([chunk async for chunk in chunks])
-
-    async def _lines(self, piece: Piece) -> bytes:
-        lines = await self.converter.render(piece.job, await self._rows(piece))
-        if len(lines) != piece.length:
-            raise GenerationError(f"a piece made {len(lines)} bytes, planned {piece.length}")
-        return lines
+    async def _made(
+        self, pieces: list[Piece], make: Callable[[PieceJob, bytes], Awaitable[T]]
+    ) -> AsyncGenerator[tuple[Piece, T], None]:
+        """(piece, make(its job, its rows)) in order, with up to AHEAD pieces being made at once."""
+        if not pieces:
+            return
+        first, last = pieces[0].csv_start, pieces[-1].csv_stop
+        pending: deque[tuple[Piece, asyncio.Future[T]]] = deque()
+        try:
+            body = self.bodies.stream(self.planned.download, first, last)
+            async with aclosing(body) as chunks, aclosing(_rows_of(chunks, first, pieces)) as cut:
+                async for piece, rows in cut:
+                    pending.append((piece, asyncio.ensure_future(make(piece.job, rows))))
+                    if len(pending) >= AHEAD:
+                        done, made = pending.popleft()
+                        yield done, await made
+            while pending:
+                done, made = pending.popleft()
+                yield done, await made
+        finally:
+            for _, made in pending:
+                made.cancel()
 
     async def span(self, start: int, stop: int) -> AsyncGenerator[bytes, None]:
         """Bytes [start, stop) of the file."""
-        async with aclosing(_in_order(self.planned.overlapping(start, stop), self._lines)) as made:
+        pieces = self.planned.overlapping(start, stop)
+        async with aclosing(self._made(pieces, self.converter.render)) as made:
             async for piece, lines in made:
+                if len(lines) != piece.length:
+                    raise GenerationError(f"a piece made {len(lines)} bytes, not {piece.length}")
                 low, high = max(start - piece.start, 0), min(stop - piece.start, piece.length)
                 yield lines if (low, high) == (0, piece.length) else lines[low:high]
 
     async def gzipped(self) -> AsyncGenerator[bytes, None]:
         """The whole file, gzip-compressed."""
 
-        async def compress(piece: Piece) -> Compressed:
-            compressed = await self.converter.render_compressed(piece.job, await self._rows(piece))
-            if compressed.length != piece.length:
-                raise GenerationError(f"a piece made {compressed.length} bytes, not {piece.length}")
-            return compressed
-
         framing = GzipFraming()  # takes the pieces in order: their CRCs are combined in order
         yield HEADER
-        async with aclosing(_in_order(self.planned.pieces, compress)) as made:
-            async for _, compressed in made:
+        async with aclosing(
+            self._made(self.planned.pieces, self.converter.render_compressed)
+        ) as made:
+            async for piece, compressed in made:
+                if compressed.length != piece.length:
+                    raise GenerationError(
+                        f"a piece made {compressed.length} bytes, not {piece.length}"
+                    )
                 yield framing.add(compressed)
         yield framing.trailer()
 
