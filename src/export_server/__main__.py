@@ -28,6 +28,7 @@ from export_server.dataset import Download, downloads_of
 from export_server.errors import SizeTableError
 from export_server.exitcodes import ExitCode
 from export_server.faults import FaultConfig
+from export_server.fhir_config import config_from
 from export_server.lifeline import watch_parent
 from export_server.options import parse_args
 from export_server.pool import GeneratorPool
@@ -173,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = ServerConfig(
         faults=FaultConfig(args.fail_rate, args.drop_rate, args.fault_seed, args.retry_after),
         ranges=not args.no_range,
+        fhir=config_from(args, converters=args.workers),
     )
     try:
         sizes = load_sizes(args.size_table or TABLE_PATH)

@@ -1,5 +1,6 @@
-"""The server's ASGI app, assembled by `create_app` from its route modules (`export_api_routes.py`)
-and the fault injection it installs (`faults.py`); importing this module starts nothing."""
+"""The server's ASGI app, assembled by `create_app` from its route modules (`export_api_routes.py`,
+and FHIR Bulk Data's `fhir_routes.py`) and the fault injection it installs (`faults.py`);
+importing this module starts nothing."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from starlette.routing import BaseRoute
 from export_server.bodies import Bodies
 from export_server.export_api_routes import EXPORT_API_ERRORS, api_doc_routes, export_api_routes
 from export_server.faults import FaultConfig, FaultInjector, FaultMiddleware
+from export_server.fhir_access import SmartAuthority
+from export_server.fhir_config import FhirConfig
+from export_server.fhir_routes import FhirApi
 from export_server.pool import GeneratorPool
 
 
@@ -26,6 +30,7 @@ class ServerConfig:
 
     faults: FaultConfig = field(default_factory=FaultConfig)
     ranges: bool = True
+    fhir: FhirConfig = field(default_factory=FhirConfig)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -34,14 +39,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
-def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None) -> Starlette:
-    """The export server's ASGI app.
+def create_app(
+    config: ServerConfig | None = None, bodies: Bodies | None = None,
+    smart: SmartAuthority | None = None,
+) -> Starlette:  # fmt: skip
+    """The export server's ASGI app: the CSV export API, and FHIR Bulk Data under /fhir.
 
     `bodies` serves the CSV bodies (default: one generator process, no cache). The app's lifespan
-    starts and stops it, so run the app with lifespan events (uvicorn does).
+    starts and stops it, so run the app with lifespan events (uvicorn does). `smart`, when given,
+    guards the FHIR routes (SMART Backend Services).
     """
     config = config or ServerConfig()
     source = bodies or Bodies(GeneratorPool(1))
+    injector = FaultInjector(config.faults)
+    fhir = FhirApi(config.fhir, source, injector, smart)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -49,15 +60,17 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
         try:
             yield
         finally:
+            await fhir.close()
             await source.close()
 
     routes: list[BaseRoute] = [
         *export_api_routes(source, ranges=config.ranges),
         *api_doc_routes(),
+        *fhir.routes(),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(FaultMiddleware, injector=FaultInjector(config.faults))],
+        middleware=[Middleware(FaultMiddleware, injector=injector)],
         exception_handlers={HTTPException: _http_error, **EXPORT_API_ERRORS},
         lifespan=lifespan,
     )

@@ -172,7 +172,8 @@ class FaultMiddleware:
         self.injector = injector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith("/fhir/"):
+            # The FHIR routes decide their faults themselves, to answer them the FHIR way.
             await self.app(scope, receive, send)
             return
         range_header = Headers(scope=scope).get("range")

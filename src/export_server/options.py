@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from export_server.cache import default_cache_dir
 from export_server.dataset import EXPORTS
+from export_server.fhir_config import add_arguments as add_fhir_arguments
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The body-size table to check and use instead of the packaged one: for tests, and for trying
     # a regenerated table before it replaces the packaged one. Not for users, so not in --help.
     parser.add_argument("--size-table", type=Path, default=None, help=argparse.SUPPRESS)
+    add_fhir_arguments(parser)
     return parser  # fmt: skip
 
 
