@@ -20,6 +20,9 @@ Format = Literal["json", "table", "csv"]
 FORMATS: tuple[Format, ...] = ("json", "table", "csv")
 
 COUNT_COLUMNS = ("patient_id", "event_type", "count")
+# A spreadsheet reads a cell that starts with one of these as a formula (tab and carriage return:
+# some read past them); a quote is here so that the protection can always be undone.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 STATS_COLUMNS = (*COUNT_COLUMNS, "mean", "min", "max", "anomalies", "latency")
 
 
@@ -45,8 +48,8 @@ def render_csv(report: dict[str, Any], *, stats: bool = False) -> str:
     """One row per (patient, event type) that occurs, sorted; no totals; a null is an empty cell.
 
     Numbers are written as the JSON writes them (3106, 79.2), so a reader gets the same values.
-    Cells are data, never altered: a spreadsheet user should know that a cell starting with `=`
-    is what the server sent (see docs/output-formats.md).
+    A patient id or event type that a spreadsheet would run as a formula is protected by a
+    leading `'` (`spreadsheet_text`); every other character is the server's, exactly.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -54,7 +57,23 @@ def render_csv(report: dict[str, Any], *, stats: bool = False) -> str:
     for patient_id, types in sorted(report["patients"].items()):
         for event_type, value in sorted(types.items()):
             if stats:
-                writer.writerow([patient_id, event_type, *(value[c] for c in STATS_COLUMNS[2:])])
+                writer.writerow([spreadsheet_text(patient_id), spreadsheet_text(event_type),
+                                 *(value[c] for c in STATS_COLUMNS[2:])])  # fmt: skip
             else:
-                writer.writerow([patient_id, event_type, value])
+                writer.writerow([spreadsheet_text(patient_id), spreadsheet_text(event_type), value])
     return out.getvalue()
+
+
+def spreadsheet_text(text: str) -> str:
+    """`text` with a `'` in front when it starts with `=`, `+`, `-`, `@`, tab, CR or `'`.
+
+    A spreadsheet shows such a cell as text instead of running it as a formula (and hides the
+    quote). Undone exactly by `exact_text`: the quote is added to every text starting with a
+    quote too, so one leading quote is always the protection's.
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def exact_text(cell: str) -> str:
+    """The server's text of a CSV text cell: `spreadsheet_text` undone."""
+    return cell[1:] if cell.startswith("'") else cell
