@@ -50,6 +50,19 @@ def raw_controls(text: str) -> set[str]:
     return {c for c in text if not c.isprintable() and c != "\n"}
 
 
+# What HTML cannot carry: controls other than tab, newline and carriage return, surrogates and
+# noncharacters (parse errors; NUL a browser even replaces).
+NOT_HTML = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef]|[\ufffe\uffff]"
+)
+
+
+def not_html(text: str) -> set[str]:
+    """Characters of `text` that valid HTML cannot hold (planes 1-16's noncharacters too)."""
+    found = set(NOT_HTML.findall(text))
+    return found | {c for c in text if ord(c) > 0xFFFF and ord(c) & 0xFFFE == 0xFFFE}
+
+
 SVG = re.compile(r"<svg\b.*?</svg>", re.S)
 
 
