@@ -68,6 +68,12 @@ def _say(stderr: TextIO, message: str) -> None:
     print(f"cli: {for_terminal(message)}", file=stderr)
 
 
+def _trace(stderr: TextIO) -> None:
+    """The current exception's trace (--debug), server text in it shown escaped as in `_say`."""
+    lines = traceback.format_exc().splitlines()
+    print("\n".join(map(for_terminal, lines)), file=stderr)
+
+
 def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
     """The report page; altair loads only here, once the run has succeeded (and the renderer,
     vl-convert, only in the child process that draws the charts)."""
@@ -343,12 +349,12 @@ def main(
         status = ExitCode.INTERRUPTED
     except TallyError as exc:
         if debug:
-            traceback.print_exc(file=stderr)
+            _trace(stderr)
         _say(stderr, f"error: {exc}")
         status = exit_code_for(exc)
     except Exception as exc:
         if debug:
-            traceback.print_exc(file=stderr)
+            _trace(stderr)
         _say(
             stderr,
             f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the trace)",

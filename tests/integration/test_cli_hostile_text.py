@@ -192,3 +192,22 @@ def test_with_o_the_counts_are_in_their_file_when_the_renderer_dies(
     assert outcome.status == ExitCode.REPORT
     assert out.read_text() == "patient_id,event_type,count\nP1,hr,1\n"
     assert not (tmp_path / "r.html").exists()
+
+
+HOSTILE_EXPORT = "x\x1b]0;pwned\x07\u202e\x00"
+
+
+def test_stderr_shows_server_text_escaped() -> None:
+    # An unknown export id: the one line lists the ids the server has, as the server sent them.
+    with fixture_server(export_routes(HOSTILE_EXPORT, {"d1": ""})) as url:
+        outcome = run_cli("nope", "--server", url)
+    assert outcome.status == ExitCode.USAGE
+    assert not raw_controls(outcome.stderr)
+    assert "x\\x1b]0;pwned\\x07\\u202e\\x00" in one_line(outcome.stderr)
+
+
+def test_list_shows_export_ids_escaped() -> None:
+    with fixture_server(export_routes(HOSTILE_EXPORT, {"d1": ""})) as url:
+        outcome = run_cli("--list", "--server", url)
+    assert outcome.status == ExitCode.OK
+    assert outcome.stdout == "x\\x1b]0;pwned\\x07\\u202e\\x00\n"

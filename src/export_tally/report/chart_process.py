@@ -45,8 +45,13 @@ class ChartProcess:
         child = self._child
         if child is None:
             raise RuntimeError("a ChartProcess renders once")
-        self._child = None
-        out, err = child.communicate(json.dumps(jobs).encode("utf-8", "surrogatepass"))
+        try:
+            out, err = child.communicate(json.dumps(jobs).encode("utf-8", "surrogatepass"))
+        finally:  # Ctrl-C or SIGTERM while it draws: it goes too
+            self._child = None
+            if child.returncode is None:
+                child.kill()
+                child.wait()
         if child.returncode < 0:
             raise ReportError(
                 f"the chart renderer died ({_signal_name(-child.returncode)}) while drawing the "
