@@ -42,6 +42,8 @@ def body_of(rows: list[tuple[str, str]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
+    # Every field quoted: Python 3.11's writer leaves a bare CR unquoted, which no reader takes.
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for second, (patient, event_type) in enumerate(rows):
         writer.writerow(
             [
