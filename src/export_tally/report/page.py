@@ -125,7 +125,8 @@ def summary(facts: RunFacts, report: dict[str, Any]) -> str:
         ("Rows", f"{format_number(facts.rows)} ({format_number(skipped)} skipped as bad)"),
         ("Events counted", format_number(events)),
         ("Patients", format_number(len(report["patients"]))),
-        ("Event types", _e(", ".join(event_types_of(report))) or "none"),
+        # Each in <bdi>: a bidi control in one type must not reorder the types after it.
+        ("Event types", ", ".join(f"<bdi>{_e(t)}</bdi>" for t in event_types_of(report)) or "none"),
         ("Time span of the events", _e(span)),
         ("Made", _e(_when(facts.made))),
         ("Run took", f"{facts.seconds:,.1f} s"),
