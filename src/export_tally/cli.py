@@ -25,10 +25,12 @@ from export_tally.arguments import (
 )
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
 from export_tally.exitcodes import ExitCode, exit_code_for
+from export_tally.terminal_text import for_terminal
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator, Sequence
+    from pathlib import Path
     from types import FrameType
 
     import httpx
@@ -62,14 +64,34 @@ class _Kept:
 
 
 def _say(stderr: TextIO, message: str) -> None:
-    print(f"cli: {message}", file=stderr)
+    """One line on stderr; what a server sent in it is shown escaped, never acts on the terminal."""
+    print(f"cli: {for_terminal(message)}", file=stderr)
+
+
+def _trace(stderr: TextIO) -> None:
+    """The current exception's trace (--debug), server text in it shown escaped as in `_say`."""
+    lines = traceback.format_exc().splitlines()
+    print("\n".join(map(for_terminal, lines)), file=stderr)
 
 
 def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
-    """The report page; altair and vl-convert load only here, once the run has succeeded."""
+    """The report page; altair loads only here, once the run has succeeded (and the renderer,
+    vl-convert, only in the child process that draws the charts)."""
     from export_tally.report.page import build_page
 
     return build_page(facts, data)
+
+
+def _write_report(path: Path, facts: RunFacts, data: dict[str, Any]) -> None:
+    """Build and write the report; ReportError (exit 5) when it cannot be, never an abort."""
+    from export_tally.output import write_atomically
+    from export_tally.report.errors import ReportError
+
+    page = build_report(facts, data)
+    try:
+        write_atomically(path, page)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
 
 
 def _open_checkpoints(
@@ -215,7 +237,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
         api = ExportApi(client, options, notice)
         if args.list:
             for export_id in api.list_exports():
-                print(export_id, file=stdout)
+                print(for_terminal(export_id), file=stdout)
             return ExitCode.OK
         downloads, result = _count(
             args, stderr, api, identity, aggregation, notice, kept, in_process_below
@@ -231,6 +253,14 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     data = aggregation.report(result.tally, args.precision)
     terminal = _terminal(stdout, args.output is not None)
     text = render_result(data, args.format, stats=args.stats, precision=args.precision, terminal=terminal)  # fmt: skip
+    # The counts go out first: a report that cannot be drawn must not take the result with it.
+    if args.output is not None:
+        write_atomically(args.output, text)
+    else:
+        stdout.write(text)
+        stdout.flush()
+    if kept.store is not None and kept.default_place:
+        kept.store.discard(up_to=checkpoint_root())  # the answer is out: nothing piles up
     if args.report is not None:
         from datetime import UTC, datetime
 
@@ -240,15 +270,8 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
             args, build_parser().parse_args([]), downloads, result, server=identity,
             version=__version__, made=datetime.now(UTC), seconds=time.monotonic() - started,
         )  # fmt: skip
-        write_atomically(args.report, build_report(facts, data))
+        _write_report(args.report, facts, data)
         _say(stderr, f"wrote the report to {args.report}")
-    if args.output is not None:
-        write_atomically(args.output, text)
-    else:
-        stdout.write(text)
-        stdout.flush()
-    if kept.store is not None and kept.default_place:
-        kept.store.discard(up_to=checkpoint_root())  # the answer is out: nothing piles up
     return ExitCode.OK
 
 
@@ -326,18 +349,20 @@ def main(
         status = ExitCode.INTERRUPTED
     except TallyError as exc:
         if debug:
-            traceback.print_exc(file=stderr)
+            _trace(stderr)
         _say(stderr, f"error: {exc}")
         status = exit_code_for(exc)
     except Exception as exc:
         if debug:
-            traceback.print_exc(file=stderr)
+            _trace(stderr)
         _say(
             stderr,
             f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the trace)",
         )
         status = ExitCode.UNEXPECTED
-    if status != ExitCode.USAGE:  # the same command would fail the same way
+    # After a usage error the same command would fail the same way; after a report error the
+    # counts are out, and nothing is left to resume.
+    if status not in (ExitCode.USAGE, ExitCode.REPORT):
         from export_tally.summary import kept_summary
 
         line = kept_summary(kept.store, kept.downloads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from export_tally.core.errors import ProtocolError, ServerUnreachableError, UsageError
+from export_tally.report.errors import ReportError
 
 
 class ExitCode(IntEnum):
@@ -15,6 +16,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad flag or argument, or an export id the server does not have
     UNREACHABLE = 3  # server unreachable, or an HTTP/transport failure the retries did not cure
     PROTOCOL = 4  # the server answered, but not with what the API promises
+    REPORT = 5  # the counts were written, but the --report page could not be made
     INTERRUPTED = 130  # Ctrl-C (SIGINT)
     TERMINATED = 143  # SIGTERM
 
@@ -29,4 +31,6 @@ def exit_code_for(error: BaseException) -> ExitCode:
         return ExitCode.UNREACHABLE
     if isinstance(error, ProtocolError):
         return ExitCode.PROTOCOL
+    if isinstance(error, ReportError):
+        return ExitCode.REPORT
     return ExitCode.UNEXPECTED

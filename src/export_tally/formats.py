@@ -7,19 +7,22 @@ Every format is made from the same report dict (`Aggregator.report`), so they ca
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import TYPE_CHECKING, Any, Literal
 
 from export_tally.output import render
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from export_tally.figures import Terminal
 
 Format = Literal["json", "table", "csv"]
 FORMATS: tuple[Format, ...] = ("json", "table", "csv")
 
 COUNT_COLUMNS = ("patient_id", "event_type", "count")
+# A spreadsheet reads a cell that starts with one of these as a formula (tab and carriage return:
+# some read past them); a quote is here so that the protection can always be undone.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 STATS_COLUMNS = (*COUNT_COLUMNS, "mean", "min", "max", "anomalies", "latency")
 
 
@@ -44,17 +47,44 @@ def render_result(
 def render_csv(report: dict[str, Any], *, stats: bool = False) -> str:
     """One row per (patient, event type) that occurs, sorted; no totals; a null is an empty cell.
 
+    RFC 4180 quoting (a field with a comma, quote, CR or LF is quoted), lines end with `\\n`.
+
     Numbers are written as the JSON writes them (3106, 79.2), so a reader gets the same values.
-    Cells are data, never altered: a spreadsheet user should know that a cell starting with `=`
-    is what the server sent (see docs/output-formats.md).
+    A patient id or event type that a spreadsheet would run as a formula is protected by a
+    leading `'` (`spreadsheet_text`); every other character is the server's, exactly.
     """
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(STATS_COLUMNS if stats else COUNT_COLUMNS)
+    lines = [_csv_line(STATS_COLUMNS if stats else COUNT_COLUMNS)]
     for patient_id, types in sorted(report["patients"].items()):
+        ids = (spreadsheet_text(patient_id),)
         for event_type, value in sorted(types.items()):
-            if stats:
-                writer.writerow([patient_id, event_type, *(value[c] for c in STATS_COLUMNS[2:])])
-            else:
-                writer.writerow([patient_id, event_type, value])
-    return out.getvalue()
+            numbers = [value[c] for c in STATS_COLUMNS[2:]] if stats else [value]
+            lines.append(_csv_line((*ids, spreadsheet_text(event_type), *numbers)))
+    return "".join(lines)
+
+
+def _csv_line(cells: Sequence[str | int | float | None]) -> str:
+    """One CSV record, as csv.writer writes it with `\\n` line ends, but also quoting a field
+    with a carriage return (Python 3.11's writer quotes only the line terminator's characters,
+    and a bare CR in an unquoted field breaks every reader)."""
+    fields = []
+    for cell in cells:
+        text = "" if cell is None else str(cell)
+        if any(c in text for c in ',"\r\n'):
+            text = '"' + text.replace('"', '""') + '"'
+        fields.append(text)
+    return ",".join(fields) + "\n"
+
+
+def spreadsheet_text(text: str) -> str:
+    """`text` with a `'` in front when it starts with `=`, `+`, `-`, `@`, tab, CR or `'`.
+
+    A spreadsheet shows such a cell as text instead of running it as a formula (and hides the
+    quote). Undone exactly by `exact_text`: the quote is added to every text starting with a
+    quote too, so one leading quote is always the protection's.
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def exact_text(cell: str) -> str:
+    """The server's text of a CSV text cell: `spreadsheet_text` undone."""
+    return cell[1:] if cell.startswith("'") else cell

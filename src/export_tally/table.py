@@ -23,6 +23,7 @@ from prettytable import PrettyTable, TableStyle
 from wcwidth import wcswidth
 
 from export_tally.figures import Terminal, count_of, event_types_of, format_number
+from export_tally.terminal_text import for_terminal
 
 STAT_HEADERS = ("count", "mean", "min", "max", "anomalies", "average gap between readings (s)")
 COUNTS_TITLE = "events per patient and event type"
@@ -46,8 +47,8 @@ class Grid:
 
 
 def shown(text: str) -> str:
-    """`text` as the terminal should print it: control characters escaped, the rest as is."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    """`text` as the terminal should print it (see `terminal_text`)."""
+    return for_terminal(text)
 
 
 def count_grid(report: dict[str, Any]) -> Grid:

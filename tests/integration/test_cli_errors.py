@@ -23,7 +23,7 @@ from tests.support.processes import default_port_is_free
 def test_exit_codes_are_pinned() -> None:
     assert {code.name: code.value for code in ExitCode} == {
         "OK": 0, "UNEXPECTED": 1, "USAGE": 2, "UNREACHABLE": 3, "PROTOCOL": 4,
-        "INTERRUPTED": 130, "TERMINATED": 143,
+        "REPORT": 5, "INTERRUPTED": 130, "TERMINATED": 143,
     }  # fmt: skip
 
 

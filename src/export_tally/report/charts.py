@@ -1,9 +1,10 @@
 """The report's charts: Vega-Lite specifications built with altair, rendered to static SVG.
 
 altair builds the specifications from plain lists of dicts (no pandas, no NumPy); vl-convert
-renders them offline with the Vega-Lite version the specifications are written for (read from
-their `$schema`, so the two cannot drift apart), and may fetch nothing (`allowed_base_urls=[]`).
-Each SVG's ids get a prefix of their own, so that many charts can share one page.
+renders them offline (in a child process: `chart_process`) with the Vega-Lite version the
+specifications are written for (read from their `$schema`, so the two cannot drift apart), and may
+fetch nothing (`allowed_base_urls=[]`). Each SVG's ids get a prefix of their own, so that many
+charts can share one page. Text from the data reaches a chart only as its `chart_label`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
-import vl_convert
 
+from export_tally.report.chart_text import chart_label
 from export_tally.report.facts import DownloadFacts
 
 ROW_HEIGHT = 20  # pixels per patient (or download) on a chart's band axis
@@ -38,10 +39,8 @@ def vega_lite_version(spec: dict[str, Any]) -> str:
     return f"{found[1]}.{found[2]}"
 
 
-def to_svg(chart: alt.TopLevelMixin) -> str:
-    """The chart as an SVG element ready to inline in HTML: ids prefixed, no namespace URLs."""
-    spec = chart.to_dict()
-    svg = vl_convert.vegalite_to_svg(spec, vl_version=vega_lite_version(spec), allowed_base_urls=[])
+def finish_svg(svg: str) -> str:
+    """A rendered chart as an SVG element ready to inline in HTML: ids prefixed, no namespace URLs."""
     prefix = f"c{next(_counter)}-"
     for name in set(_IDS.findall(svg)):
         svg = svg.replace(f'id="{name}"', f'id="{prefix}{name}"')
@@ -50,6 +49,15 @@ def to_svg(chart: alt.TopLevelMixin) -> str:
     if "xlink:" not in svg.replace("xmlns:xlink", ""):
         svg = _NAMESPACES.sub("", svg, count=2)  # HTML puts <svg> in its namespace anyway
     return svg
+
+
+def _labelled(rows: Sequence[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """The rows with the text under `keys` replaced by its chart label."""
+    return [{**row, **{k: chart_label(row[k]) for k in keys}} for row in rows]
+
+
+def _labels(names: Sequence[str]) -> list[str]:
+    return [chart_label(n) for n in names]
 
 
 def _height(rows: int) -> int:
@@ -76,13 +84,13 @@ def _finish(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
 
 def quality_chart(downloads: Sequence[DownloadFacts]) -> alt.TopLevelMixin:
     """Rows per download: counted and skipped as bad, stacked; a tick at the rows declared."""
-    order = [d.id for d in downloads]
+    order = [chart_label(d.id) for d in downloads]
     values = [
-        {"download": d.id, "kind": kind, "rows": rows}
+        {"download": chart_label(d.id), "kind": kind, "rows": rows}
         for d in downloads
         for kind, rows in (("counted", d.rows_counted - d.skipped), ("skipped as bad", d.skipped))
     ]
-    declared = [{"download": d.id, "rows": d.rows_declared} for d in downloads]
+    declared = [{"download": chart_label(d.id), "rows": d.rows_declared} for d in downloads]
     y = _axis_y(order, "download")
     bars = (
         _base(values)
@@ -114,10 +122,10 @@ def count_heatmap(
 ) -> alt.TopLevelMixin:
     """Patients by event type, the count in each cell, darker for more."""
     largest = max((r["count"] for r in rows), default=0)
-    base = _base(rows).encode(
-        x=alt.X("event_type:N", title=None, sort=list(event_types),
+    base = _base(_labelled(rows, "patient", "event_type")).encode(
+        x=alt.X("event_type:N", title=None, sort=_labels(event_types),
                 axis=alt.Axis(orient="top", labelAngle=0, labelLimit=0)),
-        y=_axis_y(patients),
+        y=_axis_y(_labels(patients)),
     )  # fmt: skip
     cells = base.mark_rect().encode(
         color=alt.Color("count:Q", title="events", scale=alt.Scale(scheme="blues", domainMin=0),
@@ -135,8 +143,8 @@ def count_heatmap(
 
 def totals_chart(rows: list[dict[str, Any]]) -> alt.TopLevelMixin:
     """Events per event type over all patients."""
-    base = _base(rows).encode(
-        y=_axis_y([r["event_type"] for r in rows], "event_type"),
+    base = _base(_labelled(rows, "event_type")).encode(
+        y=_axis_y([chart_label(r["event_type"]) for r in rows], "event_type"),
         x=alt.X("count:Q", title="events", axis=alt.Axis(format=",d")),
     )  # fmt: skip
     bars = base.mark_bar(color=COLOURS["counted"])
@@ -150,6 +158,7 @@ def range_chart(
     rows: list[dict[str, Any]], normal: tuple[float, float] | None
 ) -> alt.TopLevelMixin:
     """Each patient's min-max range as a line and mean as a dot, over the normal range's band."""
+    rows = _labelled(rows, "patient")
     order = [r["patient"] for r in rows]
     y = _axis_y(order)
     x = alt.X("min:Q", title="value", scale=alt.Scale(zero=False))
@@ -174,6 +183,7 @@ def range_chart(
 
 def anomaly_chart(rows: list[dict[str, Any]]) -> alt.TopLevelMixin:
     """Anomalies / count per patient, highest first (rows come sorted)."""
+    rows = _labelled(rows, "patient")
     order = [r["patient"] for r in rows]
     base = _base(rows).encode(
         y=_axis_y(order),
@@ -188,7 +198,7 @@ def anomaly_chart(rows: list[dict[str, Any]]) -> alt.TopLevelMixin:
 
 def gap_chart(rows: list[dict[str, Any]], places: int = 1) -> alt.TopLevelMixin:
     """The average gap between readings, in seconds, per patient (patients with one reading: none)."""
-    present = [r for r in rows if r["latency"] is not None]
+    present = _labelled([r for r in rows if r["latency"] is not None], "patient")
     order = [r["patient"] for r in present]
     base = _base(present).encode(
         y=_axis_y(order),

@@ -3,14 +3,16 @@
 Sections: a summary of the run, data quality per download, counts per patient and event type,
 totals, and with `--stats` three charts per event type (values against the normal range, the
 anomaly rate, the average gap between readings). Under every chart, its numbers as a table that
-lists every patient. Every text that comes from the data or the user goes through `html.escape`;
-the SVG comes from Vega's renderer, which escapes its text too.
+lists every patient. Every text that comes from the data or the user goes through `_e`
+(`html.escape`, and characters HTML cannot carry shown as escapes: see `html_text`); the charts
+get only labels made for them (`chart_text`), rendered in a child process (`chart_process`) whose
+failure or death is a ReportError, never the tool's.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from importlib.resources import files
 from typing import Any
@@ -18,14 +20,19 @@ from typing import Any
 from export_tally.core.stats import NORMAL_RANGES
 from export_tally.figures import count_of, event_types_of, format_number
 from export_tally.report import charts, views
+from export_tally.report.chart_process import ChartProcess
 from export_tally.report.facts import RunFacts
+from export_tally.report.html_text import escaped
 
 Cell = str | int | float | None
 NO_EVENTS = "No events: the export has no rows."
+# The charts of the page being built: `_figure` leaves a placeholder (a comment, which no escaped
+# text can contain) and its chart here; `build_page` renders them all at once and fills them in.
+_charts: ContextVar[list[Any]] = ContextVar("charts")
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return escaped(str(text))
 
 
 def _cell(value: Cell, places: int | None = None) -> str:
@@ -62,8 +69,24 @@ def table(
 def _figure(chart: Any, caption: str, label: str) -> str:
     """The chart's SVG and its caption; to a screen reader, one image named `label` (its numbers
     are in the table under it, so the marks need no labels of their own)."""
-    svg = charts.to_svg(chart).replace("<svg ", f'<svg role="img" aria-label="{_e(label)}" ', 1)
-    return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
+    pending = _charts.get()
+    pending.append((chart, label))
+    return f"<figure><!--chart-{len(pending) - 1}--><figcaption>{caption}</figcaption></figure>"
+
+
+def _draw_charts(page: str, pending: list[Any], renderer: ChartProcess) -> str:
+    """The page with each chart placeholder replaced by the chart's SVG (one child, all charts)."""
+    jobs = []
+    for chart, _ in pending:
+        spec = chart.to_dict()
+        jobs.append((spec, charts.vega_lite_version(spec)))
+    svgs = renderer.render(jobs)
+    for number, ((_, label), svg) in enumerate(zip(pending, svgs, strict=True)):
+        named = charts.finish_svg(svg).replace(
+            "<svg ", f'<svg role="img" aria-label="{_e(label)}" ', 1
+        )
+        page = page.replace(f"<!--chart-{number}-->", named, 1)
+    return page
 
 
 def _cut_note(cut: views.Cut, what: str = "patients") -> str:
@@ -102,7 +125,8 @@ def summary(facts: RunFacts, report: dict[str, Any]) -> str:
         ("Rows", f"{format_number(facts.rows)} ({format_number(skipped)} skipped as bad)"),
         ("Events counted", format_number(events)),
         ("Patients", format_number(len(report["patients"]))),
-        ("Event types", _e(", ".join(event_types_of(report))) or "none"),
+        # Each in <bdi>: a bidi control in one type must not reorder the types after it.
+        ("Event types", ", ".join(f"<bdi>{_e(t)}</bdi>" for t in event_types_of(report)) or "none"),
         ("Time span of the events", _e(span)),
         ("Made", _e(_when(facts.made))),
         ("Run took", f"{facts.seconds:,.1f} s"),
@@ -288,7 +312,19 @@ def event_type_stats(report: dict[str, Any], event_type: str, precision: int, an
 
 
 def build_page(facts: RunFacts, report: dict[str, Any]) -> str:
-    """The whole report as one HTML document."""
+    """The whole report as one HTML document; ReportError when its charts cannot be drawn."""
+    renderer = ChartProcess()  # it imports the renderer while the page is built
+    pending: list[Any] = []
+    token = _charts.set(pending)
+    try:
+        page = _build(facts, report)
+        return _draw_charts(page, pending, renderer) if pending else page
+    finally:
+        _charts.reset(token)
+        renderer.close()
+
+
+def _build(facts: RunFacts, report: dict[str, Any]) -> str:
     types = event_types_of(report)
     parts = [summary(facts, report), quality(facts)]
     if types:
