@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from export_server.bodies import Bodies, etag_of
@@ -26,6 +27,9 @@ from export_server.faults import NO_FAULT, RETRY_AFTER_STATUSES, Fault, FaultCon
 from export_server.pool import GeneratorPool
 from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
 from export_server.uuids import parse_uuid
+
+if TYPE_CHECKING:
+    from export_server.smart_auth import SmartAuthority
 
 log = logging.getLogger("export_server")
 
@@ -192,11 +196,17 @@ def _doc_page(name: str, media_type: str) -> Callable[[Request], Awaitable[Respo
     return serve
 
 
-def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None) -> Starlette:
+def create_app(
+    config: ServerConfig | None = None,
+    bodies: Bodies | None = None,
+    smart: SmartAuthority | None = None,
+) -> Starlette:
     """The export server's ASGI app.
 
     `bodies` serves the CSV bodies (default: one generator process, no cache). The app's lifespan
-    starts and stops it, so run the app with lifespan events (uvicorn does).
+    starts and stops it, so run the app with lifespan events (uvicorn does). With `smart`, the
+    app serves SMART Backend Services discovery and tokens (`smart.routes()`), and the FHIR
+    routes require a token (`smart.authorize`).
     """
     config = config or ServerConfig()
     source = bodies or Bodies(GeneratorPool(1))
@@ -261,7 +271,8 @@ def create_app(config: ServerConfig | None = None, bodies: Bodies | None = None)
         drop = _drop_point(fault, stop - start)
         return DroppedBody(source.stream(download, start, stop), headers, 206, drop)
 
-    routes = [
+    routes: list[BaseRoute] = [
+        *(smart.routes() if smart is not None else ()),
         _Route("/api/export", list_exports, "GET"),
         _Route("/api/export/{export_id}", get_export, "GET"),
         _Route("/api/export/{export_id}/{download_id}", get_download, "GET"),
