@@ -30,9 +30,10 @@ MIN_RSA_BITS = 2048
 
 @dataclass(frozen=True)
 class ClientKey:
-    """One public key of a client: its id (`kid`, or its RFC 7638 thumbprint), its algorithm."""
+    """One public key of a client: the names it answers to (its `kid`, if any, and its RFC 7638
+    thumbprint, which is how the tool names a PEM key), its algorithm."""
 
-    kid: str
+    names: frozenset[str]
     algorithm: str
     key: PyJWK
 
@@ -44,14 +45,15 @@ class Client:
 
     def keys_for(self, algorithm: str, kid: str | None) -> list[ClientKey]:
         """The keys that may have signed an assertion with this header's `alg` and `kid`."""
-        return [k for k in self.keys if k.algorithm == algorithm and kid in (None, k.kid)]
+        return [
+            k for k in self.keys if k.algorithm == algorithm and (kid is None or kid in k.names)
+        ]
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """The RFC 7638 thumbprint of a public JWK (SHA-256, base64url): a `kid` for a key without one.
-
-    The tool names a PEM key the same way, so a key registered without a `kid` still matches.
-    """
+    """The RFC 7638 thumbprint of a public JWK (SHA-256, base64url): the `kid` the tool puts in
+    the header for a key that has none (a PEM file), so such a key is found whatever `kid` it
+    was registered with."""
     members = ("e", "kty", "n") if jwk.get("kty") == "RSA" else ("crv", "kty", "x", "y")
     canonical = json.dumps({m: jwk.get(m) for m in members}, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).digest()
@@ -114,4 +116,5 @@ def _key(jwk: object, where: str) -> ClientKey:
     kid = jwk.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise ClientsFileError(f"{where}: kid must be a string")
-    return ClientKey(kid or thumbprint(jwk), algorithm, key)
+    names = {thumbprint(jwk), kid} if kid else {thumbprint(jwk)}
+    return ClientKey(frozenset(names), algorithm, key)

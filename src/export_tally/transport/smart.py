@@ -59,15 +59,16 @@ MAX_SHOWN = 200  # characters of a server's error_description a message shows
 class SmartTokens:
     """This process's access token for one FHIR server, renewed when it is about to expire.
 
-    `clock` gives seconds since the epoch (tests inject one). Thread-safe: Dask runs tasks in
-    threads, and only one of them renews at a time.
+    `clock` measures how long a token has been held (monotonic: a change of the wall clock
+    does not age a token; tests inject one); the assertion's `exp` is wall time, as the server
+    reads it. Thread-safe: Dask runs tasks in threads, and only one of them renews at a time.
     """
 
     def __init__(
         self,
         credentials: SmartCredentials,
         fhir_base_url: str,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.credentials = credentials
         self.base_url = fhir_base_url.rstrip("/")
@@ -142,7 +143,7 @@ class SmartTokens:
         return token
 
     def _assertion(self, token_url: str) -> str:
-        now = int(self._clock())
+        now = int(time.time())
         client_id = self.credentials.client_id
         claims = {"iss": client_id, "sub": client_id, "aud": token_url,
                   "exp": now + ASSERTION_SECONDS, "jti": secrets.token_urlsafe(24)}  # fmt: skip
