@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from export_server.errors import ClientsFileError
 
@@ -109,7 +109,7 @@ def _key(jwk: object, where: str) -> ClientKey:
         raise ClientsFileError(f"{where}: an EC key must be on P-384 (ES384)")
     try:
         key = PyJWK(jwk, algorithm)
-    except (PyJWKError, ValueError, TypeError) as exc:
+    except (PyJWTError, ValueError, TypeError) as exc:
         raise ClientsFileError(f"{where}: not a usable {kty} key ({exc})") from None
     if kty == "RSA" and key.key.key_size < MIN_RSA_BITS:
         raise ClientsFileError(f"{where}: an RSA key must have at least {MIN_RSA_BITS} bits")

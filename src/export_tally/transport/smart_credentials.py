@@ -20,7 +20,7 @@ import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from export_tally.core.errors import ProtocolError, ServerUnreachableError, TallyError, UsageError
 
@@ -133,7 +133,7 @@ def _key_from_jwks(data: bytes, key_file: Path) -> tuple[Any, str | None]:
             continue  # a key meant for another algorithm (RS256, ES256...): not for SMART
         try:
             key = jwt.PyJWK(jwk, algorithm).key
-        except (PyJWKError, ValueError, TypeError, KeyError):
+        except (PyJWTError, ValueError, TypeError, KeyError):
             raise SmartKeyError(
                 f"--private-key {key_file}: a {jwk['kty']} key is not valid"
             ) from None
