@@ -133,10 +133,10 @@ class SmartAuthority:
         assertion = form.get("client_assertion")
         if not assertion:
             raise OAuthError("invalid_client", "client_assertion is missing")
+        client_id = self._checker.check(assertion, token_url)  # authenticated before all else
         scope = form.get("scope")
         if not scope:
             raise OAuthError("invalid_scope", "scope is missing")
-        client_id = self._checker.check(assertion, token_url)
         granted = granted_scopes(scope)
         if not granted:
             supported = " ".join(SCOPES_SUPPORTED)
