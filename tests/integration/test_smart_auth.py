@@ -9,12 +9,11 @@ log or the tool's messages.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,63 +112,60 @@ def test_a_replayed_jti_is_refused(smart_server: SmartServer) -> None:
     assert again.json()["error"] == "invalid_client"
 
 
-def _refusal(server: SmartServer, case: str) -> tuple[dict[str, str], str, str]:
-    """The form of a refused token request, its OAuth error, a word of its description."""
-    url, client, now = server.token_url, server.rsa, int(time.time())
-    cases: dict[str, tuple[dict[str, str], str, str]] = {
-        "expired": (token_form(client.assertion(url, exp=now - 60)), "invalid_client", "expired"),
-        "too far ahead": (
-            token_form(client.assertion(url, exp=now + 900)), "invalid_client", "at most"
-        ),
-        "wrong key": (
-            token_form(client.assertion(url, key=rsa_client().key)), "invalid_client", "signature"
-        ),
-        "wrong audience": (
-            token_form(client.assertion(f"{server.server.url}/other/token")), "invalid_client",
-            "aud",
-        ),
-        "HS256": (
-            token_form(client.assertion(url, key="a shared secret long enough for HMAC-SHA256", algorithm="HS256")),
-            "invalid_client", "RS384",
-        ),
-        "alg none": (
-            token_form(client.assertion(url, key=None, algorithm="none")), "invalid_client",
-            "RS384",
-        ),
-        "unknown client": (
-            token_form(client.assertion(url, iss="nobody", sub="nobody")), "invalid_client", "iss",
-        ),
-        "sub is not iss": (token_form(client.assertion(url, sub="other")), "invalid_client", "sub"),
-        "no jti": (token_form(client.assertion(url, jti=None)), "invalid_client", "jti"),
-        "unknown kid": (token_form(client.assertion(url, kid="k9")), "invalid_client", "kid"),
-        "not a JWT": (token_form("not.a.jwt"), "invalid_client", "JWT"),
-        "wrong assertion type": (
-            token_form(client.assertion(url), client_assertion_type="jwt"), "invalid_client",
-            "client_assertion_type",
-        ),
-        "write scope": (
-            token_form(client.assertion(url), "system/*.write patient/*.read"), "invalid_scope",
-            "system/*.read",
-        ),
-        "no scope": (token_form(client.assertion(url), ""), "invalid_scope", "scope"),
-        "other grant": (
-            token_form(client.assertion(url), grant_type="authorization_code"),
-            "unsupported_grant_type", "client_credentials",
-        ),
-    }  # fmt: skip
-    return cases[case]
+@functools.cache
+def stranger() -> TestClientKey:
+    """Another RSA key (made once, when first needed: not while tests are collected)."""
+    return rsa_client()
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["expired", "too far ahead", "wrong key", "wrong audience", "HS256", "alg none",
-     "unknown client", "sub is not iss", "no jti", "unknown kid", "not a JWT",
-     "wrong assertion type", "write scope", "no scope", "other grant"],
-)  # fmt: skip
+# case -> (the form, made for the server; the OAuth error; a word of its description)
+REFUSALS: dict[str, tuple[Callable[[SmartServer], dict[str, str]], str, str]] = {
+    "expired": (lambda s: token_form(s.rsa.assertion(s.token_url, exp=int(time.time()) - 60)),
+                "invalid_client", "expired"),
+    "too far ahead": (
+        lambda s: token_form(s.rsa.assertion(s.token_url, exp=int(time.time()) + 900)),
+        "invalid_client", "at most",
+    ),
+    "wrong key": (lambda s: token_form(s.rsa.assertion(s.token_url, key=stranger().key)),
+                  "invalid_client", "signature"),
+    "wrong audience": (lambda s: token_form(s.rsa.assertion(f"{s.server.url}/other/token")),
+                       "invalid_client", "aud"),
+    "HS256": (lambda s: token_form(s.rsa.assertion(s.token_url, algorithm="HS256",
+                                                   key="a shared secret long enough for HMAC")),
+              "invalid_client", "RS384"),
+    "alg none": (lambda s: token_form(s.rsa.assertion(s.token_url, key=None, algorithm="none")),
+                 "invalid_client", "RS384"),
+    "unknown client": (lambda s: token_form(s.rsa.assertion(s.token_url, iss="x", sub="x")),
+                       "invalid_client", "iss"),
+    "sub is not iss": (lambda s: token_form(s.rsa.assertion(s.token_url, sub="other")),
+                       "invalid_client", "sub"),
+    "no jti": (lambda s: token_form(s.rsa.assertion(s.token_url, jti=None)),
+               "invalid_client", "jti"),
+    "unknown kid": (lambda s: token_form(s.rsa.assertion(s.token_url, kid="k9")),
+                    "invalid_client", "kid"),
+    "not a JWT": (lambda s: token_form("not.a.jwt"), "invalid_client", "JWT"),
+    "wrong assertion type": (
+        lambda s: token_form(s.rsa.assertion(s.token_url), client_assertion_type="jwt"),
+        "invalid_client", "client_assertion_type",
+    ),
+    "write scope": (
+        lambda s: token_form(s.rsa.assertion(s.token_url), "system/*.write patient/*.read"),
+        "invalid_scope", "system/*.read",
+    ),
+    "no scope": (lambda s: token_form(s.rsa.assertion(s.token_url), ""), "invalid_scope", "scope"),
+    "other grant": (
+        lambda s: token_form(s.rsa.assertion(s.token_url), grant_type="authorization_code"),
+        "unsupported_grant_type", "client_credentials",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSALS)
 def test_a_bad_token_request_is_refused_with_its_oauth_error(
     smart_server: SmartServer, case: str
 ) -> None:
-    form, error, word = _refusal(smart_server, case)
+    make, error, word = REFUSALS[case]
+    form = make(smart_server)
     response = smart_server.ask(form)
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/json"
@@ -184,21 +180,6 @@ def test_a_token_request_that_is_not_a_form_is_refused(smart_server: SmartServer
     response = httpx.post(smart_server.token_url, json={"grant_type": "client_credentials"})
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
-
-
-def test_a_bad_clients_file_stops_the_server_with_exit_2(tmp_path: Path) -> None:
-    clients = tmp_path / "clients.json"
-    clients.write_text('{"clients": [{"client_id": "x", "jwks": {"keys": []}}]}')
-    done = subprocess.run(
-        [sys.executable, "-m", "export_server", "--port", "0", "--no-cache",
-         "--fhir-clients", str(clients)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
-        f"server: --fhir-clients {clients}: clients[0]: jwks must be "
-        '{"keys": [...]} with at least one key'
-    ]
 
 
 # The tool's side: load_credentials, SmartTokens and SmartAuth against the same server.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from export_server.__main__ import main as server_main
 from export_server.errors import ClientsFileError
 from export_server.smart_auth import SmartAuthority
 from export_server.smart_clients import load_clients
@@ -29,7 +31,6 @@ from tests.support.smart_keys import (
     TestClientKey,
     clients_document,
     ec_client,
-    rsa_client,
     token_form,
     write_clients_file,
 )
@@ -157,44 +158,42 @@ def test_a_jti_is_remembered_until_its_assertion_expires(
 
 # The clients file: each bad shape is one line naming the entry.
 
-SHORT_RSA = {  # the public numbers of a 1024-bit key
-    k: v
-    for k, v in json.loads(
-        RSAAlgorithm.to_jwk(
-            rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
-        )
-    ).items()
-    if k in ("n", "e")
-}
+
+def _short_rsa() -> dict[str, object]:
+    """The public numbers of a 1024-bit RSA key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return {k: v for k, v in json.loads(RSAAlgorithm.to_jwk(key.public_key())).items()
+            if k in ("n", "e")}  # fmt: skip
 
 
-def _bad_key(change: dict[str, object]) -> dict[str, object]:
-    document = clients_document(rsa_client())
+def _with_key(client_key: TestClientKey, change: dict[str, object]) -> dict[str, object]:
+    document = clients_document(client_key)
     document["clients"][0]["jwks"]["keys"][0].update(change)
     return document
 
 
-@pytest.mark.parametrize(
-    ("document", "message"),
-    [
-        ("not json", "not JSON"),
-        ({"clients": []}, "at least one client"),
-        ({"clients": [{"jwks": {"keys": []}}]}, "client_id must be"),
-        ({"clients": [{"client_id": "a", "jwks": {}}]}, "jwks must be"),
-        (_bad_key({"kty": "oct"}), "kty must be RSA or EC"),
-        (_bad_key({"alg": "RS256"}), "alg must be RS384"),
-        (_bad_key({"d": "AAAA"}), "private key"),
-        (_bad_key(SHORT_RSA), "at least 2048 bits"),
-        ({"clients": [{"client_id": "a", "jwks": {"keys": [{"kty": "EC", "crv": "P-256",
-                                                            "x": "", "y": ""}]}}]}, "P-384"),
-        ({"clients": [clients_document(ec_client("a"))["clients"][0]] * 2}, "appears twice"),
-    ],
-    ids=["not json", "no clients", "no id", "no keys", "oct key", "rs256", "private", "short rsa",
-         "p-256", "twice"],
-)  # fmt: skip
+# case -> (the file's content, made from the module's EC client; what the message says)
+BAD_FILES: dict[str, tuple[Callable[[TestClientKey], object], str]] = {
+    "not json": (lambda _: "not json", "not JSON"),
+    "no clients": (lambda _: {"clients": []}, "at least one client"),
+    "no id": (lambda _: {"clients": [{"jwks": {"keys": []}}]}, "client_id must be"),
+    "no keys": (lambda _: {"clients": [{"client_id": "a", "jwks": {}}]}, "jwks must be"),
+    "oct key": (lambda c: _with_key(c, {"kty": "oct"}), "kty must be RSA or EC"),
+    "es256": (lambda c: _with_key(c, {"alg": "ES256"}), "alg must be ES384"),
+    "private": (lambda c: _with_key(c, {"d": "AAAA"}), "private key"),
+    "short rsa": (lambda c: _with_key(c, {"kty": "RSA", "alg": "RS384", **_short_rsa()}),
+                  "at least 2048 bits"),
+    "p-256": (lambda c: _with_key(c, {"crv": "P-256"}), "P-384"),
+    "twice": (lambda c: {"clients": clients_document(c, c)["clients"]}, "appears twice"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
 def test_a_bad_clients_file_is_one_line_naming_what_is_wrong(
-    tmp_path: Path, document: object, message: str
+    tmp_path: Path, client_key: TestClientKey, case: str
 ) -> None:
+    make, message = BAD_FILES[case]
+    document = make(client_key)
     path = tmp_path / "clients.json"
     path.write_text(document if isinstance(document, str) else json.dumps(document))
     with pytest.raises(ClientsFileError, match=message) as raised:
@@ -206,3 +205,16 @@ def test_a_bad_clients_file_is_one_line_naming_what_is_wrong(
 def test_a_missing_clients_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ClientsFileError, match="cannot read it"):
         load_clients(tmp_path / "nowhere.json")
+
+
+def test_the_server_refuses_a_bad_clients_file_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before it binds a port or starts a generator: `main` returns at once."""
+    clients = tmp_path / "clients.json"
+    clients.write_text('{"clients": [{"client_id": "x", "jwks": {"keys": []}}]}')
+    assert server_main(["--port", "0", "--no-cache", "--fhir-clients", str(clients)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"server: --fhir-clients {clients}: clients[0]: jwks must be "
+        '{"keys": [...]} with at least one key'
+    ]

@@ -72,31 +72,29 @@ def test_credentials_pickle_without_the_key_as_text(tmp_path: Path) -> None:
     assert client.private_jwk()["d"][:20] not in repr(copy)
 
 
-def _bad_files() -> dict[str, bytes | str]:
-    rsa_jwk = rsa_client().private_jwk()
-    return {
-        "not a key": "hello",
-        "not json": "{nope",
-        "public only": json.dumps({"keys": [rsa_client().public_jwk()]}),
-        "rs256": json.dumps({"keys": [{**rsa_jwk, "alg": "RS256"}]}),
-        "broken jwk": json.dumps({"keys": [{**rsa_jwk, "n": "AQAB"}]}),
-        "p-256": pem(ec.generate_private_key(ec.SECP256R1())),
-        "short rsa": pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
-        "encrypted": pem(ec.generate_private_key(ec.SECP384R1()), b"secret"),
-    }
+def _rsa_jwk() -> dict[str, object]:
+    return rsa_client().private_jwk()
 
 
-@pytest.mark.parametrize(
-    ("case", "message"),
-    [("not a key", "not a private key"), ("not json", "not JSON"),
-     ("public only", "no private RSA"), ("rs256", "no private RSA"),
-     ("broken jwk", "is not valid"), ("p-256", "P-384"), ("short rsa", "2048 bits"),
-     ("encrypted", "encrypted")],
-)  # fmt: skip
-def test_a_bad_key_file_is_a_usage_error_in_one_line(
-    tmp_path: Path, case: str, message: str
-) -> None:
-    content = _bad_files()[case]
+# case -> (the file's content, made when the test runs; what the message says)
+BAD_FILES: dict[str, tuple[Callable[[], bytes | str], str]] = {
+    "not a key": (lambda: "hello", "not a private key"),
+    "not json": (lambda: "{nope", "not JSON"),
+    "public only": (lambda: json.dumps({"keys": [ec_client().public_jwk()]}), "no private RSA"),
+    "es256": (lambda: json.dumps({"keys": [{**ec_client().private_jwk(), "alg": "ES256"}]}),
+              "no private RSA"),
+    "broken jwk": (lambda: json.dumps({"keys": [{**_rsa_jwk(), "n": "AQAB"}]}), "is not valid"),
+    "p-256": (lambda: pem(ec.generate_private_key(ec.SECP256R1())), "P-384"),
+    "short rsa": (lambda: pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+                  "2048 bits"),
+    "encrypted": (lambda: pem(ec.generate_private_key(ec.SECP384R1()), b"secret"), "encrypted"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_a_bad_key_file_is_a_usage_error_in_one_line(tmp_path: Path, case: str) -> None:
+    make, message = BAD_FILES[case]
+    content = make()
     key_file = write(tmp_path / "key", content)
     with pytest.raises(SmartKeyError, match=message) as raised:
         load_credentials("me", key_file)
