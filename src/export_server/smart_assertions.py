@@ -64,7 +64,8 @@ class AssertionChecker:
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
             raise _invalid(f"the assertion must be signed {' or '.join(ALGORITHMS)}")
-        client = self._clients.get(unverified.get("iss"))  # type: ignore[arg-type]
+        issuer = unverified.get("iss")
+        client = self._clients.get(issuer) if isinstance(issuer, str) else None
         if client is None:
             raise _invalid("iss is not a registered client id")
         kid = header.get("kid")

@@ -118,6 +118,14 @@ def stranger() -> TestClientKey:
     return rsa_client()
 
 
+def list_issuer(server: SmartServer) -> str:
+    """An assertion whose `iss` is a list (PyJWT's encode refuses that: signed as raw JWS)."""
+    claims = jwt.decode(server.rsa.assertion(server.token_url), options={"verify_signature": False})
+    payload = json.dumps({**claims, "iss": [server.rsa.client_id]}).encode()
+    return jwt.api_jws.encode(payload, server.rsa.key, algorithm="RS384",
+                              headers={"kid": server.rsa.kid})  # fmt: skip
+
+
 # case -> (the form, made for the server; the OAuth error; a word of its description)
 REFUSALS: dict[str, tuple[Callable[[SmartServer], dict[str, str]], str, str]] = {
     "expired": (lambda s: token_form(s.rsa.assertion(s.token_url, exp=int(time.time()) - 60)),
@@ -137,6 +145,7 @@ REFUSALS: dict[str, tuple[Callable[[SmartServer], dict[str, str]], str, str]] = 
                  "invalid_client", "RS384"),
     "unknown client": (lambda s: token_form(s.rsa.assertion(s.token_url, iss="x", sub="x")),
                        "invalid_client", "iss"),
+    "iss not a string": (lambda s: token_form(list_issuer(s)), "invalid_client", "iss"),
     "sub is not iss": (lambda s: token_form(s.rsa.assertion(s.token_url, sub="other")),
                        "invalid_client", "sub"),
     "no jti": (lambda s: token_form(s.rsa.assertion(s.token_url, jti=None)),
