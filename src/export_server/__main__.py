@@ -3,7 +3,8 @@
 One front process serves HTTP and streams bodies (from the cache, or as they are generated); a
 pool of `--workers` generator processes does the generating. Everything the server has to say
 goes to stderr: where the cache is, `listening on URL` once it accepts connections, prewarm
-progress, warnings. It refuses to start (exit 2) when its body-size table is not current.
+progress, warnings. It refuses to start (exit 2) when its body-size table is not current, or
+when the `--fhir-clients` file cannot be used.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from export_server.app import ServerConfig, create_app
 from export_server.bodies import Bodies, Prewarmed
 from export_server.cache import Cache, default_cache_dir
 from export_server.dataset import Download, downloads_of
-from export_server.errors import SizeTableError
+from export_server.errors import ClientsFileError, SizeTableError
 from export_server.exitcodes import ExitCode
 from export_server.faults import FaultConfig
 from export_server.fhir_config import config_from
@@ -36,6 +37,8 @@ from export_server.size_table import TABLE_PATH, load_sizes
 
 if TYPE_CHECKING:
     from types import FrameType
+
+    from export_server.smart_auth import SmartAuthority
 
 # How long streams get to finish when the server is asked to stop; then they are cut.
 GRACEFUL_SECONDS = 1
@@ -157,6 +160,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _smart_authority(clients_file: Path | None) -> SmartAuthority | None:
+    """The token authority for `--fhir-clients FILE`, if given; raises ClientsFileError.
+
+    Imported only then: the JWT library and cryptography cost every other start of the server.
+    """
+    if clients_file is None:
+        return None
+    from export_server.smart_auth import SmartAuthority
+    from export_server.smart_clients import load_clients
+
+    return SmartAuthority(load_clients(clients_file))
+
+
 def _exit_when_orphaned(server: _Server, pool: GeneratorPool) -> None:
     """Stop the server when its parent process exits; hard-exit if stopping takes too long."""
 
@@ -182,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"server: {exc}")
         return ExitCode.USAGE
     try:
+        smart = _smart_authority(args.fhir_clients)
+    except ClientsFileError as exc:
+        say(f"server: --fhir-clients {exc}")
+        return ExitCode.USAGE
+    try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
         say(f"server: cannot listen on {args.host}:{args.port}: {exc.strerror}")
@@ -198,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bodies = Bodies(pool, cache, sizes)
     tls = args.tls_cert is not None
     uv_config = uvicorn.Config(
-        create_app(config, bodies), log_level=args.log_level, access_log=False, ws="none",
+        create_app(config, bodies, smart), log_level=args.log_level, access_log=False, ws="none",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
     )  # fmt: skip

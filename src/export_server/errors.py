@@ -25,3 +25,10 @@ class DiskFullError(GenerationError):
 
 class SizeTableError(ExportServerError):
     """The body-size table cannot be used: unreadable, malformed, incomplete or stale."""
+
+
+class ClientsFileError(ExportServerError):
+    """The `--fhir-clients` file cannot be used: unreadable, not JSON, or not the documented shape.
+
+    The message is one line naming the file and, when it can, the entry at fault.
+    """

@@ -162,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit (with every generator process) when the process that started the server exits",
     )
+    parser.add_argument(
+        "--fhir-clients",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="require SMART Backend Services tokens on the FHIR routes, for the clients of this "
+        "JSON file (client ids and public JWKS: docs/fhir-auth.md)",
+    )
     # The body-size table to check and use instead of the packaged one: for tests, and for trying
     # a regenerated table before it replaces the packaged one. Not for users, so not in --help.
     parser.add_argument("--size-table", type=Path, default=None, help=argparse.SUPPRESS)
