@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
 from tests.support.cli_run import Outcome, one_line, run_cli
 from tests.support.fixture_server import export_routes, fixture_server
 from tests.support.html_page import external_references, number, parse, tables
@@ -69,7 +69,7 @@ class Terminal(io.StringIO):
 def test_colour_only_on_a_terminal_without_no_color(
     server_url: str, monkeypatch: pytest.MonkeyPatch, no_color: str, coloured: bool
 ) -> None:
-    from export_tally.cli import main
+    from export_tally.cli.command import main
 
     monkeypatch.setenv("NO_COLOR", no_color)
     monkeypatch.setenv("COLUMNS", "80")
@@ -155,7 +155,7 @@ def test_a_failed_run_leaves_no_report_and_prints_nothing(tmp_path: Path) -> Non
 def test_an_interrupted_report_leaves_nothing(
     server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from export_tally import cli
+    from export_tally.cli import command as cli
 
     def interrupted(*args: object) -> str:
         raise KeyboardInterrupt

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from export_tally.figures import Terminal
-from export_tally.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
-from export_tally.output import render
-from export_tally.table import NO_EVENTS
+from export_tally.render.files import render
+from export_tally.render.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
+from export_tally.render.number_format import Terminal
+from export_tally.render.table import NO_EVENTS
 from tests.support.text_table import numbers_by_row, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,7 +240,7 @@ def test_table_and_report_libraries_load_only_when_asked_for() -> None:
     code = (
         "import sys, json\n"
         "from export_tally import cli\n"
-        "from export_tally.formats import render_result\n"
+        "from export_tally.render.formats import render_result\n"
         "r = {'patients': {'P': {'a': 1}}, 'totals': {'a': 1}}\n"
         "render_result(r, 'json'); render_result(r, 'csv')\n"
         "heavy = ('prettytable', 'rich', 'altair', 'vl_convert')\n"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from export_tally.report.facts import DownloadFacts, RunFacts
-from export_tally.report.page import build_page as build_report
-from export_tally.report.views import CHART_LIMIT
+from export_tally.render.report.facts import DownloadFacts, RunFacts
+from export_tally.render.report.page import build_page as build_report
+from export_tally.render.report.views import CHART_LIMIT
 from tests.support.html_page import Node, Table, external_references, number, parse, tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,7 +322,7 @@ def test_each_chart_gets_ids_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None
     import altair as alt
     import vl_convert
 
-    from export_tally.report import charts
+    from export_tally.render.report import charts
 
     fixed = (
         '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'

@@ -16,7 +16,7 @@ from typing import Any
 import altair as alt
 import vl_convert
 
-from export_tally.report.facts import DownloadFacts
+from export_tally.render.report.facts import DownloadFacts
 
 ROW_HEIGHT = 20  # pixels per patient (or download) on a chart's band axis
 WIDTH = 460

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from export_tally import __version__
-from export_tally.arguments import (
+from export_tally.cli.arguments import (
     build_parser,
     checkpoint_root,
     default_checkpoint_dir,
@@ -23,8 +23,8 @@ from export_tally.arguments import (
     server_url,
     tls_verify,
 )
+from export_tally.cli.exitcodes import ExitCode, exit_code_for
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
-from export_tally.exitcodes import ExitCode, exit_code_for
 
 if TYPE_CHECKING:
     import argparse
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from export_tally.cli.progress import OutageNotice
     from export_tally.core.aggregation import Aggregator
-    from export_tally.figures import Terminal
-    from export_tally.progress import OutageNotice
-    from export_tally.report.facts import RunFacts
+    from export_tally.render.number_format import Terminal
+    from export_tally.render.report.facts import RunFacts
     from export_tally.scheduling.checkpoint import CheckpointStore
     from export_tally.scheduling.executors import Backend
     from export_tally.scheduling.run import ExportResult
@@ -67,7 +67,7 @@ def _say(stderr: TextIO, message: str) -> None:
 
 def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
     """The report page; altair and vl-convert load only here, once the run has succeeded."""
-    from export_tally.report.page import build_page
+    from export_tally.render.report.page import build_page
 
     return build_page(facts, data)
 
@@ -111,7 +111,7 @@ def _connect(
         _say(stderr, "warning: --insecure: the server's TLS certificate is not verified")
     embedded = None
     if not explicit:
-        from export_tally.embedded import EmbeddedServer, is_listening
+        from export_tally.cli.embedded import EmbeddedServer, is_listening
 
         if not is_listening(url):
             if args.scheduler:
@@ -167,7 +167,7 @@ def _backend(
 
 def _terminal(stdout: TextIO, to_file: bool) -> Terminal:
     """The width a table may take, and whether it may be styled (a terminal, no NO_COLOR)."""
-    from export_tally.figures import Terminal
+    from export_tally.render.number_format import Terminal
 
     if to_file or not stdout.isatty():
         columns = os.environ.get("COLUMNS", "")
@@ -193,11 +193,11 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     if not args.list and not args.export_id:
         raise UsageError("an export id is required (or --list to see them)")
     if args.output is not None:
-        from export_tally.output import check_writable
+        from export_tally.render.files import check_writable
 
         check_writable(args.output)
     if args.report is not None:
-        from export_tally.report.preflight import check_report_target, ensure_available
+        from export_tally.render.report.preflight import check_report_target, ensure_available
 
         check_report_target(args.report, args.output)
         ensure_available()
@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)
-        from export_tally.progress import OutageNotice
+        from export_tally.cli.progress import OutageNotice
         from export_tally.transport.api import ExportApi
         from export_tally.transport.client import make_client
 
@@ -220,13 +220,13 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
         downloads, result = _count(
             args, stderr, api, identity, aggregation, notice, kept, in_process_below
         )
-    from export_tally.summary import run_summary
+    from export_tally.cli.summary import run_summary
 
     for line in run_summary(result, kept.store):
         _say(stderr, line)
 
-    from export_tally.formats import render_result
-    from export_tally.output import write_atomically
+    from export_tally.render.files import write_atomically
+    from export_tally.render.formats import render_result
 
     data = aggregation.report(result.tally, args.precision)
     terminal = _terminal(stdout, args.output is not None)
@@ -234,7 +234,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     if args.report is not None:
         from datetime import UTC, datetime
 
-        from export_tally.report.facts import collect_facts
+        from export_tally.render.report.facts import collect_facts
 
         facts = collect_facts(
             args, build_parser().parse_args([]), downloads, result, server=identity,
@@ -263,7 +263,7 @@ def _count(
     in_process_below: int,
 ) -> tuple[list[DownloadInfo], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
-    from export_tally.progress import Progress
+    from export_tally.cli.progress import Progress
     from export_tally.scheduling.run import SplitPolicy, count_downloads, discover
     from export_tally.scheduling.tasks import RunOptions
     from export_tally.transport.fetch_part import probe_splittable
@@ -338,7 +338,7 @@ def main(
         )
         status = ExitCode.UNEXPECTED
     if status != ExitCode.USAGE:  # the same command would fail the same way
-        from export_tally.summary import kept_summary
+        from export_tally.cli.summary import kept_summary
 
         line = kept_summary(kept.store, kept.downloads)
         if line is not None:

@@ -11,10 +11,10 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any, Literal
 
-from export_tally.output import render
+from export_tally.render.files import render
 
 if TYPE_CHECKING:
-    from export_tally.figures import Terminal
+    from export_tally.render.number_format import Terminal
 
 Format = Literal["json", "table", "csv"]
 FORMATS: tuple[Format, ...] = ("json", "table", "csv")
@@ -35,7 +35,9 @@ def render_result(
     if kind == "csv":
         return render_csv(report, stats=stats)
     if kind == "table":
-        from export_tally.table import render_table  # prettytable is imported only for this format
+        from export_tally.render.table import (
+            render_table,  # prettytable is imported only for this format
+        )
 
         return render_table(report, stats=stats, precision=precision, terminal=terminal)
     return render(report)

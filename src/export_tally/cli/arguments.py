@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from export_tally.core.errors import UsageError
 from export_tally.core.split import DEFAULT_MIN_PART_BYTES
-from export_tally.formats import FORMATS
+from export_tally.render.formats import FORMATS
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 # RetryPolicy's default, written here so that parsing arguments does not import the network layer
