@@ -1,6 +1,6 @@
 """The report dict reshaped for charts and tables: rankings, rows of plain dicts, the chart cut.
 
-Pure functions of the report dict ({"patients": ..., "totals": ...}, see formats.py); the
+Pure functions of the report dict ({"patients": ..., "totals": ...}, see render.formats); the
 charts get plain lists of dicts (what Vega-Lite reads inline), the tables get the same rows.
 """
 
