@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from export_tally.cli.arguments import IN_PROCESS_ROWS_VARIABLE
 from export_tally.cli.exitcodes import ExitCode
+from export_tally.cli.settings import IN_PROCESS_ROWS_VARIABLE
 from export_tally.core.errors import ProtocolError
 from export_tally.core.parse import CountAggregator
 from export_tally.core.split import ByteRange

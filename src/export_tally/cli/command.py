@@ -1,4 +1,6 @@
-"""`uv run cli EXPORT_ID`: the only module that touches argv, stdout, stderr and the exit status."""
+"""`uv run cli EXPORT_ID`: main is parse (argv and the environment into Settings), then the run
+with those settings and the streams; the only module that touches stdout, stderr and the exit
+status."""
 
 from __future__ import annotations
 
@@ -13,22 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from export_tally import __version__
-from export_tally.cli.arguments import (
-    build_parser,
-    checkpoint_root,
-    default_checkpoint_dir,
-    embedded_allowed,
-    extra_headers,
-    in_process_rows,
-    server_url,
-    tls_verify,
-)
 from export_tally.cli.exitcodes import ExitCode, exit_code_for
+from export_tally.cli.settings import Settings, debug_asked, parse
 from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
 
 if TYPE_CHECKING:
-    import argparse
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from types import FrameType
 
     import httpx
@@ -43,7 +35,7 @@ if TYPE_CHECKING:
     from export_tally.transport.api import DownloadInfo, ExportApi
     from export_tally.transport.client import ClientOptions
 
-# The modules a run needs are imported when it needs them (see _run and _connect), not here:
+# The modules a run needs are imported when it needs them (see run and _connect), not here:
 # `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
 # boots while the tool imports its network layer.
 
@@ -61,6 +53,16 @@ class _Kept:
     default_place: bool = False  # in the user cache directory, removed after a success
 
 
+@dataclass(frozen=True)
+class _Connection:
+    """The server a run talks to: its API, its identity for checkpoint keys, and the notice
+    that tells the user about outages."""
+
+    api: ExportApi
+    identity: str
+    notice: OutageNotice
+
+
 def _say(stderr: TextIO, message: str) -> None:
     print(f"cli: {message}", file=stderr)
 
@@ -73,22 +75,22 @@ def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
 
 
 def _open_checkpoints(
-    args: argparse.Namespace, identity: str, aggregation: Aggregator[Any], stderr: TextIO
+    settings: Settings, identity: str, aggregation: Aggregator[Any], stderr: TextIO
 ) -> CheckpointStore | None:
     """The store for finished work: --checkpoint-dir, else the user cache directory.
 
     An unusable --checkpoint-dir is a usage error; an unusable cache directory only a warning.
     """
-    if args.no_checkpoint:
+    if not settings.keep_checkpoints:
         return None
     from export_tally.scheduling.checkpoint import CheckpointStore
 
     def warn(message: str) -> None:
         _say(stderr, f"warning: {message}")
 
-    if args.checkpoint_dir is not None:
-        return CheckpointStore(args.checkpoint_dir, identity, aggregation, warn)
-    directory = default_checkpoint_dir(identity, args.export_id)
+    directory = settings.checkpoint_place(identity)
+    if settings.checkpoint_dir is not None:
+        return CheckpointStore(directory, identity, aggregation, warn)
     try:
         return CheckpointStore(directory, identity, aggregation, warn)
     except UsageError as exc:
@@ -96,35 +98,31 @@ def _open_checkpoints(
         return None
 
 
-def _connect(
-    args: argparse.Namespace, stderr: TextIO, stack: ExitStack
-) -> tuple[ClientOptions, str]:
+def _connect(settings: Settings, stderr: TextIO, stack: ExitStack) -> tuple[ClientOptions, str]:
     """The client options for the server to use, starting the bundled one when that is allowed.
 
     Returns the options and the server's identity for checkpoint keys (the embedded server's
     port changes every run, so its identity is its version instead).
     """
-    url, explicit = server_url(args)
-    headers = extra_headers(args)
-    verify = tls_verify(args)
-    if args.insecure:
+    url = settings.server_url
+    if settings.insecure:
         _say(stderr, "warning: --insecure: the server's TLS certificate is not verified")
     embedded = None
-    if not explicit:
+    if not settings.server_explicit:
         from export_tally.cli.embedded import EmbeddedServer, is_listening
 
         if not is_listening(url):
-            if args.scheduler:
+            if settings.scheduler:
                 raise ServerUnreachableError(
                     f"nothing answers at {url}, and --scheduler cannot use the bundled server "
                     "(remote workers could not reach it): pass --server with an address they can "
                     "reach"
                 )
-            if embedded_allowed(args):
+            if settings.embedded_allowed:
                 embedded = EmbeddedServer()
                 stack.callback(embedded.stop)
     # While the bundled server starts (if it does), the tool imports what the run needs.
-    if not args.list:
+    if not settings.list_exports:
         from export_tally.scheduling import in_process, local_pool, run  # noqa: F401 (ahead)
     from export_tally.transport.client import ClientOptions
     from export_tally.transport.retry import RetryPolicy
@@ -137,89 +135,75 @@ def _connect(
         url, embedded_identity = embedded_url, f"embedded-export-server/{__version__}"
     options = ClientOptions(
         url,
-        args.timeout,
-        RetryPolicy(retries=args.retries, max_outage=args.max_outage),
-        headers=headers,
-        verify=verify,
-        redirects_anywhere=args.follow_redirects_anywhere,
+        settings.timeout,
+        RetryPolicy(retries=settings.retries, max_outage=settings.max_outage),
+        headers=settings.headers,
+        verify=settings.tls_verify,
+        redirects_anywhere=settings.follow_redirects_anywhere,
     )
     return options, embedded_identity or options.shown_url
 
 
-def _backend(
-    args: argparse.Namespace, rows: int, client: httpx.Client, in_process_below: int
-) -> Backend:
-    """Dask when asked for; the tool's own process for fewer rows than `in_process_below`
+def _backend(settings: Settings, rows: int, client: httpx.Client) -> Backend:
+    """Dask when asked for; the tool's own process for fewer rows than the in-process threshold
     (no worker processes to start: for small exports that costs more than the counting); else a
-    pool of `args.jobs` worker processes."""
-    if args.scheduler:
+    pool of `settings.jobs` worker processes."""
+    if settings.scheduler:
         from export_tally.scheduling.dask_backend import DaskBackend
 
-        return DaskBackend(args.scheduler)
-    if rows < in_process_below:
+        return DaskBackend(settings.scheduler)
+    if rows < settings.in_process_rows:
         from export_tally.scheduling.in_process import InProcessBackend
 
         return InProcessBackend(client)
     from export_tally.scheduling.local_pool import LocalBackend
 
-    return LocalBackend(args.jobs)
+    return LocalBackend(settings.jobs)
 
 
-def _terminal(stdout: TextIO, to_file: bool) -> Terminal:
+def _terminal(settings: Settings, stdout: TextIO) -> Terminal:
     """The width a table may take, and whether it may be styled (a terminal, no NO_COLOR)."""
     from export_tally.render.number_format import Terminal
 
-    if to_file or not stdout.isatty():
-        columns = os.environ.get("COLUMNS", "")
-        return Terminal(int(columns) if columns.isdigit() and int(columns) > 0 else 80)
-    return Terminal(shutil.get_terminal_size().columns, styled=not os.environ.get("NO_COLOR"))
+    if settings.output is not None or not stdout.isatty():
+        return Terminal(settings.columns or 80)
+    return Terminal(shutil.get_terminal_size().columns, styled=not settings.no_color)
 
 
-def _aggregator(args: argparse.Namespace) -> Aggregator[Any]:
-    if args.stats:
+def _aggregator(settings: Settings) -> Aggregator[Any]:
+    if settings.stats:
         from export_tally.core.stats_parse import StatsAggregator
 
-        return StatsAggregator(args.on_bad_row)
+        return StatsAggregator(settings.on_bad_row)
     from export_tally.core.parse import CountAggregator
 
-    return CountAggregator(args.on_bad_row)
+    return CountAggregator(settings.on_bad_row)
 
 
-def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) -> ExitCode:
+def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> ExitCode:
+    """One run of the tool with these settings; the answer to `stdout` (or the output file),
+    everything else to `stderr`; `kept` learns where finished work is kept as soon as it is."""
     started = time.monotonic()
-    if args.version:
+    if settings.version:
         print(f"cli (export-tally) {__version__}", file=stdout)
         return ExitCode.OK
-    if not args.list and not args.export_id:
-        raise UsageError("an export id is required (or --list to see them)")
-    if args.output is not None:
-        from export_tally.render.files import check_writable
-
-        check_writable(args.output)
-    if args.report is not None:
-        from export_tally.render.report.preflight import check_report_target, ensure_available
-
-        check_report_target(args.report, args.output)
-        ensure_available()
-    in_process_below = in_process_rows()  # read now: a bad value fails before connecting
-    aggregation = _aggregator(args)
+    aggregation = _aggregator(settings)
 
     with ExitStack() as stack:
-        options, identity = _connect(args, stderr, stack)
+        options, identity = _connect(settings, stderr, stack)
         from export_tally.cli.progress import OutageNotice
         from export_tally.transport.api import ExportApi
         from export_tally.transport.client import make_client
 
         client = stack.enter_context(make_client(options))
-        notice = OutageNotice(stderr, "cli: ", args.max_outage)
+        notice = OutageNotice(stderr, "cli: ", settings.max_outage)
         api = ExportApi(client, options, notice)
-        if args.list:
+        if settings.list_exports:
             for export_id in api.list_exports():
                 print(export_id, file=stdout)
             return ExitCode.OK
-        downloads, result = _count(
-            args, stderr, api, identity, aggregation, notice, kept, in_process_below
-        )
+        connection = _Connection(api, identity, notice)
+        downloads, result = _count(settings, connection, aggregation, stderr, kept)
     from export_tally.cli.summary import run_summary
 
     for line in run_summary(result, kept.store):
@@ -228,39 +212,36 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     from export_tally.render.files import write_atomically
     from export_tally.render.formats import render_result
 
-    data = aggregation.report(result.tally, args.precision)
-    terminal = _terminal(stdout, args.output is not None)
-    text = render_result(data, args.format, stats=args.stats, precision=args.precision, terminal=terminal)  # fmt: skip
-    if args.report is not None:
+    data = aggregation.report(result.tally, settings.precision)
+    terminal = _terminal(settings, stdout)
+    text = render_result(data, settings.format, stats=settings.stats, precision=settings.precision, terminal=terminal)  # fmt: skip
+    if settings.report is not None:
         from datetime import UTC, datetime
 
         from export_tally.render.report.facts import collect_facts
 
         facts = collect_facts(
-            args, build_parser().parse_args([]), downloads, result, server=identity,
-            version=__version__, made=datetime.now(UTC), seconds=time.monotonic() - started,
+            settings, downloads, result, server=identity, version=__version__,
+            made=datetime.now(UTC), seconds=time.monotonic() - started,
         )  # fmt: skip
-        write_atomically(args.report, build_report(facts, data))
-        _say(stderr, f"wrote the report to {args.report}")
-    if args.output is not None:
-        write_atomically(args.output, text)
+        write_atomically(settings.report, build_report(facts, data))
+        _say(stderr, f"wrote the report to {settings.report}")
+    if settings.output is not None:
+        write_atomically(settings.output, text)
     else:
         stdout.write(text)
         stdout.flush()
     if kept.store is not None and kept.default_place:
-        kept.store.discard(up_to=checkpoint_root())  # the answer is out: nothing piles up
+        kept.store.discard(up_to=settings.checkpoint_root)  # the answer is out: nothing piles up
     return ExitCode.OK
 
 
 def _count(
-    args: argparse.Namespace,
-    stderr: TextIO,
-    api: ExportApi,
-    identity: str,
+    settings: Settings,
+    connection: _Connection,
     aggregation: Aggregator[Any],
-    notice: OutageNotice,
+    stderr: TextIO,
     kept: _Kept,
-    in_process_below: int,
 ) -> tuple[list[DownloadInfo], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
     from export_tally.cli.progress import Progress
@@ -268,19 +249,22 @@ def _count(
     from export_tally.scheduling.tasks import RunOptions
     from export_tally.transport.fetch_part import probe_splittable
 
-    client, options = api.client, api.options
-    downloads = discover(api, args.export_id)
-    checkpoints = _open_checkpoints(args, identity, aggregation, stderr)
+    export_id = settings.export_id or ""  # parse makes sure there is one when counting
+    client, options = connection.api.client, connection.api.options
+    downloads = discover(connection.api, export_id)
+    checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
     kept.store, kept.downloads = checkpoints, len(downloads)
-    kept.default_place = args.checkpoint_dir is None
-    split = SplitPolicy(lambda info: probe_splittable(client, options, info), args.min_part_bytes)
-    show = args.progress if args.progress is not None else stderr.isatty()
+    kept.default_place = settings.checkpoint_dir is None
+    split = SplitPolicy(
+        lambda info: probe_splittable(client, options, info), settings.min_part_bytes
+    )
+    show = settings.progress if settings.progress is not None else stderr.isatty()
     total = sum(d.rows for d in downloads)
-    with Progress(total, args.export_id, stderr, show) as progress:
-        notice.bar = progress
+    with Progress(total, export_id, stderr, show) as progress:
+        connection.notice.bar = progress
         result = count_downloads(
-            downloads, RunOptions(options, aggregation), _backend(args, total, client, in_process_below),
-            progress.advance, checkpoints, split, notice,
+            downloads, RunOptions(options, aggregation), _backend(settings, total, client),
+            progress.advance, checkpoints, split, connection.notice,
         )  # fmt: skip
     return downloads, result
 
@@ -304,20 +288,21 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def main(
-    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Run the tool; returns the exit status (see ExitCode). Streams default to sys's."""
+    """Run the tool; returns the exit status (see ExitCode). argv, the streams and the
+    environment default to the process's."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    # Until the arguments parse, a trace for a usage error needs --debug spelt out; after, it is
-    # what the parser says (which takes any unambiguous prefix: --deb).
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    argv = sys.argv[1:] if argv is None else argv
     kept = _Kept()
     try:
         with _sigterm_raises():
-            args = build_parser().parse_args(argv)
-            debug = args.debug
-            return _run(args, stdout, stderr, kept)
+            settings = parse(argv, os.environ if environ is None else environ)
+            return run(settings, stdout, stderr, kept)
     except Terminated:
         _say(stderr, "terminated")
         status = ExitCode.TERMINATED
@@ -325,12 +310,12 @@ def main(
         _say(stderr, "interrupted")
         status = ExitCode.INTERRUPTED
     except TallyError as exc:
-        if debug:
+        if debug_asked(argv):
             traceback.print_exc(file=stderr)
         _say(stderr, f"error: {exc}")
         status = exit_code_for(exc)
     except Exception as exc:
-        if debug:
+        if debug_asked(argv):
             traceback.print_exc(file=stderr)
         _say(
             stderr,
