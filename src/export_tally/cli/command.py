@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from export_tally import __version__
+from export_tally.cli.connect import connect
 from export_tally.cli.exitcodes import ExitCode, exit_code_for
 from export_tally.cli.settings import Settings, debug_asked, parse
-from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
+from export_tally.core.errors import TallyError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -33,9 +34,8 @@ if TYPE_CHECKING:
     from export_tally.scheduling.executors import Backend
     from export_tally.scheduling.run import ExportResult
     from export_tally.transport.api import DownloadInfo, ExportApi
-    from export_tally.transport.client import ClientOptions
 
-# The modules a run needs are imported when it needs them (see run and _connect), not here:
+# The modules a run needs are imported when it needs them (see run and connect.connect), not here:
 # `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
 # boots while the tool imports its network layer.
 
@@ -98,52 +98,6 @@ def _open_checkpoints(
         return None
 
 
-def _connect(settings: Settings, stderr: TextIO, stack: ExitStack) -> tuple[ClientOptions, str]:
-    """The client options for the server to use, starting the bundled one when that is allowed.
-
-    Returns the options and the server's identity for checkpoint keys (the embedded server's
-    port changes every run, so its identity is its version instead).
-    """
-    url = settings.server_url
-    if settings.insecure:
-        _say(stderr, "warning: --insecure: the server's TLS certificate is not verified")
-    embedded = None
-    if not settings.server_explicit:
-        from export_tally.cli.embedded import EmbeddedServer, is_listening
-
-        if not is_listening(url):
-            if settings.scheduler:
-                raise ServerUnreachableError(
-                    f"nothing answers at {url}, and --scheduler cannot use the bundled server "
-                    "(remote workers could not reach it): pass --server with an address they can "
-                    "reach"
-                )
-            if settings.embedded_allowed:
-                embedded = EmbeddedServer()
-                stack.callback(embedded.stop)
-    # While the bundled server starts (if it does), the tool imports what the run needs.
-    if not settings.list_exports:
-        from export_tally.scheduling import in_process, local_pool, run  # noqa: F401 (ahead)
-    from export_tally.transport.client import ClientOptions
-    from export_tally.transport.retry import RetryPolicy
-
-    embedded_identity: str | None = None
-    if embedded is not None:
-        embedded_url = embedded.wait_for_url()
-        _say(stderr, f"nothing answers at {url}; started the bundled mock server at "
-             f"{embedded_url} (mock data, not a real export)")  # fmt: skip
-        url, embedded_identity = embedded_url, f"embedded-export-server/{__version__}"
-    options = ClientOptions(
-        url,
-        settings.timeout,
-        RetryPolicy(retries=settings.retries, max_outage=settings.max_outage),
-        headers=settings.headers,
-        verify=settings.tls_verify,
-        redirects_anywhere=settings.follow_redirects_anywhere,
-    )
-    return options, embedded_identity or options.shown_url
-
-
 def _backend(settings: Settings, rows: int, client: httpx.Client) -> Backend:
     """Dask when asked for; the tool's own process for fewer rows than the in-process threshold
     (no worker processes to start: for small exports that costs more than the counting); else a
@@ -190,7 +144,7 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
     aggregation = _aggregator(settings)
 
     with ExitStack() as stack:
-        options, identity = _connect(settings, stderr, stack)
+        options, identity = connect(settings, lambda line: _say(stderr, line), stack)
         from export_tally.cli.progress import OutageNotice
         from export_tally.transport.api import ExportApi
         from export_tally.transport.client import make_client

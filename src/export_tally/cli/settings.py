@@ -89,7 +89,7 @@ class Settings:
 
     def checkpoint_place(self, server_identity: str) -> Path:
         """Where this run keeps finished work: --checkpoint-dir, else a directory per server and
-        export under the user cache directory (`server_identity`: see cli.command._connect)."""
+        export under the user cache directory (`server_identity`: see cli.connect)."""
         if self.checkpoint_dir is not None:
             return self.checkpoint_dir
         server = hashlib.sha256(server_identity.encode()).hexdigest()[:16]
