@@ -21,7 +21,7 @@ from export_tally.cli.settings import Settings, debug_asked, parse
 from export_tally.core.errors import TallyError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from types import FrameType
 
     import httpx
@@ -98,6 +98,16 @@ def _open_checkpoints(
         return None
 
 
+def _import_ahead(settings: Settings) -> Callable[[], None]:
+    """While the bundled server starts (if it does), the tool imports what the run needs."""
+
+    def load() -> None:
+        if not settings.list_exports:
+            from export_tally.scheduling import in_process, local_pool, run  # noqa: F401 (ahead)
+
+    return load
+
+
 def _backend(settings: Settings, rows: int, client: httpx.Client) -> Backend:
     """Dask when asked for; the tool's own process for fewer rows than the in-process threshold
     (no worker processes to start: for small exports that costs more than the counting); else a
@@ -144,7 +154,9 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
     aggregation = _aggregator(settings)
 
     with ExitStack() as stack:
-        options, identity = connect(settings, lambda line: _say(stderr, line), stack)
+        options, identity = connect(
+            settings, lambda line: _say(stderr, line), stack, _import_ahead(settings)
+        )
         from export_tally.cli.progress import OutageNotice
         from export_tally.transport.api import ExportApi
         from export_tally.transport.client import make_client

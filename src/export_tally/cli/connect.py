@@ -16,10 +16,14 @@ if TYPE_CHECKING:
 
 
 def connect(
-    settings: Settings, say: Callable[[str], None], stack: ExitStack
+    settings: Settings,
+    say: Callable[[str], None],
+    stack: ExitStack,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> tuple[ClientOptions, str]:
     """The client options for the server to use, starting the bundled one when that is allowed
-    (`stack` stops it); `say` tells the user a line on stderr.
+    (`stack` stops it); `say` tells the user a line on stderr; `meanwhile` runs while the bundled
+    server starts (if it does).
 
     Returns the options and the server's identity for checkpoint keys (the embedded server's
     port changes every run, so its identity is its version instead).
@@ -41,9 +45,7 @@ def connect(
             if settings.embedded_allowed:
                 embedded = EmbeddedServer()
                 stack.callback(embedded.stop)
-    # While the bundled server starts (if it does), the tool imports what the run needs.
-    if not settings.list_exports:
-        from export_tally.scheduling import in_process, local_pool, run  # noqa: F401 (ahead)
+    meanwhile()
     from export_tally.transport.client import ClientOptions
     from export_tally.transport.retry import RetryPolicy
 
