@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from export_tally.render.files import render
 from export_tally.render.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
+from export_tally.render.json_text import render_json
 from export_tally.render.number_format import Terminal
 from export_tally.render.table import NO_EVENTS
 from tests.support.text_table import numbers_by_row, table_rows
@@ -53,7 +53,7 @@ def tables_by_title(text: str, titles: list[str]) -> dict[str, dict[str, list[in
 
 def test_json_is_the_contract_byte_for_byte() -> None:
     report = committed("demo.json")
-    assert render_result(report, "json") == render(report) == (ROOT / "demo.json").read_text()
+    assert render_result(report, "json") == render_json(report) == (ROOT / "demo.json").read_text()
 
 
 @pytest.mark.parametrize("name", ["demo.json", "small.json", "large.json"])

@@ -11,7 +11,7 @@ import csv
 import io
 from typing import TYPE_CHECKING, Any, Literal
 
-from export_tally.render.files import render
+from export_tally.render.json_text import render_json
 
 if TYPE_CHECKING:
     from export_tally.render.number_format import Terminal
@@ -31,7 +31,7 @@ def render_result(
     precision: int = 1,
     terminal: Terminal | None = None,
 ) -> str:
-    """The report as text in the format `kind`; `json` is exactly `output.render` (the contract)."""
+    """The report as text in the format `kind`; `json` is exactly `render_json` (the contract)."""
     if kind == "csv":
         return render_csv(report, stats=stats)
     if kind == "table":
@@ -40,7 +40,7 @@ def render_result(
         )
 
         return render_table(report, stats=stats, precision=precision, terminal=terminal)
-    return render(report)
+    return render_json(report)
 
 
 def render_csv(report: dict[str, Any], *, stats: bool = False) -> str:
