@@ -36,7 +36,7 @@ def test_table_prints_the_json_numbers(server_url: str) -> None:
 
 
 def test_csv_rows_are_the_json(server_url: str) -> None:
-    expected: dict[str, Any] = json.loads((ROOT / "demo.stats.json").read_text())
+    expected: dict[str, Any] = json.loads((ROOT / "examples" / "demo.stats.json").read_text())
     outcome = run_cli("demo", "--server", server_url, "--format", "csv", "--stats")
     assert outcome.status == ExitCode.OK, outcome.stderr
     rows = list(csv.DictReader(io.StringIO(outcome.stdout)))
@@ -89,7 +89,9 @@ def test_report_beside_the_normal_output(server_url: str, tmp_path: Path) -> Non
     target = tmp_path / "demo.html"
     outcome = run_cli("demo", "--server", server_url, "--stats", "--report", str(target))
     page = report_of(outcome, target)
-    assert outcome.stdout == (ROOT / "demo.stats.json").read_text()  # the output is unchanged
+    assert (
+        outcome.stdout == (ROOT / "examples" / "demo.stats.json").read_text()
+    )  # the output is unchanged
     assert f"wrote the report to {target}" in outcome.stderr
     root = parse(page)
     assert external_references(root) == []

@@ -84,7 +84,9 @@ def assert_stats_tables_equal_the_json(report: dict[str, Any], text: str) -> Non
         assert rows == expected
 
 
-@pytest.mark.parametrize("name", ["demo.stats.json", "small.stats.json", "large.stats.json"])
+@pytest.mark.parametrize(
+    "name", ["examples/demo.stats.json", "examples/small.stats.json", "examples/large.stats.json"]
+)
 def test_stats_table_numbers_equal_the_json(name: str) -> None:
     report = committed(name)
     assert_stats_tables_equal_the_json(report, render_result(report, "table", stats=True))
@@ -145,7 +147,7 @@ def test_a_column_wider_than_the_terminal_is_printed_whole() -> None:
 
 @pytest.mark.parametrize("width", [30, 50, 80, 120])
 def test_stats_tables_split_to_fit(width: int) -> None:
-    report = committed("small.stats.json")
+    report = committed("examples/small.stats.json")
     text = render_result(report, "table", stats=True, terminal=Terminal(width))
     assert max(map(len, text.splitlines())) <= max(width, len("patient_id   3,541,898") + 2)
     assert_stats_tables_equal_the_json(report, text)
@@ -211,7 +213,7 @@ def test_csv_header_and_rows_equal_the_json() -> None:
 
 
 def test_stats_csv_equals_the_json_and_a_null_is_an_empty_cell() -> None:
-    report = committed("demo.stats.json")
+    report = committed("examples/demo.stats.json")
     report["patients"]["P001"]["bp_dia"]["latency"] = None
     text = render_result(report, "csv", stats=True)
     assert text.splitlines()[0] == ",".join(STATS_COLUMNS)
