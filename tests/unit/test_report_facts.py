@@ -52,6 +52,11 @@ def test_only_the_options_given_are_shown_and_secrets_never() -> None:
     assert shown_options(settings("demo").given) == ()
 
 
+def test_an_option_given_its_default_value_is_not_shown() -> None:
+    given = settings("demo", "--timeout", "30", "--max-outage", "120", "--format", "json").given
+    assert shown_options(given) == ()
+
+
 def test_what_the_program_resolved_is_never_shown_as_an_option(tmp_path: Path) -> None:
     """Only the options given on the command line, never the environment's or a resolved value."""
     environ = {"EXPORT_SERVER_URL": "http://h.example", "EXPORT_TALLY_IN_PROCESS_ROWS": "5",
