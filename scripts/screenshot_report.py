@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Open HTML reports in headless Chromium, screenshot them, and fail on any error the page shows.
 
-    uv run python scripts/screenshot_report.py small.html --out docs/report-small.png
+    uv run python scripts/screenshot_report.py examples/small.html --out docs/report-small.png
 
 Needs Debian's Chromium: `sudo apt-get update && sudo apt-get install -y chromium` (or set
 $CHROMIUM to another Chromium or Chrome binary). Uses only the standard library.

@@ -1,5 +1,5 @@
 """`python -m export_tally`: the same as the `cli` script."""
 
-from export_tally.cli import main_entry
+from export_tally.cli.command import main_entry
 
 main_entry()

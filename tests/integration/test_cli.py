@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
 from tests.support.cli_run import run_cli
 from tests.support.fixture_server import export_routes, fixture_server
 from tests.support.servers import RunningServer, StartServer

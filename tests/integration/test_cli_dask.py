@@ -12,7 +12,7 @@ import psutil
 import pytest
 from distributed import Client, LocalCluster
 
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
 from tests.support.cli_run import Outcome, run_cli
 from tests.support.fixture_server import export_routes, fixture_server
 from tests.support.processes import default_port_is_free, wait_for

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from export_tally import embedded
-from export_tally.exitcodes import ExitCode
+from export_tally.cli import embedded
+from export_tally.cli.exitcodes import ExitCode
 from tests.support.cli_run import one_line, run_cli
 from tests.support.fixture_server import (
     Answer,

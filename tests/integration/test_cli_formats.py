@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
 from tests.support.cli_run import Outcome, one_line, run_cli
 from tests.support.fixture_server import export_routes, fixture_server
 from tests.support.html_page import external_references, number, parse, tables
@@ -36,7 +36,7 @@ def test_table_prints_the_json_numbers(server_url: str) -> None:
 
 
 def test_csv_rows_are_the_json(server_url: str) -> None:
-    expected: dict[str, Any] = json.loads((ROOT / "demo.stats.json").read_text())
+    expected: dict[str, Any] = json.loads((ROOT / "examples" / "demo.stats.json").read_text())
     outcome = run_cli("demo", "--server", server_url, "--format", "csv", "--stats")
     assert outcome.status == ExitCode.OK, outcome.stderr
     rows = list(csv.DictReader(io.StringIO(outcome.stdout)))
@@ -69,7 +69,7 @@ class Terminal(io.StringIO):
 def test_colour_only_on_a_terminal_without_no_color(
     server_url: str, monkeypatch: pytest.MonkeyPatch, no_color: str, coloured: bool
 ) -> None:
-    from export_tally.cli import main
+    from export_tally.cli.command import main
 
     monkeypatch.setenv("NO_COLOR", no_color)
     monkeypatch.setenv("COLUMNS", "80")
@@ -89,7 +89,9 @@ def test_report_beside_the_normal_output(server_url: str, tmp_path: Path) -> Non
     target = tmp_path / "demo.html"
     outcome = run_cli("demo", "--server", server_url, "--stats", "--report", str(target))
     page = report_of(outcome, target)
-    assert outcome.stdout == (ROOT / "demo.stats.json").read_text()  # the output is unchanged
+    assert (
+        outcome.stdout == (ROOT / "examples" / "demo.stats.json").read_text()
+    )  # the output is unchanged
     assert f"wrote the report to {target}" in outcome.stderr
     root = parse(page)
     assert external_references(root) == []
@@ -155,7 +157,7 @@ def test_a_failed_run_leaves_no_report_and_prints_nothing(tmp_path: Path) -> Non
 def test_an_interrupted_report_leaves_no_report_but_the_counts_are_out(
     server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from export_tally import cli
+    from export_tally.cli import command as cli
 
     def interrupted(*args: object) -> str:
         raise KeyboardInterrupt

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
 from tests.support.counting_relay import counting_relay
 from tests.support.processes import wait_while_running
 from tests.support.servers import RunningServer

@@ -26,8 +26,8 @@ from typing import IO
 import psutil
 import pytest
 
-from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
+from export_tally.cli.settings import IN_PROCESS_ROWS_VARIABLE
 from tests.support.fixture_server import export_routes, fixture_server
 from tests.support.processes import default_port_is_free, wait_for
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
+from export_tally.cli.settings import IN_PROCESS_ROWS_VARIABLE
 from tests.support.cli_run import run_cli
 from tests.support.fixture_server import Answer, csv_answer, export_routes, fixture_server
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
+from export_tally.cli.exitcodes import ExitCode
+from export_tally.cli.settings import IN_PROCESS_ROWS_VARIABLE
 from export_tally.core.errors import ProtocolError
 from export_tally.core.parse import CountAggregator
 from export_tally.core.split import ByteRange
-from export_tally.exitcodes import ExitCode
 from export_tally.scheduling.run import discover
 from export_tally.transport.api import ExportApi
 from export_tally.transport.client import ClientOptions, make_client

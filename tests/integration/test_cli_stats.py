@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
-from export_tally.exitcodes import ExitCode
+from export_tally.cli.exitcodes import ExitCode
+from export_tally.cli.settings import IN_PROCESS_ROWS_VARIABLE
 from tests.support import stats_reference
 from tests.support.cli_run import run_cli
 from tests.support.fixture_server import export_routes, fixture_server
@@ -42,21 +42,21 @@ def test_demo_stats_match_the_naive_reference(
 
 def test_committed_demo_stats_json_matches_a_live_run(server_url: str) -> None:
     outcome = run_cli("demo", "--server", server_url, "--stats")
-    assert outcome.stdout == (ROOT / "demo.stats.json").read_text()
+    assert outcome.stdout == (ROOT / "examples" / "demo.stats.json").read_text()
 
 
 @pytest.mark.slow
 def test_small_stats_match_committed_json(warm_small_server: RunningServer) -> None:
     outcome = run_cli("small", "--server", warm_small_server.url, "--stats")
     assert outcome.status == ExitCode.OK, outcome.stderr
-    assert outcome.stdout == (ROOT / "small.stats.json").read_text()
+    assert outcome.stdout == (ROOT / "examples" / "small.stats.json").read_text()
 
 
 def test_stats_are_exact_under_faults_and_splitting(
     start_server: Callable[..., RunningServer], server_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(IN_PROCESS_ROWS_VARIABLE, "0")  # a pool of workers, which splits demo
-    expected = (ROOT / "demo.stats.json").read_text()
+    expected = (ROOT / "examples" / "demo.stats.json").read_text()
     running = start_server(
         "--fail-rate", "0.2", "--drop-rate", "0.3", "--fault-seed", "31", "--retry-after", "0"
     )

@@ -32,7 +32,7 @@ def screenshot(page: Path, out: Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_committed_report_renders_without_errors(tmp_path: Path) -> None:
     shot = tmp_path / "demo.png"
-    done = screenshot(ROOT / "demo.html", shot)
+    done = screenshot(ROOT / "examples" / "demo.html", shot)
     assert done.returncode == 0, done.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from export_tally.cli import main
+from export_tally.cli.command import main
 
 
 @dataclass

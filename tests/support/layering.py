@@ -2,10 +2,12 @@
 
 The tool is built in layers, each allowed to import only the layers below it:
 
-    edge (every module not in a layer's subpackage: cli, arguments, formats, report/, ...)
-      -> scheduling/ (tasks, executors, worker processes, the run, checkpoints)
-        -> transport/ (the only home of httpx)
-          -> core/ (pure: bytes in, values out)
+    __main__ (`python -m export_tally`: the only module loose at the top)
+      -> cli/ (argv and the environment into Settings, the console, exit codes, bundled server)
+        -> render/ (JSON, CSV, tables, number formatting, the HTML report, atomic files)
+          -> scheduling/ (tasks, executors, worker processes, the run, checkpoints)
+            -> transport/ (the only home of httpx)
+              -> core/ (pure: bytes in, values out)
 
 The package's own `__init__` (the version string) may be imported from anywhere but imports
 nothing of the package. Every import counts, inside functions too, except those under
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = "root"  # the package's own __init__
-LAYERS = ("core", "transport", "scheduling")  # subpackages, lowest first; the rest is the edge
-EDGE = "edge"
+LAYERS = ("core", "transport", "scheduling", "render", "cli")  # subpackages, lowest first
+EDGE = "edge"  # a module loose at the top of the package (only __main__ is meant to be)
 
 # Which layers each layer may import (itself included).
 ALLOWED: dict[str, frozenset[str]] = {
@@ -30,7 +32,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "core": frozenset({"core"}),
     "transport": frozenset({ROOT, "core", "transport"}),
     "scheduling": frozenset({ROOT, "core", "transport", "scheduling"}),
-    EDGE: frozenset({ROOT, "core", "transport", "scheduling", EDGE}),
+    "render": frozenset({ROOT, "core", "transport", "scheduling", "render"}),
+    "cli": frozenset({ROOT, "core", "transport", "scheduling", "render", "cli"}),
+    EDGE: frozenset({ROOT, "core", "transport", "scheduling", "render", "cli", EDGE}),
 }
 
 # Modules the pure core may not import: the network, files, processes, clocks, logging.

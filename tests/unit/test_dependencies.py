@@ -26,7 +26,7 @@ def test_the_renderer_renders_the_vega_lite_version_the_specifications_use() -> 
     import altair as alt
     import vl_convert
 
-    from export_tally.report.charts import vega_lite_version
+    from export_tally.render.report.charts import vega_lite_version
 
     spec = alt.Chart(alt.Data(values=[{"x": 1}])).mark_point().encode(x="x:Q").to_dict()  # type: ignore[no-untyped-call]
     version = vega_lite_version(spec)
@@ -35,7 +35,7 @@ def test_the_renderer_renders_the_vega_lite_version_the_specifications_use() -> 
 
 
 def test_a_specification_without_a_version_is_refused() -> None:
-    from export_tally.report.charts import vega_lite_version
+    from export_tally.render.report.charts import vega_lite_version
 
     with pytest.raises(ValueError, match=r"\$schema"):
         vega_lite_version({"mark": "point"})

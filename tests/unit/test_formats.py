@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from export_tally.figures import Terminal
-from export_tally.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
-from export_tally.output import render
-from export_tally.table import NO_EVENTS
+from export_tally.render.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv, render_result
+from export_tally.render.json_text import render_json
+from export_tally.render.number_format import Terminal
+from export_tally.render.table import NO_EVENTS
 from tests.support.text_table import numbers_by_row, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def tables_by_title(text: str, titles: list[str]) -> dict[str, dict[str, list[in
 
 def test_json_is_the_contract_byte_for_byte() -> None:
     report = committed("demo.json")
-    assert render_result(report, "json") == render(report) == (ROOT / "demo.json").read_text()
+    assert render_result(report, "json") == render_json(report) == (ROOT / "demo.json").read_text()
 
 
 @pytest.mark.parametrize("name", ["demo.json", "small.json", "large.json"])
@@ -84,7 +84,9 @@ def assert_stats_tables_equal_the_json(report: dict[str, Any], text: str) -> Non
         assert rows == expected
 
 
-@pytest.mark.parametrize("name", ["demo.stats.json", "small.stats.json", "large.stats.json"])
+@pytest.mark.parametrize(
+    "name", ["examples/demo.stats.json", "examples/small.stats.json", "examples/large.stats.json"]
+)
 def test_stats_table_numbers_equal_the_json(name: str) -> None:
     report = committed(name)
     assert_stats_tables_equal_the_json(report, render_result(report, "table", stats=True))
@@ -145,7 +147,7 @@ def test_a_column_wider_than_the_terminal_is_printed_whole() -> None:
 
 @pytest.mark.parametrize("width", [30, 50, 80, 120])
 def test_stats_tables_split_to_fit(width: int) -> None:
-    report = committed("small.stats.json")
+    report = committed("examples/small.stats.json")
     text = render_result(report, "table", stats=True, terminal=Terminal(width))
     assert max(map(len, text.splitlines())) <= max(width, len("patient_id   3,541,898") + 2)
     assert_stats_tables_equal_the_json(report, text)
@@ -211,7 +213,7 @@ def test_csv_header_and_rows_equal_the_json() -> None:
 
 
 def test_stats_csv_equals_the_json_and_a_null_is_an_empty_cell() -> None:
-    report = committed("demo.stats.json")
+    report = committed("examples/demo.stats.json")
     report["patients"]["P001"]["bp_dia"]["latency"] = None
     text = render_result(report, "csv", stats=True)
     assert text.splitlines()[0] == ",".join(STATS_COLUMNS)
@@ -240,7 +242,7 @@ def test_table_and_report_libraries_load_only_when_asked_for() -> None:
     code = (
         "import sys, json\n"
         "from export_tally import cli\n"
-        "from export_tally.formats import render_result\n"
+        "from export_tally.render.formats import render_result\n"
         "r = {'patients': {'P': {'a': 1}}, 'totals': {'a': 1}}\n"
         "render_result(r, 'json'); render_result(r, 'csv')\n"
         "heavy = ('prettytable', 'rich', 'altair', 'vl_convert')\n"

@@ -1,4 +1,4 @@
-"""The tool keeps its layers: edge -> scheduling -> transport -> core, httpx in transport only,
+"""The tool keeps its layers: cli -> render -> scheduling -> transport -> core, httpx in transport only,
 a pure core, no import cycles, and short import chains (see tests/support/layering.py for the table)."""
 
 from __future__ import annotations
@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.layering import internal_edges, longest_chain, read_package, violations
+from tests.support.layering import (
+    EDGE,
+    internal_edges,
+    layer_of,
+    longest_chain,
+    read_package,
+    violations,
+)
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 MAX_CHAIN = 7  # modules on the longest import chain from __main__
@@ -21,6 +28,17 @@ def test_the_longest_import_chain_is_short() -> None:
     modules = read_package(SOURCE, "export_tally")
     chain = longest_chain(internal_edges(modules), "export_tally.__main__")
     assert len(chain) <= MAX_CHAIN, " -> ".join(chain)
+
+
+def test_no_module_is_left_loose_at_the_top() -> None:
+    """Every module is in a layer's subpackage, except the version (`__init__`), `python -m`'s
+    `__main__` and the error tree (`errors`, below every layer)."""
+    loose = {
+        name
+        for name in read_package(SOURCE, "export_tally")
+        if layer_of("export_tally", name) == EDGE
+    }
+    assert loose <= {"export_tally.__main__", "export_tally.errors"}, sorted(loose)
 
 
 def test_the_tool_never_imports_the_server() -> None:
@@ -37,6 +55,8 @@ def _plant(tmp_path: Path, files: dict[str, str]) -> list[str]:
         "pkg/core/__init__.py": "",
         "pkg/transport/__init__.py": "",
         "pkg/scheduling/__init__.py": "",
+        "pkg/render/__init__.py": "",
+        "pkg/cli/__init__.py": "",
         **files,
     }.items():
         path = tmp_path / relative
@@ -53,7 +73,9 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
                 "pkg/core/tally.py": "import collections\n",
                 "pkg/transport/fetch.py": "import httpx\nfrom pkg.core import tally\n",
                 "pkg/scheduling/run.py": "from pkg.transport.fetch import x\n",
-                "pkg/cli.py": "from pkg.scheduling import run\nfrom pkg import __version__\n",
+                "pkg/render/table.py": "from pkg.scheduling import run\n",
+                "pkg/cli/command.py": "from pkg.render import table\nfrom pkg import __version__\n",
+                "pkg/__main__.py": "from pkg.cli.command import main\n",
             },
         )
         == []
@@ -72,9 +94,27 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
             id="core-imports-upwards-inside-a-function",
         ),
         pytest.param(
-            {"pkg/transport/fetch.py": "from pkg import cli\n", "pkg/cli.py": ""},
-            "pkg.transport.fetch (transport) imports pkg.cli (edge)",
-            id="transport-imports-the-edge",
+            {"pkg/transport/fetch.py": "from pkg.cli import command\n", "pkg/cli/command.py": ""},
+            "pkg.transport.fetch (transport) imports pkg.cli.command (cli)",
+            id="transport-imports-the-cli",
+        ),
+        pytest.param(
+            {"pkg/render/table.py": "from pkg.cli import progress\n", "pkg/cli/progress.py": ""},
+            "pkg.render.table (render) imports pkg.cli.progress (cli)",
+            id="render-imports-the-cli",
+        ),
+        pytest.param(
+            {
+                "pkg/scheduling/run.py": "def f():\n    from pkg.render import table\n",
+                "pkg/render/table.py": "",
+            },
+            "pkg.scheduling.run (scheduling) imports pkg.render.table (render)",
+            id="scheduling-imports-render",
+        ),
+        pytest.param(
+            {"pkg/render/table.py": "from pkg import __main__\n", "pkg/__main__.py": ""},
+            "pkg.render.table (render) imports pkg.__main__ (edge)",
+            id="render-imports-a-loose-module",
         ),
         pytest.param(
             {"pkg/scheduling/run.py": "import httpx\n"},

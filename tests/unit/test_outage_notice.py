@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 
-from export_tally.progress import OutageNotice, clock
+from export_tally.cli.progress import OutageNotice, clock
 from export_tally.transport.retry import OutageEvent
 
 

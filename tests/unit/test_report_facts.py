@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from export_tally.arguments import build_parser
+from export_tally.cli.settings import Settings, parse
 from export_tally.core.aggregation import BodyResult
 from export_tally.core.tally import Tally
-from export_tally.report.facts import RunFacts, collect_facts, safe_url, shown_options
+from export_tally.render.report.facts import RunFacts, collect_facts, safe_url, shown_options
 from export_tally.scheduling.run import ExportResult
 from export_tally.transport.api import DownloadInfo
 from export_tally.transport.fetch import DownloadResult
 
-DEFAULTS = build_parser().parse_args([])
+
+def settings(*argv: str) -> Settings:
+    return parse(argv, {})
 
 
 def info(download_id: str, rows: int, **metadata: object) -> DownloadInfo:
@@ -28,12 +31,12 @@ def result(download_id: str, rows: int, skipped: int = 0, **kwargs: object) -> D
 
 
 def test_only_the_options_given_are_shown_and_secrets_never() -> None:
-    args = build_parser().parse_args(
-        ["demo", "--token", "s3cret", "--header", "X-Api-Key: k3y", "--stats", "--no-progress",
-         "--format", "csv", "--report", "r.html", "-j", "3",
-         "--server", "https://user:pw@host.example:8443/base?key=abc"]
-    )  # fmt: skip
-    shown = shown_options(args, DEFAULTS)
+    given = settings(
+        "demo", "--token", "s3cret", "--header", "X-Api-Key: k3y", "--stats", "--no-progress",
+        "--format", "csv", "--report", "r.html", "-j", "3",
+        "--server", "https://user:pw@host.example:8443/base?key=abc",
+    ).given  # fmt: skip
+    shown = shown_options(given)
     text = " ".join(shown)
     assert "s3cret" not in text and "k3y" not in text and "pw" not in text and "abc" not in text
     assert shown == (
@@ -46,13 +49,21 @@ def test_only_the_options_given_are_shown_and_secrets_never() -> None:
         "--token (given, not shown)",
         "--header (given, not shown)",
     )
-    assert shown_options(build_parser().parse_args(["demo"]), DEFAULTS) == ()
+    assert shown_options(settings("demo").given) == ()
 
 
-def test_attributes_that_are_not_options_are_never_shown() -> None:
-    args = build_parser().parse_args(["demo"])
-    args.in_process_rows = 1_000_000  # say, something the program set on the namespace
-    assert shown_options(args, DEFAULTS) == ()
+def test_an_option_given_its_default_value_is_not_shown() -> None:
+    given = settings("demo", "--timeout", "30", "--max-outage", "120", "--format", "json").given
+    assert shown_options(given) == ()
+
+
+def test_what_the_program_resolved_is_never_shown_as_an_option(tmp_path: Path) -> None:
+    """Only the options given on the command line, never the environment's or a resolved value."""
+    environ = {"EXPORT_SERVER_URL": "http://h.example", "EXPORT_TALLY_IN_PROCESS_ROWS": "5",
+               "EXPORT_SERVER_TOKEN": "s3cret"}  # fmt: skip
+    chosen = parse(["demo", "--checkpoint-dir", str(tmp_path)], environ)
+    assert (chosen.server_explicit, chosen.in_process_rows) == (True, 5)
+    assert shown_options(chosen.given) == (f"--checkpoint-dir {tmp_path}",)
 
 
 @pytest.mark.parametrize(
@@ -68,9 +79,8 @@ def test_safe_url(url: str, safe: str) -> None:
 
 
 def run_facts(infos: list[DownloadInfo], results: list[DownloadResult]) -> RunFacts:
-    args = build_parser().parse_args(["x", "--stats", "--precision", "2"])
     return collect_facts(
-        args, DEFAULTS, infos, ExportResult(Tally(), tuple(results)), server="https://a:b@h/",
+        settings("x", "--stats", "--precision", "2"), infos, ExportResult(Tally(), tuple(results)), server="https://a:b@h/",
         version="9.9", made=datetime(2026, 1, 1, tzinfo=UTC), seconds=2.5,
     )  # fmt: skip
 

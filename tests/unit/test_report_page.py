@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from export_tally.report.facts import DownloadFacts, RunFacts
-from export_tally.report.page import build_page as build_report
-from export_tally.report.views import CHART_LIMIT
+from export_tally.render.report.facts import DownloadFacts, RunFacts
+from export_tally.render.report.page import build_page as build_report
+from export_tally.render.report.views import CHART_LIMIT
 from tests.support.html_page import Node, Table, external_references, number, parse, tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def hostile() -> dict[str, Any]:
 def pages() -> dict[str, tuple[str, dict[str, Any], RunFacts]]:
     """name -> (page, report, facts), built once per session."""
     cases = {
-        "demo-stats": (committed("demo.stats.json"), True),
+        "demo-stats": (committed("examples/demo.stats.json"), True),
         "small-counts": (committed("small.json"), False),
         "many-stats": (many_patients(CHART_LIMIT + 10), True),
         "hostile": (hostile(), False),
@@ -227,9 +227,14 @@ def test_stats_tables_equal_the_json(pages: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", ["demo", "small"])
 def test_committed_reports_hold_the_committed_numbers(name: str) -> None:
-    """demo.html and small.html are the tool's output: `cli NAME --stats --report NAME.html`."""
-    root = parse((ROOT / f"{name}.html").read_text(encoding="utf-8"))
-    report = committed(f"{name}.stats.json")
+    """examples/demo.html and examples/small.html are the tool's output, made with the command
+    docs/output-formats.md gives: `cli NAME --stats --report examples/NAME.html`."""
+    root = parse((ROOT / "examples" / f"{name}.html").read_text(encoding="utf-8"))
+    report = committed(f"examples/{name}.stats.json")
+    summary = root.find_all("dl", "summary")[0]
+    terms = [n.text() for n in summary.find_all("dt")]
+    values = dict(zip(terms, (n.text() for n in summary.find_all("dd")), strict=True))
+    assert values["Options"] == f"--report examples/{name}.html --stats"
     assert external_references(root) == []
     assert_stats_tables_equal_the_json(root, report)
     types = len(report["totals"])
@@ -319,7 +324,7 @@ def test_no_events_says_so(pages: dict[str, Any]) -> None:
 
 
 def test_each_chart_gets_ids_of_its_own() -> None:
-    from export_tally.report import charts
+    from export_tally.render.report import charts
 
     fixed = (
         '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'

@@ -46,6 +46,6 @@ def test_an_outage_past_max_outage_ends() -> None:
 
 def test_the_flag_default_is_the_policy_default() -> None:
     # arguments.py repeats the number so that parsing flags never imports httpx.
-    from export_tally.arguments import DEFAULT_MAX_OUTAGE
+    from export_tally.cli.arguments import DEFAULT_MAX_OUTAGE
 
     assert RetryPolicy().max_outage == DEFAULT_MAX_OUTAGE

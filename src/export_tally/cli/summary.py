@@ -1,5 +1,5 @@
 """What the user hears on stderr besides the answer: recoveries, checkpoints, skipped rows, and
-after a failure, the finished work that a rerun resumes. Lines of text; cli.py prints them."""
+after a failure, the finished work that a rerun resumes. Lines of text; cli.command prints them."""
 
 from __future__ import annotations
 

@@ -1,18 +1,17 @@
 """What a report says about the run besides the numbers: what, where, when, how long, how it went.
 
-Collected at the edge from the parsed arguments, the downloads' metadata and the run's result,
+Collected at the edge from the run's settings, the downloads' metadata and the run's result,
 into plain values, so that a page can be built (and tested) without a run. Secrets stay out:
 the token and extra headers are never shown, and URLs lose any credentials and query string.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
@@ -21,6 +20,19 @@ if TYPE_CHECKING:
 
 _NOT_SHOWN = {"token", "header"}  # their values are credentials
 _OWN_LINE = {"export_id"}  # shown in the summary on its own
+
+
+class RunChoices(Protocol):
+    """What the report needs of the run's settings (cli's `Settings` has it)."""
+
+    @property
+    def export_id(self) -> str | None: ...
+    @property
+    def given(self) -> tuple[tuple[str, object], ...]: ...
+    @property
+    def stats(self) -> bool: ...
+    @property
+    def precision(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -67,15 +79,12 @@ def safe_url(text: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def shown_options(args: argparse.Namespace, defaults: argparse.Namespace) -> tuple[str, ...]:
-    """The options that differ from their defaults, as flags; secrets replaced by a note.
-
-    Only the parser's own options are shown (`defaults` has them all), never another attribute.
-    """
+def shown_options(given: Sequence[tuple[str, object]]) -> tuple[str, ...]:
+    """The options given (as (dest, value), those that differ from their defaults), as flags;
+    secrets replaced by a note."""
     shown = []
-    options = vars(defaults)
-    for name, value in vars(args).items():
-        if name in _OWN_LINE or name not in options or value == options[name]:
+    for name, value in given:
+        if name in _OWN_LINE:
             continue
         flag = "--" + name.replace("_", "-")
         if name in _NOT_SHOWN:
@@ -110,8 +119,7 @@ def _span(downloads: Sequence[DownloadInfo]) -> tuple[datetime, datetime] | None
 
 
 def collect_facts(
-    args: argparse.Namespace,
-    defaults: argparse.Namespace,
+    choices: RunChoices,
     downloads: Sequence[DownloadInfo],
     result: ExportResult,
     *,
@@ -120,7 +128,7 @@ def collect_facts(
     made: datetime,
     seconds: float,
 ) -> RunFacts:
-    """The facts of a finished run; `defaults` are the parser's (to show only chosen options)."""
+    """The facts of a finished run."""
     declared = {info.id: info.rows for info in downloads}
     facts = tuple(
         DownloadFacts(
@@ -137,14 +145,14 @@ def collect_facts(
         for d in result.downloads
     )
     return RunFacts(
-        export_id=args.export_id,
+        export_id=choices.export_id or "",
         server=safe_url(server),
         version=version,
-        options=shown_options(args, defaults),
+        options=shown_options(choices.given),
         downloads=facts,
         span=_span(downloads),
         made=made,
         seconds=seconds,
-        stats=bool(args.stats),
-        precision=int(args.precision),
+        stats=choices.stats,
+        precision=choices.precision,
     )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from export_tally.output import render
+from export_tally.render.json_text import render_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from export_tally.figures import Terminal
+    from export_tally.render.number_format import Terminal
 
 Format = Literal["json", "table", "csv"]
 FORMATS: tuple[Format, ...] = ("json", "table", "csv")
@@ -34,14 +34,16 @@ def render_result(
     precision: int = 1,
     terminal: Terminal | None = None,
 ) -> str:
-    """The report as text in the format `kind`; `json` is exactly `output.render` (the contract)."""
+    """The report as text in the format `kind`; `json` is exactly `render_json` (the contract)."""
     if kind == "csv":
         return render_csv(report, stats=stats)
     if kind == "table":
-        from export_tally.table import render_table  # prettytable is imported only for this format
+        from export_tally.render.table import (
+            render_table,  # prettytable is imported only for this format
+        )
 
         return render_table(report, stats=stats, precision=precision, terminal=terminal)
-    return render(report)
+    return render_json(report)
 
 
 def render_csv(report: dict[str, Any], *, stats: bool = False) -> str:

@@ -1,6 +1,6 @@
 """The report dict reshaped for charts and tables: rankings, rows of plain dicts, the chart cut.
 
-Pure functions of the report dict ({"patients": ..., "totals": ...}, see formats.py); the
+Pure functions of the report dict ({"patients": ..., "totals": ...}, see render.formats); the
 charts get plain lists of dicts (what Vega-Lite reads inline), the tables get the same rows.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from export_tally.figures import count_of, event_types_of
+from export_tally.render.number_format import count_of, event_types_of
 
 CHART_LIMIT = 50
 """Charts show at most this many patients, those with the most events; tables show them all."""

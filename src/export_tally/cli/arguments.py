@@ -1,37 +1,25 @@
-"""The command line's grammar: flags, their checks, and what they turn into.
+"""The command line's grammar: the flags, one small function per option group, and their checks.
 
-Every mistake becomes a UsageError with one line that says what is wrong (exit status 2).
+Every mistake becomes a UsageError with one line that says what is wrong (exit status 2). What the
+flags turn into (with the environment) is `settings.parse`'s business, not this module's.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import re
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 from export_tally.core.errors import UsageError
 from export_tally.core.split import DEFAULT_MIN_PART_BYTES
-from export_tally.formats import FORMATS
+from export_tally.render.formats import FORMATS
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 # RetryPolicy's default, written here so that parsing arguments does not import the network layer
 # (httpx); a test pins that the two agree.
 DEFAULT_MAX_OUTAGE = 120.0
-# An export declaring fewer rows than this is counted in the tool's own process, without starting
-# worker processes. Starting a pool of fresh interpreters costs about 0.2 s on a 2-core machine
-# (`demo` with a pool of 2 against in-process: 0.43 s against 0.21 s), which counting in two
-# processes instead of one wins back after about 2 million rows there (`small`, 7 million rows:
-# 2.6 s against 3.2 s); with more cores, sooner. The environment variable overrides it (0: always
-# a pool; the tests use it to run both paths).
-IN_PROCESS_ROWS = 1_000_000
-IN_PROCESS_ROWS_VARIABLE = "EXPORT_TALLY_IN_PROCESS_ROWS"
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-# An export id used as a directory name as it is; any other is replaced by its hash.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+DEFAULT_JOBS = min(os.cpu_count() or 1, 8)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,11 +37,11 @@ def _whole(text: str, least: int) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     return _whole(text, 1)
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     return _whole(text, 0)
 
 
@@ -67,11 +55,25 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(checkpoint_root: Path) -> argparse.ArgumentParser:
+    """The parser; `checkpoint_root` (where finished work is kept by default) is only shown in
+    the help. Each option's default is the parser's (`parser.get_default(dest)`)."""
     parser = _Parser(
         prog="cli",
         description="Count an export's events per patient and event type, exactly, as JSON.",
     )
+    _add_run_options(parser)
+    _add_statistics(parser)
+    _add_failures(parser, checkpoint_root)
+    _add_real_servers(parser)
+    _add_cluster(parser)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What to count, from where, and where the answer goes."""
     add = parser.add_argument
     add("export_id", nargs="?", help="the export to count (see --list)")
     add(
@@ -101,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "-j",
         "--jobs",
-        type=_positive_int,
-        default=min(os.cpu_count() or 1, 8),
+        type=positive_int,
+        default=DEFAULT_JOBS,
         metavar="N",
         help="downloads processed at once = connections to the server (default: CPU count, at most 8)",
     )
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="never start the bundled mock server (also: EXPORT_TALLY_NO_EMBEDDED=1)",
     )
 
+
+def _add_statistics(parser: argparse.ArgumentParser) -> None:
     stats = parser.add_argument_group("statistics")
     stats.add_argument(
         "--stats",
@@ -127,16 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument(
         "--precision",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=1,
         metavar="N",
         help="decimal places of mean and latency, rounded half to even (default: 1)",
     )
 
+
+def _add_failures(parser: argparse.ArgumentParser, checkpoint_root: Path) -> None:
+    """Retries, outages, timeouts, bad rows, and the finished work kept for a rerun."""
     failures = parser.add_argument_group("failures and bad data")
     failures.add_argument(
         "--retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=5,
         metavar="N",
         help="consecutive failures without progress before giving up (default: 5); "
@@ -170,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save each finished download's result here, and keep it after a success; a rerun "
         "skips the downloads saved (default: a directory per server and export under "
-        f"{checkpoint_root()}, emptied by a run that succeeds)",
+        f"{checkpoint_root}, emptied by a run that succeeds)",
     )
     kept.add_argument(
         "--no-checkpoint",
@@ -178,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not keep finished downloads for a rerun",
     )
 
+
+def _add_real_servers(parser: argparse.ArgumentParser) -> None:
+    """Credentials, headers and TLS for servers other than the mock."""
     real = parser.add_argument_group("real servers")
     real.add_argument(
         "--token",
@@ -203,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow redirects to other hosts too (credentials are never sent there)",
     )
 
+
+def _add_cluster(parser: argparse.ArgumentParser) -> None:
     cluster = parser.add_argument_group("beyond one machine")
     cluster.add_argument(
         "--scheduler",
@@ -211,81 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cluster.add_argument(
         "--min-part-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MIN_PART_BYTES,
         metavar="N",
         help="when workers outnumber downloads, split downloads into parts of at "
         f"least N bytes (default: {DEFAULT_MIN_PART_BYTES})",
     )
-
-    add("--debug", action="store_true", help="show the traceback of an error")
-    add("--version", action="store_true", help="print the version and exit")
-    return parser  # fmt: skip
-
-
-def server_url(args: argparse.Namespace) -> tuple[str, bool]:
-    """The server to use, and whether the user chose it (an explicit server is never replaced)."""
-    url = args.server or os.environ.get("EXPORT_SERVER_URL")
-    explicit = url is not None
-    url = url or DEFAULT_SERVER
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--server {url!r} is not an http:// or https:// URL")
-    return url.rstrip("/"), explicit
-
-
-def checkpoint_root() -> Path:
-    """Where finished work is kept unless --checkpoint-dir says otherwise: the user cache
-    directory (platformdirs; on Linux $XDG_CACHE_HOME, else ~/.cache)."""
-    from platformdirs import user_cache_path  # only when checkpoints are kept
-
-    return user_cache_path("export-tally") / "checkpoints"
-
-
-def default_checkpoint_dir(server_identity: str, export_id: str) -> Path:
-    """The default checkpoint directory of one export of one server (identity: see cli)."""
-    server = hashlib.sha256(server_identity.encode()).hexdigest()[:16]
-    export = export_id
-    if not _PLAIN_NAME.fullmatch(export_id):
-        export = "export-" + hashlib.sha256(export_id.encode()).hexdigest()[:16]
-    return checkpoint_root() / server / export
-
-
-def embedded_allowed(args: argparse.Namespace) -> bool:
-    return not args.no_embedded and os.environ.get("EXPORT_TALLY_NO_EMBEDDED", "") in ("", "0")
-
-
-def in_process_rows() -> int:
-    """Below how many declared rows an export is counted in the tool's own process."""
-    text = os.environ.get(IN_PROCESS_ROWS_VARIABLE, "")
-    if not text:
-        return IN_PROCESS_ROWS
-    try:
-        return _non_negative_int(text)
-    except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"${IN_PROCESS_ROWS_VARIABLE}: {exc}") from None
-
-
-def extra_headers(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
-    """The user's extra headers, checked; the token becomes an Authorization header."""
-    headers = []
-    for text in args.header:
-        name, sep, value = text.partition(":")
-        if not sep or not _HEADER_NAME.match(name.strip()):
-            raise UsageError("--header must look like 'Name: value'")
-        headers.append((name.strip(), value.strip()))
-    token = args.token or os.environ.get("EXPORT_SERVER_TOKEN")
-    if token:
-        headers.append(("Authorization", f"Bearer {token}"))
-    return tuple(headers)
-
-
-def tls_verify(args: argparse.Namespace) -> bool | str:
-    """True (system CAs), False (--insecure) or a CA bundle's path."""
-    if args.insecure:
-        return False
-    if args.cacert is not None:
-        if not args.cacert.is_file():
-            raise UsageError(f"--cacert {args.cacert}: no such file")
-        return str(args.cacert)
-    return True

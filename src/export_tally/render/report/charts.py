@@ -16,8 +16,8 @@ from typing import Any
 
 import altair as alt
 
-from export_tally.report.chart_text import chart_label
-from export_tally.report.facts import DownloadFacts
+from export_tally.render.report.chart_text import chart_label
+from export_tally.render.report.facts import DownloadFacts
 
 ROW_HEIGHT = 20  # pixels per patient (or download) on a chart's band axis
 WIDTH = 460

@@ -14,9 +14,9 @@ import subprocess
 import sys
 from typing import Any
 
-from export_tally.report.errors import ReportError
+from export_tally.render.report.errors import ReportError
 
-CHILD = "export_tally.report.chart_child"
+CHILD = "export_tally.render.report.chart_child"
 
 
 def _signal_name(number: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from export_tally.core.errors import ProtocolError, ServerUnreachableError, UsageError
-from export_tally.report.errors import ReportError
+from export_tally.render.report.errors import ReportError
 
 
 class ExitCode(IntEnum):

@@ -1,4 +1,4 @@
-"""`python -m export_tally.report.chart_child`: render Vega-Lite specifications to SVG, in a
+"""`python -m export_tally.render.report.chart_child`: render Vega-Lite specifications to SVG, in a
 process of its own, so that a renderer that aborts (vl-convert panics in compiled code, which
 no Python code can catch) takes only this process with it, never the run.
 

@@ -22,8 +22,8 @@ from typing import Any
 from prettytable import PrettyTable, TableStyle
 from wcwidth import wcswidth
 
-from export_tally.figures import Terminal, count_of, event_types_of, format_number
-from export_tally.terminal_text import for_terminal
+from export_tally.render.number_format import Terminal, count_of, event_types_of, format_number
+from export_tally.render.terminal_text import for_terminal
 
 STAT_HEADERS = ("count", "mean", "min", "max", "anomalies", "average gap between readings (s)")
 COUNTS_TITLE = "events per patient and event type"

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from export_tally.core.errors import UsageError
-from export_tally.output import check_writable
+from export_tally.render.files import check_writable
 
 INSTALL_HINT = "uv sync --extra report (or: pip install 'export-tally[report]')"
 

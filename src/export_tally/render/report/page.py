@@ -18,11 +18,11 @@ from importlib.resources import files
 from typing import Any
 
 from export_tally.core.stats import NORMAL_RANGES
-from export_tally.figures import count_of, event_types_of, format_number
-from export_tally.report import charts, views
-from export_tally.report.chart_process import ChartProcess
-from export_tally.report.facts import RunFacts
-from export_tally.report.html_text import escaped
+from export_tally.render.number_format import count_of, event_types_of, format_number
+from export_tally.render.report import charts, views
+from export_tally.render.report.chart_process import ChartProcess
+from export_tally.render.report.facts import RunFacts
+from export_tally.render.report.html_text import escaped
 
 Cell = str | int | float | None
 NO_EVENTS = "No events: the export has no rows."
@@ -337,7 +337,7 @@ def _build(facts: RunFacts, report: dict[str, Any]) -> str:
             ]
     else:
         parts.append(_section("counts", "Events", f'<p class="empty">{NO_EVENTS}</p>', chart=False))
-    css = files("export_tally.report").joinpath("style.css").read_text(encoding="utf-8")
+    css = files("export_tally.render.report").joinpath("style.css").read_text(encoding="utf-8")
     title = f"export-tally report: {facts.export_id}"
     what = "statistics" if facts.stats else "counts"
     return f"""<!DOCTYPE html>

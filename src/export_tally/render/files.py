@@ -1,20 +1,13 @@
-"""Writing the result: JSON text, to stdout or atomically to a file."""
+"""Files the tool writes (the output, the report): checked before the run, written atomically."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from export_tally.core.errors import UsageError
-
-
-def render(report: dict[str, Any]) -> str:
-    """The output contract: 2-space indent, keys sorted at every level, a final newline."""
-    return json.dumps(report, indent=2, sort_keys=True) + "\n"
 
 
 def check_writable(path: Path) -> None:
