@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from export_tally.core.errors import UsageError
-from export_tally.core.split import DEFAULT_MIN_PART_BYTES
+from export_tally.core.csv.split import DEFAULT_MIN_PART_BYTES
+from export_tally.errors import UsageError
 from export_tally.formats import FORMATS
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"

@@ -23,7 +23,7 @@ from export_tally.arguments import (
     server_url,
     tls_verify,
 )
-from export_tally.core.errors import ServerUnreachableError, TallyError, UsageError
+from export_tally.errors import ServerUnreachableError, TallyError, UsageError
 from export_tally.exitcodes import ExitCode, exit_code_for
 
 if TYPE_CHECKING:
@@ -177,10 +177,10 @@ def _terminal(stdout: TextIO, to_file: bool) -> Terminal:
 
 def _aggregator(args: argparse.Namespace) -> Aggregator[Any]:
     if args.stats:
-        from export_tally.core.stats_parse import StatsAggregator
+        from export_tally.core.stats.parser import StatsAggregator
 
         return StatsAggregator(args.on_bad_row)
-    from export_tally.core.parse import CountAggregator
+    from export_tally.core.counts.parser import CountAggregator
 
     return CountAggregator(args.on_bad_row)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from export_tally.core.errors import ProtocolError, ServerUnreachableError, UsageError
+from export_tally.errors import ProtocolError, ServerUnreachableError, UsageError
 
 
 class ExitCode(IntEnum):

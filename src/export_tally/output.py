@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from export_tally.core.errors import UsageError
+from export_tally.errors import UsageError
 
 
 def render(report: dict[str, Any]) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from export_tally.arguments import IN_PROCESS_ROWS_VARIABLE
-from export_tally.core.errors import ProtocolError
-from export_tally.core.parse import CountAggregator
-from export_tally.core.split import ByteRange
+from export_tally.core.counts.parser import CountAggregator
+from export_tally.core.csv.split import ByteRange
+from export_tally.errors import ProtocolError
 from export_tally.exitcodes import ExitCode
 from export_tally.scheduling.run import discover
 from export_tally.transport.api import ExportApi

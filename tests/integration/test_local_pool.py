@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from export_tally.core.parse import CountAggregator
-from export_tally.core.tally import Tally
+from export_tally.core.counts.parser import CountAggregator
+from export_tally.core.counts.tally import Tally
 from export_tally.scheduling.forked import CAN_FORK
 from export_tally.scheduling.local_pool import LocalBackend, _Worker
 from export_tally.scheduling.run import count_downloads, discover

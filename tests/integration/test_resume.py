@@ -18,10 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.aggregation import Aggregate
-from export_tally.core.parse import CountAggregator
-from export_tally.core.split import ByteRange, part_ranges
-from export_tally.core.tally import Key, Tally
+from export_tally.core.counts.parser import CountAggregator
+from export_tally.core.counts.tally import Key, Tally
+from export_tally.core.csv.split import ByteRange, part_ranges
 from export_tally.transport.api import DownloadInfo
 from export_tally.transport.client import ClientOptions, make_client
 from export_tally.transport.fetch import count_download
@@ -55,7 +54,7 @@ def server() -> Iterator[CuttingServer]:
             yield CuttingServer(url, routes, seen, client, options)
 
 
-def counts(aggregate: Aggregate) -> dict[Key, int]:
+def counts(aggregate: Tally) -> dict[Key, int]:
     assert isinstance(aggregate, Tally)
     return dict(aggregate.counts)
 

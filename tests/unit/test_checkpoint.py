@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from export_tally.core.aggregation import Aggregator, BodyResult
-from export_tally.core.parse import CountAggregator
-from export_tally.core.split import ByteRange
-from export_tally.core.tally import Tally
+from export_tally.core.counts.parser import CountAggregator
+from export_tally.core.counts.tally import Tally
+from export_tally.core.csv.split import ByteRange
 from export_tally.scheduling.checkpoint import CheckpointStore, _digest
 from export_tally.transport.api import DownloadInfo
 from export_tally.transport.fetch import DownloadResult

@@ -10,7 +10,7 @@ import pytest
 
 from export_tally.arguments import build_parser
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.tally import Tally
+from export_tally.core.counts.tally import Tally
 from export_tally.report.facts import RunFacts, collect_facts, safe_url, shown_options
 from export_tally.scheduling.run import ExportResult
 from export_tally.transport.api import DownloadInfo

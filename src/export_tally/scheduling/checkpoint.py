@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.errors import UsageError
+from export_tally.errors import UsageError
 from export_tally.transport.fetch import DownloadResult
 from export_tally.transport.fetch_part import PartResult
 

@@ -16,11 +16,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from export_tally.core.aggregation import Aggregate, BodyResult
-from export_tally.core.errors import DownloadGoneError, ProtocolError
-from export_tally.core.split import part_ranges
+from export_tally.core.aggregation import BodyResult
+from export_tally.core.csv.split import part_ranges
+from export_tally.errors import DownloadGoneError, ProtocolError
 from export_tally.transport.api import DownloadInfo, ExportApi
 from export_tally.transport.fetch import DownloadResult
 from export_tally.transport.fetch_part import PartResult, PartTask, Splittable
@@ -37,7 +37,7 @@ Probe = Callable[[DownloadInfo], Splittable | None]
 class ExportResult:
     """The merged tally of an export and what each download contributed."""
 
-    tally: Aggregate
+    tally: Any  # the Aggregator's kind of aggregate
     downloads: tuple[DownloadResult, ...]
 
 

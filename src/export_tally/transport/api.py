@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from export_tally.core.errors import DownloadGoneError, ProtocolError, UsageError
+from export_tally.errors import DownloadGoneError, ProtocolError, UsageError
 from export_tally.transport.driver import Exchange, OutageCallback, drive, shown
 
 if TYPE_CHECKING:

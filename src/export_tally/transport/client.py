@@ -22,7 +22,7 @@ import httpcore  # noqa: F401 (ahead: see below)
 import httpx
 
 from export_tally import __version__
-from export_tally.core.errors import RedirectRefusedError
+from export_tally.errors import RedirectRefusedError
 from export_tally.transport.driver import MAX_REDIRECTS, shown
 from export_tally.transport.retry import RetryPolicy
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from export_tally.core.errors import DownloadGoneError, ProtocolError, ServerUnreachableError
+from export_tally.errors import DownloadGoneError, ProtocolError, ServerUnreachableError
 from export_tally.transport.retry import (
     OutageEvent,
     RetryBudget,

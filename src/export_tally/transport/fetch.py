@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.errors import CsvFormatError, ProtocolError
+from export_tally.errors import CsvFormatError, ProtocolError
 from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive
 
 if TYPE_CHECKING:

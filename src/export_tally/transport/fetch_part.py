@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from export_tally.core.errors import CsvFormatError, ProtocolError
-from export_tally.core.split import ByteRange, PartCutter
+from export_tally.core.csv.split import ByteRange, PartCutter
+from export_tally.errors import CsvFormatError, ProtocolError
 from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive, get_stream
 
 if TYPE_CHECKING:
