@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from export_tally.scheduling.checkpoint import CheckpointStore
     from export_tally.scheduling.executors import Backend
     from export_tally.scheduling.run import ExportResult
-    from export_tally.transport.api import DownloadInfo, ExportApi
     from export_tally.transport.client import ClientOptions
+    from export_tally.transport.export_api import ExportApi
+    from export_tally.transport.shared_terms import RemoteFile
 
 # The modules a run needs are imported when it needs them (see _run and _connect), not here:
 # `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
@@ -143,7 +144,7 @@ def _connect(
         verify=verify,
         redirects_anywhere=args.follow_redirects_anywhere,
     )
-    return options, embedded_identity or options.shown_url
+    return options, embedded_identity or options.redacted_url
 
 
 def _backend(
@@ -207,8 +208,8 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, kept: _Kept) 
     with ExitStack() as stack:
         options, identity = _connect(args, stderr, stack)
         from export_tally.progress import OutageNotice
-        from export_tally.transport.api import ExportApi
         from export_tally.transport.client import make_client
+        from export_tally.transport.export_api import ExportApi
 
         client = stack.enter_context(make_client(options))
         notice = OutageNotice(stderr, "cli: ", args.max_outage)
@@ -261,19 +262,20 @@ def _count(
     notice: OutageNotice,
     kept: _Kept,
     in_process_below: int,
-) -> tuple[list[DownloadInfo], ExportResult]:
+) -> tuple[list[RemoteFile], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
     from export_tally.progress import Progress
-    from export_tally.scheduling.run import SplitPolicy, count_downloads, discover
+    from export_tally.scheduling.run import SplitPolicy, count_downloads
     from export_tally.scheduling.tasks import RunOptions
-    from export_tally.transport.fetch_part import probe_splittable
+    from export_tally.transport.export_api import ExportApiSource
+    from export_tally.transport.fetch_range import probe_splittable
 
     client, options = api.client, api.options
-    downloads = discover(api, args.export_id)
+    downloads = ExportApiSource(api, args.export_id).files()
     checkpoints = _open_checkpoints(args, identity, aggregation, stderr)
     kept.store, kept.downloads = checkpoints, len(downloads)
     kept.default_place = args.checkpoint_dir is None
-    split = SplitPolicy(lambda info: probe_splittable(client, options, info), args.min_part_bytes)
+    split = SplitPolicy(lambda file: probe_splittable(client, options, file), args.min_part_bytes)
     show = args.progress if args.progress is not None else stderr.isatty()
     total = sum(d.rows for d in downloads)
     with Progress(total, args.export_id, stderr, show) as progress:

@@ -13,10 +13,10 @@ from export_tally.core.counts.parser import CountAggregator
 from export_tally.core.csv.split import ByteRange
 from export_tally.errors import ProtocolError
 from export_tally.exitcodes import ExitCode
-from export_tally.scheduling.run import discover
-from export_tally.transport.api import ExportApi
+from export_tally.scheduling.tasks import Part, RunOptions, Task, count_task
 from export_tally.transport.client import ClientOptions, make_client
-from export_tally.transport.fetch_part import PartTask, Splittable, count_part, probe_splittable
+from export_tally.transport.export_api import ExportApi, ExportApiSource
+from export_tally.transport.fetch_range import Splittable, probe_splittable
 from tests.support.cli_run import run_cli
 from tests.support.fixture_server import csv_answer, export_routes, fixture_server
 
@@ -81,23 +81,23 @@ def test_a_part_of_a_download_that_changed_is_a_protocol_error(server_url: str) 
     # The real server answers a Range whose If-Range is not its ETag with the whole new body.
     options = ClientOptions(server_url)
     with make_client(options) as client:
-        info = discover(ExportApi(client, options), "demo")[0]
+        info = ExportApiSource(ExportApi(client, options), "demo").files()[0]
         stale = Splittable(HEADER.encode(), 1000, '"stale"')
-        task = PartTask(info, stale, ByteRange(100, 200), 0, 2)
+        task = Task(info, Part(stale, ByteRange(100, 200), 0, 2))
         message = f"download {info.id} part 1/2: the download changed during the run (ETag)"
         with pytest.raises(ProtocolError, match=re.escape(message)):
-            count_part(client, options, task, CountAggregator())
+            count_task(client, RunOptions(options, CountAggregator()), task)
 
 
 def test_a_part_the_server_refuses_to_serve_is_a_protocol_error(server_url: str) -> None:
     # A range from past the end of the body: the real server answers 416.
     options = ClientOptions(server_url)
     with make_client(options) as client:
-        info = discover(ExportApi(client, options), "demo")[0]
+        info = ExportApiSource(ExportApi(client, options), "demo").files()[0]
         splittable = probe_splittable(client, options, info)
         assert splittable is not None
         past_the_end = ByteRange(splittable.size + 1, splittable.size + 2)
-        task = PartTask(info, splittable, past_the_end, 1, 2)
-        message = f"GET {server_url}{info.data_path()}: the server refused to resume (HTTP 416)"
+        task = Task(info, Part(splittable, past_the_end, 1, 2))
+        message = f"GET {server_url}{info.url}: the server refused to resume (HTTP 416)"
         with pytest.raises(ProtocolError, match=re.escape(message)):
-            count_part(client, options, task, CountAggregator())
+            count_task(client, RunOptions(options, CountAggregator()), task)

@@ -23,7 +23,6 @@ from export_tally.scheduling import wire
 from export_tally.scheduling.executors import WAIT_SECONDS, Backend, Pending
 from export_tally.scheduling.forked import CAN_FORK, ForkedProcess, fork_worker
 from export_tally.scheduling.tasks import run_task
-from export_tally.transport.fetch_part import PartTask
 from export_tally.transport.retry import OutageEvent
 
 if TYPE_CHECKING:
@@ -113,9 +112,7 @@ class _Worker:
 
 
 def _name(pending: Pending) -> str:
-    task = pending.task
-    info = task.info if isinstance(task, PartTask) else task
-    return f"download {info.id}"
+    return pending.task.file.label
 
 
 class LocalBackend(Backend):
