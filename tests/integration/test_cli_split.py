@@ -55,6 +55,21 @@ def test_a_quoted_download_is_counted_again_whole() -> None:
     assert "counted 1 download(s) in" in outcome.stderr
 
 
+def test_a_download_with_one_quoted_part_is_counted_again_whole() -> None:
+    # Only the last of the four parts holds a quote (a newline inside a field): that one part is
+    # enough for the whole download to be counted again, or its records would be miscounted.
+    body = HEADER + "".join(f"P{i % 3},t,hr,{i}\n" for i in range(300)) + '"Q\nX",t,hr,1\n'
+    routes = export_routes("x", {"d1": body}, rows={"d1": 301})
+    routes["/api/export/x/d1/data"] = csv_answer(body, ranges=True)
+    with fixture_server(routes) as url:
+        outcome = run_cli("x", "--server", url, "-j", "4", "--min-part-bytes", "500")
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    report = outcome.json()
+    assert report["totals"] == {"hr": 301}
+    assert report["patients"]["Q\nX"] == {"hr": 1}
+    assert "byte-range parts" not in outcome.stderr  # counted whole in the end
+
+
 def test_parts_that_do_not_add_up_are_a_protocol_error() -> None:
     body = HEADER + "".join(f"P{i},t,hr,1\n" for i in range(100))
     routes = export_routes("x", {"d1": body}, rows={"d1": 101})
