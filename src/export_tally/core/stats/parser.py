@@ -165,12 +165,12 @@ class StatsParser(BlockParser[Stats]):
         if micros is None:
             self._bad_rows.reject(
                 line_number,
-                f"event_time {_shown(row[columns.time])} is not an ISO 8601 time with a UTC offset",
+                f"event_time {_quoted_excerpt(row[columns.time])} is not an ISO 8601 time with a UTC offset",
             )
             return
         value = row[columns.value]
         if VALUE_TEXT.fullmatch(value) is None:
-            self._bad_rows.reject(line_number, f"value {_shown(value)} is not a decimal number")
+            self._bad_rows.reject(line_number, f"value {_quoted_excerpt(value)} is not a decimal number")
             return
         key = (row[columns.patient], row[columns.event_type])
         self._text_entries[key[0], key[1], value] += 1
@@ -253,6 +253,6 @@ class StatsAggregator:
         return aggregate.to_report(precision)
 
 
-def _shown(field: str) -> str:
+def _quoted_excerpt(field: str) -> str:
     """A field for an error message: quoted, and cut short if long."""
     return repr(field if len(field) <= 40 else field[:37] + "...")
