@@ -170,7 +170,9 @@ class StatsParser(BlockParser[Stats]):
             return
         value = row[columns.value]
         if VALUE_TEXT.fullmatch(value) is None:
-            self._bad_rows.reject(line_number, f"value {_quoted_excerpt(value)} is not a decimal number")
+            self._bad_rows.reject(
+                line_number, f"value {_quoted_excerpt(value)} is not a decimal number"
+            )
             return
         key = (row[columns.patient], row[columns.event_type])
         self._text_entries[key[0], key[1], value] += 1
