@@ -1,14 +1,18 @@
-"""The run over a backend that must never be asked for anything: work restored from checkpoints
-is merged and counted in the progress once, whole files and split ones alike."""
+"""The run over fake backends: work restored from checkpoints is merged and counted in the
+progress once, whole files and split ones alike; counts thrown away (a quote in a part, rows other
+than declared) are taken back from the progress; a file miscounted twice is a protocol error."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
 
+import pytest
+
 from export_tally.core.aggregation import BodyResult
 from export_tally.core.counts.parser import CountAggregator
 from export_tally.core.counts.tally import Tally
+from export_tally.errors import ProtocolError
 from export_tally.scheduling.checkpoint import CheckpointStore
 from export_tally.scheduling.executors import Backend, OutageSink, Outcome, ProgressSink
 from export_tally.scheduling.run import SplitPolicy, count_downloads, plan_tasks
@@ -89,13 +93,13 @@ class Canned(NothingToFetch):
 
     live_progress = False
 
-    def __init__(self, outcomes: dict[str, FetchOutcome]) -> None:
-        self.outcomes = outcomes
+    def __init__(self, outcomes: dict[str, list[FetchOutcome]]) -> None:
+        self.outcomes = outcomes  # by task label, one per time the task is fetched
         self.fetched: list[str] = []
 
     def submit(self, options: RunOptions, task: Task) -> Outcome:
         self.fetched.append(task.label)
-        return Done(TaskResult(task, self.outcomes[task.label]))
+        return Done(TaskResult(task, self.outcomes[task.label].pop(0)))
 
     def wait(
         self, outcomes: Collection[Outcome], sink: ProgressSink | None,
@@ -104,15 +108,16 @@ class Canned(NothingToFetch):
         return list(outcomes)
 
 
-def test_parts_counted_before_a_quote_was_seen_are_taken_back_from_the_progress() -> None:
-    def counted(rows: int, saw_quote: bool = False) -> FetchOutcome:
-        result = BodyResult(Tally({("A", "hr"): rows}) if rows else Tally(), rows, 0, ())
-        return FetchOutcome(result, 400, retries=0, saw_quote=saw_quote)
+def counted(rows: int, saw_quote: bool = False, retries: int = 0) -> FetchOutcome:
+    result = BodyResult(Tally({("A", "hr"): rows}) if rows else Tally(), rows, 0, ())
+    return FetchOutcome(result, 400, retries=retries, saw_quote=saw_quote)
 
+
+def test_parts_counted_before_a_quote_was_seen_are_taken_back_from_the_progress() -> None:
     backend = Canned({
-        "download d2 part 1/2": counted(2),
-        "download d2 part 2/2": counted(0, saw_quote=True),
-        "download d2": counted(4),
+        "download d2 part 1/2": [counted(2)],
+        "download d2 part 2/2": [counted(0, saw_quote=True)],
+        "download d2": [counted(4)],
     })  # fmt: skip
     progress: list[int] = []
     split = SplitPolicy(probe=lambda file: SPLITTABLE, min_part_bytes=400)  # two parts
@@ -121,3 +126,26 @@ def test_parts_counted_before_a_quote_was_seen_are_taken_back_from_the_progress(
     assert backend.fetched == ["download d2 part 1/2", "download d2 part 2/2", "download d2"]
     assert sum(progress) == 4  # the first part's 2 rows were taken back when it went whole
     assert result.tally == Tally({("A", "hr"): 4})
+
+
+def test_rows_other_than_declared_are_counted_once_more_from_scratch() -> None:
+    backend = Canned({"download d2": [counted(3, retries=1), counted(4, retries=2)]})
+    progress: list[int] = []
+    options = RunOptions(ClientOptions("http://server"), CountAggregator())
+    result = count_downloads([SPLIT], options, backend, progress.append)
+    assert backend.fetched == ["download d2", "download d2"]
+    assert sum(progress) == 4  # the first count was taken back
+    (d2,) = result.downloads
+    assert (d2.result.rows, d2.retries, d2.restarts) == (
+        4,
+        3,
+        1,
+    )  # the thrown-away count: a restart
+
+
+def test_rows_other_than_declared_twice_are_a_protocol_error() -> None:
+    backend = Canned({"download d2": [counted(3), counted(5)]})
+    options = RunOptions(ClientOptions("http://server"), CountAggregator())
+    message = "download d2: counted 5 rows but the metadata declares 4, twice"
+    with pytest.raises(ProtocolError, match=message):
+        count_downloads([SPLIT], options, backend)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from export_tally.core.aggregation import Aggregator
     from export_tally.scheduling.tasks import TaskResult
+    from export_tally.transport.shared_terms import FetchOutcome
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,32 @@ class DownloadResult:
     restored_parts: int = 0  # of those, ranges taken from checkpoints (no attempt in this run)
 
 
-def whole_result(done: TaskResult) -> DownloadResult:
-    """A whole file's task result as the file's contribution."""
+def whole_result(done: TaskResult, miscounted: FetchOutcome | None = None) -> DownloadResult:
+    """A whole file's task result as the file's contribution; `miscounted`: an earlier fetch of
+    it whose rows differed from the declared ones (thrown away: one restart more)."""
     outcome = done.outcome
+    retries, resumes, restarts = outcome.retries, outcome.resumes, outcome.restarts
+    if miscounted is not None:
+        retries += miscounted.retries
+        resumes += miscounted.resumes
+        restarts += miscounted.restarts + 1
     return DownloadResult(
-        done.task.file.id, outcome.result, outcome.bytes, outcome.retries,
-        outcome.resumes, outcome.restarts, restored=done.restored,
+        done.task.file.id, outcome.result, outcome.bytes, retries, resumes, restarts,
+        restored=done.restored,
     )  # fmt: skip
+
+
+def check_declared_rows(done: TaskResult, miscounted: FetchOutcome | None) -> bool:
+    """Whether a whole file's rows are the rows the server declared. False the first time they
+    are not (count it once more from scratch); ProtocolError the second."""
+    file, rows = done.task.file, done.outcome.result.rows
+    if rows == file.rows:
+        return True
+    if miscounted is not None:
+        raise ProtocolError(
+            f"{file.label}: counted {rows} rows but the metadata declares {file.rows}, twice"
+        )
+    return False
 
 
 def needs_whole_count(parts: Sequence[TaskResult]) -> bool:

@@ -21,6 +21,7 @@ from export_tally.core.csv.split import part_ranges
 from export_tally.errors import DownloadGoneError
 from export_tally.scheduling.results import (
     DownloadResult,
+    check_declared_rows,
     needs_whole_count,
     reassemble,
     whole_result,
@@ -108,6 +109,7 @@ class _Scheduler:
         self.checkpoints = checkpoints
         self.pending: dict[Outcome, Task] = {}
         self.parts: dict[str, list[TaskResult]] = {}  # file id -> its parts done so far
+        self.miscounted: dict[str, FetchOutcome] = {}  # file id -> a count thrown away
         self.results: list[DownloadResult] = []
         self.gone: list[str] = []
 
@@ -140,11 +142,24 @@ class _Scheduler:
         if done.restored or not self.backend.live_progress:
             self.count_rows(done.outcome.result.rows)
         if done.task.part is None:
-            self.results.append(whole_result(done))
-            if not done.restored:
-                self.record(done)
+            self.whole_done(done)
         else:
             self.part_done(done, done.task.part.count)
+
+    def whole_done(self, done: TaskResult) -> None:
+        file = done.task.file
+        if done.restored:  # checked against the declared rows when it was saved, and looked up
+            self.results.append(whole_result(done))
+            return
+        miscounted = self.miscounted.pop(file.id, None)
+        if not check_declared_rows(done, miscounted):
+            # Counted again from scratch, once: the rows are taken back meanwhile.
+            self.miscounted[file.id] = done.outcome
+            self.count_rows(-done.outcome.result.rows)
+            self.submit(Task(file))
+            return
+        self.results.append(whole_result(done, miscounted))
+        self.record(done)
 
     def record(self, done: TaskResult) -> None:
         if self.checkpoints is not None:

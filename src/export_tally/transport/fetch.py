@@ -5,7 +5,8 @@ A body cut off mid-stream is resumed with `Range: bytes=N-` and `If-Range` when 
 offered ranges (`Accept-Ranges: bytes` and an `ETag`) and answers 206 from exactly byte N: the
 parser simply goes on with the next byte, wherever the cut fell (mid-line, mid-quoted-field,
 between CR and LF). Otherwise the download starts again from byte 0 with a fresh parser, and the
-partial tally is thrown away.
+partial tally is thrown away. Whether the rows counted are the rows the server declared is for
+the caller to judge (scheduling/results.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class _Stream(BodyExchange[FetchOutcome]):
         self.etag: str | None = None
         self.resumes = 0
         self.restarts = -1  # the first reset is the start, not a restart
-        self.integrity_retried = False
         self.reset()
 
     def reset(self) -> None:
@@ -125,21 +125,10 @@ class _Stream(BodyExchange[FetchOutcome]):
             if buffer:
                 self.feed(bytes(buffer))
 
-    def finish(self, attempt: int) -> FetchOutcome | None:
-        """The outcome once the whole body is in; None to count it again from scratch, once,
-        when the rows differ from what the server declared."""
-        file = self.file
+    def finish(self, attempt: int) -> FetchOutcome:
+        """The outcome once the whole body is in."""
         result = self.parser.finish()
-        if result.rows == file.rows:
-            return FetchOutcome(result, self.offset, attempt - 1, self.resumes, self.restarts)
-        if self.integrity_retried:
-            raise ProtocolError(
-                f"{file.label}: counted {result.rows} rows but the metadata declares "
-                f"{file.rows}, twice"
-            )
-        self.integrity_retried = True
-        self.reset()
-        return None
+        return FetchOutcome(result, self.offset, attempt - 1, self.resumes, self.restarts)
 
 
 def fetch_whole(
@@ -154,8 +143,8 @@ def fetch_whole(
     `options.policy`; rows go to `report` as they are counted.
 
     Raises ServerUnreachableError when retries do not cure a failure, DownloadGoneError on a 404,
-    ProtocolError/CsvFormatError when the body is not the CSV promised, including a row count
-    that differs from the metadata's twice in a row.
+    ProtocolError/CsvFormatError when the body is not the CSV promised. The rows counted are
+    not checked against the declared ones here: scheduling does that (and counts once more).
     """
     stream = _Stream(file, aggregation, report)
     try:
