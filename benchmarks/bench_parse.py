@@ -31,7 +31,7 @@ from datetime import timedelta
 
 from export_server.dataset import EXPORTS, Download
 from export_server.generate import generate_chunks
-from export_tally.core.parse import CountingParser
+from export_tally.core.counts.parser import CountingParser
 
 CHUNK_BYTES = 64 * 1024
 SHAPES = ("small", "large")

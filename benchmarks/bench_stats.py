@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.bench_parse import CLOCKS, add_options, make_body, make_chunks, median_seconds
-from export_tally.core.blocks import BlockParser
-from export_tally.core.parse import CountingParser
-from export_tally.core.stats_parse import StatsParser
+from export_tally.core.counts.parser import CountingParser
+from export_tally.core.csv.blocks import BlockParser
+from export_tally.core.stats.parser import StatsParser
 
 
 def total(parser: BlockParser[Any], chunks: list[bytes]) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from export_tally.cli.exitcodes import ExitCode
-from export_tally.transport.api import MAX_METADATA_BYTES
+from export_tally.transport.export_api import MAX_METADATA_BYTES
 from tests.support.cli_run import run_cli
 from tests.support.fixture_server import Answer, export_routes, fixture_server, json_answer
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from export_tally.exitcodes import ExitCode
-from export_tally.formats import exact_text
+from export_tally.cli.exitcodes import ExitCode
+from export_tally.render.formats import exact_text
 from tests.support.cli_run import Outcome, one_line, run_cli
 from tests.support.fixture_server import export_routes, fixture_server
 from tests.support.hostile_text import (
@@ -166,7 +166,7 @@ def test_any_hostile_text_is_only_data(
 
 
 def stand_in_renderer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str) -> None:
-    """The charts are drawn by `python -m export_tally.report.chart_child`, which imports
+    """The charts are drawn by `python -m export_tally.render.report.chart_child`, which imports
     `vl_convert`: a stand-in module of that name ahead on PYTHONPATH is imported instead."""
     place = tmp_path / "stand-in"
     place.mkdir()

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from export_tally.core.parse import CountAggregator
-from export_tally.core.tally import Tally
+from export_tally.core.counts.parser import CountAggregator
+from export_tally.core.counts.tally import Tally
 from export_tally.scheduling.forked import CAN_FORK
 from export_tally.scheduling.local_pool import LocalBackend, _Worker
-from export_tally.scheduling.run import count_downloads, discover
+from export_tally.scheduling.run import count_downloads
 from export_tally.scheduling.tasks import RunOptions
-from export_tally.transport.api import ExportApi
 from export_tally.transport.client import ClientOptions, make_client
+from export_tally.transport.export_api import ExportApi, ExportApiSource
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_fork = pytest.mark.skipif(not CAN_FORK, reason="workers are forked on Linux only")
@@ -29,7 +29,7 @@ def test_forked_and_spawned_workers_count_the_same(server_url: str, fork: bool) 
     options = ClientOptions(server_url)
     aggregation = CountAggregator()
     with make_client(options) as client:
-        downloads = discover(ExportApi(client, options), "demo")
+        downloads = ExportApiSource(ExportApi(client, options), "demo").files()
     result = count_downloads(downloads, RunOptions(options, aggregation), LocalBackend(2, fork))
     assert isinstance(result.tally, Tally)
     report = aggregation.report(result.tally, precision=1)

@@ -1,10 +1,10 @@
 """Dropped connections, through the real retrying loop: wherever the cuts fall, the count is exact.
 
-A fixture server breaks successive answers off after chosen numbers of bytes. count_download
+A fixture server breaks successive answers off after chosen numbers of bytes. fetch_whole
 (driver.drive with fetch's exchange, over a real httpx client) must resume at exactly the first
 byte not yet fed when the server offers ranges (the parser just goes on, mid-line,
 mid-quoted-field, between CR and LF), or start again from byte 0 with a fresh parser when it does
-not; count_part must resume at the next unread byte of its range. Either way the result must equal
+not; fetch_range must resume at the next unread byte of its range. Either way the result must equal
 the stdlib's count of the whole body.
 """
 
@@ -18,14 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.aggregation import Aggregate
-from export_tally.core.parse import CountAggregator
-from export_tally.core.split import ByteRange, part_ranges
-from export_tally.core.tally import Key, Tally
-from export_tally.transport.api import DownloadInfo
+from export_tally.core.counts.parser import CountAggregator
+from export_tally.core.counts.tally import Key, Tally
+from export_tally.core.csv.split import ByteRange, part_ranges
 from export_tally.transport.client import ClientOptions, make_client
-from export_tally.transport.fetch import count_download
-from export_tally.transport.fetch_part import PartTask, Splittable, count_part
+from export_tally.transport.export_api import download_file
+from export_tally.transport.fetch import fetch_whole
+from export_tally.transport.fetch_range import Splittable, fetch_range
 from export_tally.transport.retry import RetryPolicy
 from tests.support.fixture_server import Answer, csv_answer, fixture_server
 from tests.unit.test_chunking_properties import dict_reader_counts, valid_bodies
@@ -55,7 +54,7 @@ def server() -> Iterator[CuttingServer]:
             yield CuttingServer(url, routes, seen, client, options)
 
 
-def counts(aggregate: Aggregate) -> dict[Key, int]:
+def counts(aggregate: Tally) -> dict[Key, int]:
     assert isinstance(aggregate, Tally)
     return dict(aggregate.counts)
 
@@ -92,13 +91,13 @@ def test_a_cut_download_counts_like_the_stdlib(
     body, rows = generated
     cuts = data.draw(cuts_within(len(body), resumed=ranges))
     serve(server, body, ranges, list(cuts))
-    info = DownloadInfo("x", "d1", rows, (), (), "{}")
+    info = download_file("x", "d1", rows, "{}")
 
-    result = count_download(server.client, server.options, info, CountAggregator())
+    result = fetch_whole(server.client, server.options, info, CountAggregator())
 
     assert result.result.rows == rows
     assert counts(result.result.aggregate) == dict_reader_counts(body)
-    assert result.attempts == len(cuts) + 1
+    assert result.retries == len(cuts)
     if ranges:  # each attempt asks for exactly the first byte not yet fed
         offsets = [sum(cuts[:i]) for i in range(len(cuts) + 1)]
         assert ranges_asked(server) == [f"bytes={n}-" if n else None for n in offsets]
@@ -131,7 +130,7 @@ def test_cut_parts_count_each_record_once(
     server: CuttingServer, data: st.DataObject, records: list[tuple[str, str]], wanted: int
 ) -> None:
     body = HEADER + b"".join(f"{p},t,{e},1\n".encode() for p, e in records)
-    info = DownloadInfo("x", "d1", len(records), (), (), "{}")
+    info = download_file("x", "d1", len(records), "{}")
     splittable = Splittable(HEADER, len(body), '"fixture"')
     ranges = part_ranges(len(HEADER), len(body), wanted, 1)
     aggregation = CountAggregator()
@@ -140,8 +139,10 @@ def test_cut_parts_count_each_record_once(
         first = part.start - 1  # a part reads from the byte before its range...
         cuts = data.draw(cuts_within(last_read(body, part) - first, resumed=True))
         serve(server, body, True, list(cuts))
-        task = PartTask(info, splittable, part, index, len(ranges))
-        results.append(count_part(server.client, server.options, task, aggregation))
+        label = f"download d1 part {index + 1}/{len(ranges)}"
+        results.append(
+            fetch_range(server.client, server.options, info, splittable, part, label, aggregation)
+        )
         offsets = [first + sum(cuts[:i]) for i in range(len(cuts) + 1)]
         assert ranges_asked(server) == [f"bytes={n}-" for n in offsets]
     assert sum(r.result.rows for r in results) == len(records)

@@ -8,11 +8,14 @@ The tool is built in layers, each allowed to import only the layers below it:
           -> scheduling/ (tasks, executors, worker processes, the run, checkpoints)
             -> transport/ (the only home of httpx)
               -> core/ (pure: bytes in, values out)
+                -> errors.py (the whole error tree; imports nothing of the package)
 
-The package's own `__init__` (the version string) may be imported from anywhere but imports
-nothing of the package. Every import counts, inside functions too, except those under
-`if TYPE_CHECKING:` (they never run). Importing a package counts as importing its `__init__`,
-so an `__init__` that re-exports counts as what it imports.
+The package's own `__init__` (the version string) may be imported from anywhere but the core and
+the errors module, and imports nothing of the package. For the layers, every import counts,
+inside functions too, except those under `if TYPE_CHECKING:` (they never run); for cycles those
+count as well, since two modules that name each other's types are one module in two files.
+Importing a package counts as importing its `__init__`, so an `__init__` that re-exports counts
+as what it imports.
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = "root"  # the package's own __init__
-LAYERS = ("core", "transport", "scheduling", "render", "cli")  # subpackages, lowest first
+# Subpackages (and the one module, errors.py), lowest first.
+LAYERS = ("errors", "core", "transport", "scheduling", "render", "cli")
 EDGE = "edge"  # a module loose at the top of the package (only __main__ is meant to be)
 
 # Which layers each layer may import (itself included).
 ALLOWED: dict[str, frozenset[str]] = {
     ROOT: frozenset({ROOT}),
-    "core": frozenset({"core"}),
-    "transport": frozenset({ROOT, "core", "transport"}),
-    "scheduling": frozenset({ROOT, "core", "transport", "scheduling"}),
-    "render": frozenset({ROOT, "core", "transport", "scheduling", "render"}),
-    "cli": frozenset({ROOT, "core", "transport", "scheduling", "render", "cli"}),
-    EDGE: frozenset({ROOT, "core", "transport", "scheduling", "render", "cli", EDGE}),
+    "errors": frozenset({"errors"}),  # the error tree imports nothing of the package
+    "core": frozenset({"errors", "core"}),
+    "transport": frozenset({ROOT, "errors", "core", "transport"}),
+    "scheduling": frozenset({ROOT, "errors", "core", "transport", "scheduling"}),
+    "render": frozenset({ROOT, "errors", "core", "transport", "scheduling", "render"}),
+    "cli": frozenset({ROOT, "errors", "core", "transport", "scheduling", "render", "cli"}),
+    EDGE: frozenset({ROOT, "errors", "core", "transport", "scheduling", "render", "cli", EDGE}),
 }
 
 # Modules the pure core may not import: the network, files, processes, clocks, logging.
@@ -52,10 +57,11 @@ HTTPX_HOME = "transport"  # httpx may be imported only by modules directly in th
 
 @dataclass(frozen=True)
 class Module:
-    name: str  # dotted, e.g. "export_tally.core.tally"; a package is named by its __init__'s name
+    name: str  # dotted, e.g. "export_tally.core.counts.tally"; a package is named by its __init__'s name
     path: Path
     imports: frozenset[str]  # every module imported, dotted (the package's and others')
     calls: frozenset[str]  # names called: `open(...)`, `x.now(...)`
+    typing_imports: frozenset[str] = frozenset()  # those under `if TYPE_CHECKING:` only
 
     @property
     def is_package(self) -> bool:
@@ -70,16 +76,17 @@ def layer_of(package: str, module: str) -> str:
     return parts[1] if len(parts) >= 2 and parts[1] in LAYERS else EDGE
 
 
-def _runtime_nodes(tree: ast.Module) -> Iterator[ast.AST]:
-    """Every node of the tree except those under `if TYPE_CHECKING:`."""
-    stack: list[ast.AST] = [tree]
+def _nodes(tree: ast.Module) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node of the tree, and whether it is under `if TYPE_CHECKING:` (never run)."""
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
     while stack:
-        node = stack.pop()
+        node, typing_only = stack.pop()
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(node.orelse)
+            stack.extend((child, True) for child in node.body)
+            stack.extend((child, typing_only) for child in node.orelse)
             continue
-        yield node
-        stack.extend(ast.iter_child_nodes(node))
+        yield node, typing_only
+        stack.extend((child, typing_only) for child in ast.iter_child_nodes(node))
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -94,17 +101,19 @@ def read_module(name: str, path: Path, known: set[str]) -> Module:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     imports: set[str] = set()
+    typing_imports: set[str] = set()
     calls: set[str] = set()
-    for node in _runtime_nodes(tree):
+    for node, typing_only in _nodes(tree):
+        into = typing_imports if typing_only else imports
         if isinstance(node, ast.Import):
-            imports.update(alias.name for alias in node.names)
+            into.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            imports.add(base)
-            imports.update(
+            into.add(base)
+            into.update(
                 f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known
             )
         elif isinstance(node, ast.Call):
@@ -113,7 +122,9 @@ def read_module(name: str, path: Path, known: set[str]) -> Module:
                 calls.add(func.id)
             elif isinstance(func, ast.Attribute):
                 calls.add(func.attr)
-    return Module(name, path, frozenset(imports), frozenset(calls))
+    return Module(
+        name, path, frozenset(imports), frozenset(calls), frozenset(typing_imports - imports)
+    )
 
 
 def read_package(source: Path, package: str) -> dict[str, Module]:
@@ -129,10 +140,15 @@ def read_package(source: Path, package: str) -> dict[str, Module]:
     return {name: read_module(name, path, known) for name, path in names.items()}
 
 
-def internal_edges(modules: dict[str, Module]) -> dict[str, set[str]]:
-    """For each module, the modules of the package it imports (not itself)."""
+def internal_edges(modules: dict[str, Module], typing_too: bool = False) -> dict[str, set[str]]:
+    """For each module, the modules of the package it imports (not itself); with `typing_too`,
+    those it imports under `if TYPE_CHECKING:` as well."""
     return {
-        name: {other for other in module.imports if other in modules and other != name}
+        name: {
+            other
+            for other in (module.imports | module.typing_imports if typing_too else module.imports)
+            if other in modules and other != name
+        }
         for name, module in modules.items()
     }
 
@@ -160,7 +176,8 @@ def violations(modules: dict[str, Module], package: str) -> list[str]:
         if layer == "core":
             for call in sorted(module.calls & IMPURE_CALLS):
                 found.append(f"{name} calls {call}(): the core does no I/O and reads no clock")
-    found.extend(f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(edges))
+    every_edge = internal_edges(modules, typing_too=True)
+    found.extend(f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(every_edge))
     return found
 
 

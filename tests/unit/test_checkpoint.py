@@ -10,19 +10,25 @@ from typing import Any
 import pytest
 
 from export_tally.core.aggregation import Aggregator, BodyResult
-from export_tally.core.parse import CountAggregator
-from export_tally.core.split import ByteRange
-from export_tally.core.tally import Tally
+from export_tally.core.counts.parser import CountAggregator
+from export_tally.core.counts.tally import Tally
+from export_tally.core.csv.split import ByteRange
 from export_tally.scheduling.checkpoint import CheckpointStore, _digest
-from export_tally.transport.api import DownloadInfo
-from export_tally.transport.fetch import DownloadResult
-from export_tally.transport.fetch_part import PartResult, PartTask, Splittable
+from export_tally.scheduling.tasks import Part, Task, TaskResult
+from export_tally.transport.export_api import download_file
+from export_tally.transport.fetch_range import Splittable
+from export_tally.transport.shared_terms import FetchOutcome, RemoteFile
 
-INFO = DownloadInfo("x", "d1", 3, ("hr",), ("A", "B"), '{"id": "d1", "rows": 3}')
-OTHER = DownloadInfo("x", "d2", 1, ("hr",), ("A",), '{"id": "d2", "rows": 1}')
+INFO = download_file("x", "d1", 3, '{"id": "d1", "rows": 3}')
+OTHER = download_file("x", "d2", 1, '{"id": "d2", "rows": 1}')
 RESULT = BodyResult(Tally({("A", "hr"): 2, ("B", "hr"): 1}), 3, 0, ())
 SPLITTABLE = Splittable(b"patient_id,event_time,event_type,value\n", 1000, '"v1"')
-PART = PartTask(INFO, SPLITTABLE, ByteRange(39, 500), 0, 2)
+PART = Task(INFO, Part(SPLITTABLE, ByteRange(39, 500), 0, 2))
+
+
+def whole(file: RemoteFile, result: BodyResult[Any], size: int) -> TaskResult:
+    """A whole file's task, done in this run."""
+    return TaskResult(Task(file), FetchOutcome(result, size, retries=0))
 
 
 class Store:
@@ -42,23 +48,23 @@ def entry_file(directory: Path) -> Path:
 
 def saved(directory: Path) -> Store:
     first = Store(directory)
-    first.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    first.store.record(whole(INFO, RESULT, 123))
     return first
 
 
 def test_a_saved_download_comes_back_equal(tmp_path: Path) -> None:
     saved(tmp_path)
     fresh = Store(tmp_path)
-    loaded = fresh.store.load(INFO)
-    assert loaded is not None and loaded.restored and loaded.bytes == 123
-    assert loaded.result == RESULT
+    loaded = fresh.store.lookup(Task(INFO))
+    assert loaded is not None and loaded.restored and loaded.outcome.bytes == 123
+    assert loaded.outcome.result == RESULT
     assert fresh.warnings == []
     assert fresh.store.downloads_held == 1
 
 
 def test_nothing_saved_is_none_without_a_warning(tmp_path: Path) -> None:
     fresh = Store(tmp_path)
-    assert fresh.store.load(INFO) is None
+    assert fresh.store.lookup(Task(INFO)) is None
     assert fresh.warnings == []
     assert fresh.store.downloads_held == 0
 
@@ -140,7 +146,7 @@ def test_a_damaged_entry_is_ignored_with_a_warning(
     path = entry_file(tmp_path)
     damage(path)
     fresh = Store(tmp_path)
-    assert fresh.store.load(INFO) is None
+    assert fresh.store.lookup(Task(INFO)) is None
     (warning,) = fresh.warnings
     assert str(path) in warning and problem in warning
     assert "download d1 is counted again" in warning
@@ -149,46 +155,44 @@ def test_a_damaged_entry_is_ignored_with_a_warning(
 
 def test_another_downloads_entry_under_this_name_is_ignored(tmp_path: Path) -> None:
     first = Store(tmp_path)
-    first.store.save(
-        OTHER, DownloadResult("d2", BodyResult(Tally({("A", "hr"): 1}), 1, 0, ()), 9, 1)
-    )
+    first.store.record(whole(OTHER, BodyResult(Tally({("A", "hr"): 1}), 1, 0, ()), 9))
     other_path = entry_file(tmp_path)
-    first.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    first.store.record(whole(INFO, RESULT, 123))
     (path,) = set(tmp_path.glob("*.json")) - {other_path}
     path.write_bytes(other_path.read_bytes())
     fresh = Store(tmp_path)
-    assert fresh.store.load(INFO) is None
+    assert fresh.store.lookup(Task(INFO)) is None
     assert "belongs to another download" in fresh.warnings[0]
 
 
 def test_the_aggregation_is_part_of_the_key(tmp_path: Path) -> None:
     saved(tmp_path)
     skipping = Store(tmp_path, CountAggregator("skip"))
-    assert skipping.store.load(INFO) is None
+    assert skipping.store.lookup(Task(INFO)) is None
     assert skipping.warnings == []
 
 
 def test_a_part_comes_back_and_is_removed_once_its_download_is_saved(tmp_path: Path) -> None:
     first = Store(tmp_path)
-    first.store.save_part(PartResult(PART, RESULT, saw_quote=False, attempts=2))
+    first.store.record(TaskResult(PART, FetchOutcome(RESULT, 461, retries=1)))
     assert first.store.parts_held == 1
     fresh = Store(tmp_path)
-    other_range = PartTask(INFO, SPLITTABLE, ByteRange(39, 600), 0, 2)
-    assert fresh.store.load_part(other_range) is None
-    loaded = fresh.store.load_part(PART)
-    assert loaded is not None and loaded.restored and loaded.attempts == 0
-    assert loaded.result == RESULT and loaded.saw_quote is False
-    fresh.store.save(INFO, DownloadResult("d1", RESULT, 1000, attempts=1, parts=2))
+    other_range = Task(INFO, Part(SPLITTABLE, ByteRange(39, 600), 0, 2))
+    assert fresh.store.lookup(other_range) is None
+    loaded = fresh.store.lookup(PART)
+    assert loaded is not None and loaded.restored and loaded.outcome.retries == 0
+    assert loaded.outcome.result == RESULT and loaded.outcome.saw_quote is False
+    fresh.store.record(whole(INFO, RESULT, 1000))
     assert len(list(tmp_path.glob("*.json"))) == 1  # the whole download's entry only
     assert (fresh.store.downloads_held, fresh.store.parts_held) == (1, 0)
 
 
 def test_a_part_without_its_quote_flag_is_ignored_with_a_warning(tmp_path: Path) -> None:
-    Store(tmp_path).store.save_part(PartResult(PART, RESULT, saw_quote=False, attempts=1))
+    Store(tmp_path).store.record(TaskResult(PART, FetchOutcome(RESULT, 461, retries=0)))
     path = entry_file(tmp_path)
     resigned(lambda entry: entry.update(saw_quote="no"))(path)
     fresh = Store(tmp_path)
-    assert fresh.store.load_part(PART) is None
+    assert fresh.store.lookup(PART) is None
     (warning,) = fresh.warnings
     assert str(path) in warning and "does not hold a result" in warning
     assert "download d1 part 1/2 is counted again" in warning
@@ -200,8 +204,8 @@ def test_a_save_that_fails_warns_once_and_the_run_goes_on(tmp_path: Path) -> Non
     store = Store(directory)
     directory.rmdir()
     directory.write_text("")  # the directory is gone, a file took its place
-    store.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
-    store.store.save(OTHER, DownloadResult("d2", RESULT, 123, attempts=1))
+    store.store.record(whole(INFO, RESULT, 123))
+    store.store.record(whole(OTHER, RESULT, 123))
     (warning,) = store.warnings
     assert f"cannot save checkpoints in {directory}" in warning
     assert store.store.downloads_held == 0
@@ -212,7 +216,7 @@ def test_a_rename_that_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
     path = entry_file(tmp_path)
     path.unlink()
     (path / "in-the-way").mkdir(parents=True)  # the entry's name is taken by a directory
-    first.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    first.store.record(whole(INFO, RESULT, 123))
     (warning,) = first.warnings
     assert "finished downloads are no longer kept for a rerun" in warning
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
@@ -222,13 +226,13 @@ def test_discard_removes_entries_and_empty_directories_only(tmp_path: Path) -> N
     root = tmp_path / "root"
     directory = root / "server" / "export"
     store = Store(directory)
-    store.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    store.store.record(whole(INFO, RESULT, 123))
     (directory / ".entry.abc.tmp").write_text("left by a kill")
     store.store.discard(up_to=root)
     assert list(root.iterdir()) == []
 
     kept = Store(directory)
-    kept.store.save(INFO, DownloadResult("d1", RESULT, 123, attempts=1))
+    kept.store.record(whole(INFO, RESULT, 123))
     (directory / "notes.txt").write_text("not ours")
     kept.store.discard(up_to=root)
     assert [p.name for p in directory.iterdir()] == ["notes.txt"]

@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.blocks import PIECE_BYTES, BlockParser
-from export_tally.core.csv_rows import REQUIRED_COLUMNS
-from export_tally.core.errors import CsvFormatError
-from export_tally.core.parse import CountingParser
-from export_tally.core.stats_parse import StatsParser
-from export_tally.core.tally import Key, Tally
+from export_tally.core.counts.parser import CountingParser
+from export_tally.core.counts.tally import Key, Tally
+from export_tally.core.csv.blocks import PIECE_BYTES, BlockParser
+from export_tally.core.csv.reader_path import REQUIRED_COLUMNS
+from export_tally.core.stats.parser import StatsParser
+from export_tally.errors import CsvFormatError
 
 # Hypothesis at its full example counts: the slow tier (uv run pytest -m slow).
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.parse import CountingParser
-from export_tally.core.tally import Tally
+from export_tally.core.counts.parser import CountingParser
+from export_tally.core.counts.tally import Tally
 from tests.support import feeding
 from tests.support.feeding import HEADER, one_byte_at_a_time
 

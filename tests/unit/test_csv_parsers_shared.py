@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from export_tally.core.aggregation import Aggregator
-from export_tally.core.blocks import BlockParser
-from export_tally.core.csv_rows import BadRowError
-from export_tally.core.errors import CsvFormatError
-from export_tally.core.parse import CountAggregator, CountingParser
-from export_tally.core.plain_rows import count_checked, key_fields, plain_fields, plain_keys
-from export_tally.core.stats import Stats
-from export_tally.core.stats_parse import StatsAggregator, StatsParser
-from export_tally.core.tally import Tally
+from export_tally.core.counts.parser import CountAggregator, CountingParser
+from export_tally.core.counts.tally import Tally
+from export_tally.core.csv.blocks import BlockParser
+from export_tally.core.csv.fast_path import count_checked, key_fields, plain_fields, plain_keys
+from export_tally.core.stats.aggregate import Stats
+from export_tally.core.stats.parser import StatsAggregator, StatsParser
+from export_tally.errors import BadRowError, CsvFormatError
 from tests.support.feeding import HEADER, feed_all, one_byte_at_a_time
 
 T = "2025-08-26T00:00:07Z"

@@ -1,5 +1,7 @@
-"""The tool keeps its layers: cli -> render -> scheduling -> transport -> core, httpx in transport only,
-a pure core, no import cycles, and short import chains (see tests/support/layering.py for the table)."""
+"""The tool keeps its layers: cli -> render -> scheduling -> transport -> core -> errors, httpx in
+transport only, a pure core, an error module that imports nothing of the package, no import cycles
+(not even through imports for type checking only), and short import chains (see
+tests/support/layering.py for the table)."""
 
 from __future__ import annotations
 
@@ -31,14 +33,14 @@ def test_the_longest_import_chain_is_short() -> None:
 
 
 def test_no_module_is_left_loose_at_the_top() -> None:
-    """Every module is in a layer's subpackage, except the version (`__init__`), `python -m`'s
-    `__main__` and the error tree (`errors`, below every layer)."""
+    """Every module is in a layer (a subpackage, or the error tree below them all), except the
+    version (`__init__`) and `python -m`'s `__main__`."""
     loose = {
         name
         for name in read_package(SOURCE, "export_tally")
         if layer_of("export_tally", name) == EDGE
     }
-    assert loose <= {"export_tally.__main__", "export_tally.errors"}, sorted(loose)
+    assert loose == {"export_tally.__main__"}, sorted(loose)
 
 
 def test_the_tool_never_imports_the_server() -> None:
@@ -70,7 +72,8 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
         _plant(
             tmp_path,
             {
-                "pkg/core/tally.py": "import collections\n",
+                "pkg/errors.py": "class PkgError(Exception): ...\n",
+                "pkg/core/tally.py": "import collections\nfrom pkg.errors import PkgError\n",
                 "pkg/transport/fetch.py": "import httpx\nfrom pkg.core import tally\n",
                 "pkg/scheduling/run.py": "from pkg.transport.fetch import x\n",
                 "pkg/render/table.py": "from pkg.scheduling import run\n",
@@ -135,6 +138,27 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
             {"pkg/core/a.py": "from pkg.core import b\n", "pkg/core/b.py": "import pkg.core.a\n"},
             "import cycle: pkg.core.a -> pkg.core.b -> pkg.core.a",
             id="cycle",
+        ),
+        pytest.param(
+            {"pkg/errors.py": "from pkg.core import tally\n", "pkg/core/tally.py": ""},
+            "pkg.errors (errors) imports pkg.core.tally (core)",
+            id="the-errors-module-imports-the-package",
+        ),
+        pytest.param(
+            {"pkg/errors.py": "import pkg\n"},
+            "pkg.errors (errors) imports pkg (root)",
+            id="the-errors-module-imports-the-version",
+        ),
+        pytest.param(
+            {
+                "pkg/transport/driver.py": "from pkg.transport import api\n",
+                "pkg/transport/api.py": (
+                    "from typing import TYPE_CHECKING\n"
+                    "if TYPE_CHECKING:\n    from pkg.transport.driver import Exchange\n"
+                ),
+            },
+            "import cycle: pkg.transport.api -> pkg.transport.driver -> pkg.transport.api",
+            id="cycle-through-type-checking",
         ),
         pytest.param(
             {

@@ -11,19 +11,20 @@ import pytest
 
 from export_tally.cli.settings import Settings, parse
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.tally import Tally
+from export_tally.core.counts.tally import Tally
 from export_tally.render.report.facts import RunFacts, collect_facts, safe_url, shown_options
+from export_tally.scheduling.results import DownloadResult
 from export_tally.scheduling.run import ExportResult
-from export_tally.transport.api import DownloadInfo
-from export_tally.transport.fetch import DownloadResult
+from export_tally.transport.export_api import download_file
+from export_tally.transport.shared_terms import RemoteFile
 
 
 def settings(*argv: str) -> Settings:
     return parse(argv, {})
 
 
-def info(download_id: str, rows: int, **metadata: object) -> DownloadInfo:
-    return DownloadInfo("x", download_id, rows, (), (), json.dumps({"rows": rows, **metadata}))
+def info(download_id: str, rows: int, **metadata: object) -> RemoteFile:
+    return download_file("x", download_id, rows, json.dumps({"rows": rows, **metadata}))
 
 
 def result(download_id: str, rows: int, skipped: int = 0, **kwargs: object) -> DownloadResult:
@@ -78,7 +79,7 @@ def test_safe_url(url: str, safe: str) -> None:
     assert safe_url(url) == safe
 
 
-def run_facts(infos: list[DownloadInfo], results: list[DownloadResult]) -> RunFacts:
+def run_facts(infos: list[RemoteFile], results: list[DownloadResult]) -> RunFacts:
     return collect_facts(
         settings("x", "--stats", "--precision", "2"), infos, ExportResult(Tally(), tuple(results)), server="https://a:b@h/",
         version="9.9", made=datetime(2026, 1, 1, tzinfo=UTC), seconds=2.5,
@@ -92,9 +93,9 @@ def test_facts_of_a_run() -> None:
         info("d3", 7, start_time="2025-08-26T02:00:00", end_time="2025-08-26T03:00:00"),
     ]
     results = [
-        result("d1", 10, skipped=2, attempts=4, resumes=2, restarts=1),
-        result("d2", 5, attempts=3, parts=3),
-        result("d3", 7, attempts=1, restored=True),
+        result("d1", 10, skipped=2, retries=3, resumes=2, restarts=1),
+        result("d2", 5, parts=3),
+        result("d3", 7, restored=True),
     ]
     facts = run_facts(infos, results)
     assert facts.server == "https://h/"
@@ -110,14 +111,6 @@ def test_facts_of_a_run() -> None:
     assert (d3.retries, d3.restored) == (0, True)
 
 
-def test_parts_restored_from_checkpoints_are_not_counted_as_fetched() -> None:
-    # Four parts: two restored (no attempt in this run), two fetched in three attempts.
-    facts = run_facts([info("d1", 8)], [result("d1", 8, attempts=3, parts=4, restored_parts=2)])
-    assert [(d.retries, d.parts) for d in facts.downloads] == [(1, 4)]
-    facts = run_facts([info("d1", 8)], [result("d1", 8, attempts=2, parts=4, restored_parts=2)])
-    assert [d.retries for d in facts.downloads] == [0]
-
-
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -127,7 +120,7 @@ def test_parts_restored_from_checkpoints_are_not_counted_as_fetched() -> None:
     ],
 )
 def test_no_span_when_the_metadata_gives_none(metadata: dict[str, object]) -> None:
-    facts = run_facts([info("d1", 1, **metadata)], [result("d1", 1, attempts=1)])
+    facts = run_facts([info("d1", 1, **metadata)], [result("d1", 1)])
     assert facts.span is None
 
 
@@ -136,5 +129,5 @@ def test_naive_and_aware_times_mixed_give_no_span() -> None:
         info("d1", 1, start_time="2025-08-26T00:00:00", end_time="2025-08-26T01:00:00"),
         info("d2", 1, start_time="2025-08-26T00:00:00+00:00", end_time="2025-08-26T01:00:00Z"),
     ]
-    results = [result("d1", 1, attempts=1), result("d2", 1, attempts=1)]
+    results = [result("d1", 1), result("d2", 1)]
     assert run_facts(infos, results).span is None

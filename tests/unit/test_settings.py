@@ -10,7 +10,7 @@ import pytest
 
 from export_tally.cli.arguments import build_parser
 from export_tally.cli.settings import Settings, checkpoint_root, debug_asked, parse
-from export_tally.core.errors import UsageError
+from export_tally.errors import UsageError
 
 
 def test_settings_say_what_the_defaults_are() -> None:

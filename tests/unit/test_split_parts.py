@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.parse import CountingParser
-from export_tally.core.split import ByteRange, PartCutter, part_ranges
-from export_tally.core.tally import Tally, merge_tallies
+from export_tally.core.counts.parser import CountingParser
+from export_tally.core.counts.tally import Tally, merge_tallies
+from export_tally.core.csv.split import ByteRange, PartCutter, part_ranges
 
 HEADER = b"patient_id,event_time,event_type,value\n"
 

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.stats import NORMAL_RANGES, KeyStats, Number, Stats, is_anomaly, merge_stats
+from export_tally.core.stats.aggregate import (
+    NORMAL_RANGES,
+    KeyStats,
+    Number,
+    Stats,
+    is_anomaly,
+    merge_stats,
+)
 
 SECOND = 1_000_000
 T0 = 1_756_166_400 * SECOND  # 2025-08-26T00:00:00Z

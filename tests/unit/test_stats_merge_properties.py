@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.blocks import PIECE_BYTES
-from export_tally.core.stats import Stats, merge_stats
-from export_tally.core.stats_parse import StatsParser
-from export_tally.core.stats_times import RUN_BYTES
+from export_tally.core.csv.blocks import PIECE_BYTES
+from export_tally.core.stats.aggregate import Stats, merge_stats
+from export_tally.core.stats.parser import StatsParser
+from export_tally.core.stats.time_bounds import RUN_BYTES
 from tests.support import stats_reference as reference
 from tests.unit.test_stats_parser import time_text
 

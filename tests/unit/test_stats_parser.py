@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.csv_rows import BadRowError
-from export_tally.core.errors import CsvFormatError
-from export_tally.core.parse import CountingParser
-from export_tally.core.stats import Stats
-from export_tally.core.stats_parse import StatsParser
+from export_tally.core.counts.parser import CountingParser
+from export_tally.core.stats.aggregate import Stats
+from export_tally.core.stats.parser import StatsParser
+from export_tally.errors import BadRowError, CsvFormatError
 from tests.support import feeding
 from tests.support import stats_reference as reference
 from tests.support.feeding import HEADER, one_byte_at_a_time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from export_tally.core.stats_rows import (
+from export_tally.core.stats.row_rules import (
     entry_key,
     fixed_width_times,
     parse_instant,

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from export_tally.core.blocks import PIECE_BYTES
-from export_tally.core.csv_rows import Columns
-from export_tally.core.plain_rows import plain_fields
-from export_tally.core.stats_parse import StatsParser
-from export_tally.core.stats_rows import fixed_width_times
-from export_tally.core.stats_times import RUN_BYTES, Piece, TimeBounds
+from export_tally.core.csv.blocks import PIECE_BYTES
+from export_tally.core.csv.fast_path import plain_fields
+from export_tally.core.csv.reader_path import Columns
+from export_tally.core.stats.parser import StatsParser
+from export_tally.core.stats.row_rules import fixed_width_times
+from export_tally.core.stats.time_bounds import RUN_BYTES, Piece, TimeBounds
 from tests.unit.test_stats_parser import assert_matches_reference, rows, time_text
 
 

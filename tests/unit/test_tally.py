@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.core.tally import Tally, merge_tallies
+from export_tally.core.counts.tally import Tally, merge_tallies
 
 keys = st.tuples(st.sampled_from(["P1", "P2", "Pé", "P,4"]), st.sampled_from(["hr", "bp", "x"]))
 tallies = st.dictionaries(keys, st.integers(min_value=0, max_value=10**12), max_size=8).map(Tally)

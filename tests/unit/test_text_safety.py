@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export_tally.formats import exact_text, render_csv, spreadsheet_text
-from export_tally.report.chart_text import LABEL_LIMIT, chart_label
-from export_tally.report.html_text import escaped
-from export_tally.terminal_text import for_terminal
+from export_tally.render.formats import exact_text, render_csv, spreadsheet_text
+from export_tally.render.report.chart_text import LABEL_LIMIT, chart_label
+from export_tally.render.report.html_text import escaped
+from export_tally.render.terminal_text import for_terminal
 from tests.support.hostile_text import hostile_texts, not_html, raw_controls
 
 # Lone surrogates too: JSON from a server can hold them, a CSV body cannot.

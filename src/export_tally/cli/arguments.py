@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import NoReturn
 
-from export_tally.core.errors import UsageError
-from export_tally.core.split import DEFAULT_MIN_PART_BYTES
+from export_tally.core.csv.split import DEFAULT_MIN_PART_BYTES
+from export_tally.errors import UsageError
 from export_tally.render.formats import FORMATS
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"

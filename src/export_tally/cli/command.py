@@ -18,7 +18,7 @@ from export_tally import __version__
 from export_tally.cli.connect import connect
 from export_tally.cli.exitcodes import ExitCode, exit_code_for
 from export_tally.cli.settings import Settings, debug_asked, parse
-from export_tally.core.errors import TallyError, UsageError
+from export_tally.errors import TallyError, UsageError
 from export_tally.render.terminal_text import for_terminal
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from export_tally.scheduling.checkpoint import CheckpointStore
     from export_tally.scheduling.executors import Backend
     from export_tally.scheduling.run import ExportResult
-    from export_tally.transport.api import DownloadInfo, ExportApi
+    from export_tally.transport.export_api import ExportApi
+    from export_tally.transport.shared_terms import RemoteFile
 
 # The modules a run needs are imported when it needs them (see run and connect.connect), not here:
 # `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
@@ -86,8 +87,8 @@ def build_report(facts: RunFacts, data: dict[str, Any]) -> str:
 
 def _write_report(path: Path, facts: RunFacts, data: dict[str, Any]) -> None:
     """Build and write the report; ReportError (exit 5) when it cannot be, never an abort."""
+    from export_tally.errors import ReportError
     from export_tally.render.files import write_atomically
-    from export_tally.render.report.errors import ReportError
 
     page = build_report(facts, data)
     try:
@@ -158,10 +159,10 @@ def _terminal(settings: Settings, stdout: TextIO) -> Terminal:
 
 def _aggregator(settings: Settings) -> Aggregator[Any]:
     if settings.stats:
-        from export_tally.core.stats_parse import StatsAggregator
+        from export_tally.core.stats.parser import StatsAggregator
 
         return StatsAggregator(settings.on_bad_row)
-    from export_tally.core.parse import CountAggregator
+    from export_tally.core.counts.parser import CountAggregator
 
     return CountAggregator(settings.on_bad_row)
 
@@ -180,8 +181,8 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
             settings, lambda line: _say(stderr, line), stack, _import_ahead(settings)
         )
         from export_tally.cli.progress import OutageNotice
-        from export_tally.transport.api import ExportApi
         from export_tally.transport.client import make_client
+        from export_tally.transport.export_api import ExportApi
 
         client = stack.enter_context(make_client(options))
         notice = OutageNotice(stderr, "cli: ", settings.max_outage)
@@ -231,21 +232,22 @@ def _count(
     aggregation: Aggregator[Any],
     stderr: TextIO,
     kept: _Kept,
-) -> tuple[list[DownloadInfo], ExportResult]:
+) -> tuple[list[RemoteFile], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
     from export_tally.cli.progress import Progress
-    from export_tally.scheduling.run import SplitPolicy, count_downloads, discover
+    from export_tally.scheduling.run import SplitPolicy, count_downloads
     from export_tally.scheduling.tasks import RunOptions
-    from export_tally.transport.fetch_part import probe_splittable
+    from export_tally.transport.export_api import ExportApiSource
+    from export_tally.transport.fetch_range import probe_splittable
 
     export_id = settings.export_id or ""  # parse makes sure there is one when counting
     client, options = connection.api.client, connection.api.options
-    downloads = discover(connection.api, export_id)
+    downloads = ExportApiSource(connection.api, export_id).files()
     checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
     kept.store, kept.downloads = checkpoints, len(downloads)
     kept.default_place = settings.checkpoint_dir is None
     split = SplitPolicy(
-        lambda info: probe_splittable(client, options, info), settings.min_part_bytes
+        lambda file: probe_splittable(client, options, file), settings.min_part_bytes
     )
     show = settings.progress if settings.progress is not None else stderr.isatty()
     total = sum(d.rows for d in downloads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from export_tally import __version__
-from export_tally.core.errors import ServerUnreachableError
+from export_tally.errors import ServerUnreachableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,4 +63,4 @@ def connect(
         verify=settings.tls_verify,
         redirects_anywhere=settings.follow_redirects_anywhere,
     )
-    return options, embedded_identity or options.shown_url
+    return options, embedded_identity or options.redacted_url

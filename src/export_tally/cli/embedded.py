@@ -19,7 +19,7 @@ import sys
 import threading
 from urllib.parse import urlsplit
 
-from export_tally.core.errors import ServerUnreachableError
+from export_tally.errors import ServerUnreachableError
 
 PROBE_TIMEOUT = 0.3
 START_TIMEOUT = 60.0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from export_tally.core.errors import ProtocolError, ServerUnreachableError, UsageError
-from export_tally.render.report.errors import ReportError
+from export_tally.errors import ProtocolError, ReportError, ServerUnreachableError, UsageError
 
 
 class ExitCode(IntEnum):

@@ -22,13 +22,13 @@ from export_tally.cli.arguments import (
     build_parser,
     non_negative_int,
 )
-from export_tally.core.errors import UsageError
-from export_tally.core.split import DEFAULT_MIN_PART_BYTES
+from export_tally.core.csv.split import DEFAULT_MIN_PART_BYTES
+from export_tally.errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from export_tally.core.csv_rows import BadRowMode
+    from export_tally.core.csv.reader_path import BadRowMode
     from export_tally.render.formats import Format
 
 # An export declaring fewer rows than this is counted in the tool's own process, without starting

@@ -3,8 +3,9 @@
 An Aggregator is a small picklable value that every worker receives. It owns everything that
 depends on what is computed, so that they cannot disagree: the parser it makes, how partial
 aggregates merge, their checkpoint encoding and key, and the report. There are two:
-`parse.CountAggregator` (counts per patient and event type) and `stats_parse.StatsAggregator`
-(`--stats`). Merging aggregates of another kind is a programming error and raises TypeError;
+`counts.parser.CountAggregator` (counts per patient and event type) and
+`stats.parser.StatsAggregator` (`--stats`). Each makes a parser for a file's format
+(`new_parser(file_format)`): CSV today, one parser family per format under `core/`. Merging aggregates of another kind is a programming error and raises TypeError;
 nothing is ever dropped.
 """
 
@@ -13,17 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from export_tally.core.stats import Stats
-from export_tally.core.tally import Tally
+from export_tally.errors import ProtocolError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-Aggregate = Tally | Stats
-"""Every kind of aggregate there is."""
-
 A = TypeVar("A")
-K = TypeVar("K", Tally, Stats)
+K = TypeVar("K")
+
+CSV = "csv"
+"""The one file format there is parsers for today (a file's `format`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class BodyResult(Generic[A]):
 
 
 class Parser(Protocol[A]):
-    """A chunked CSV parser: bytes in, one result out."""
+    """A chunked parser of one file format: bytes in, one result out."""
 
     @property
     def rows(self) -> int: ...  # data rows so far, for progress
@@ -59,7 +59,9 @@ class Aggregator(Protocol[A]):
         """Names what is computed, for checkpoint keys: results of different kinds never mix."""
         ...
 
-    def new_parser(self) -> Parser[A]: ...
+    def new_parser(self, file_format: str = CSV) -> Parser[A]:
+        """A parser for a body in `file_format`; ProtocolError for a format it cannot read."""
+        ...
 
     def merge(self, aggregates: Iterable[A]) -> A:
         """Merge partial aggregates; the identity when there are none. TypeError for an
@@ -90,3 +92,8 @@ def of_kind(kind: type[K], aggregates: Iterable[object]) -> list[K]:
             )
         checked.append(aggregate)
     return checked
+
+
+def unknown_format(file_format: str) -> ProtocolError:
+    """The error for a file in a format no parser of the run reads."""
+    return ProtocolError(f"no parser for files of format {file_format!r}")

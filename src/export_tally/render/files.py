@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from export_tally.core.errors import UsageError
+from export_tally.errors import UsageError
 
 
 def check_writable(path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Checkpoints: each finished download's (or byte-range part's) result, saved so a rerun skips it.
+"""Checkpoints: each finished task's result (a whole file, or a byte-range part), saved so a rerun
+skips it. The run asks the store two things: `lookup(task)` and `record(result)`.
 
 An entry is keyed by everything that could make it wrong to reuse: the server's identity, the
 export, the download id, the download's metadata as the server gave it, what is aggregated (the
@@ -20,16 +21,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.errors import UsageError
-from export_tally.transport.fetch import DownloadResult
-from export_tally.transport.fetch_part import PartResult
+from export_tally.errors import UsageError
+from export_tally.scheduling.tasks import TaskResult
+from export_tally.transport.shared_terms import FetchOutcome
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from export_tally.core.aggregation import Aggregator
-    from export_tally.transport.api import DownloadInfo
-    from export_tally.transport.fetch_part import PartTask
+    from export_tally.scheduling.tasks import Task
 
 FORMAT_VERSION = 3
 TEMP_PREFIX = ".entry."
@@ -85,18 +85,14 @@ class CheckpointStore:
 
     # --- keys ---------------------------------------------------------------------------------
 
-    def _key(self, info: DownloadInfo, part: PartTask | None = None) -> str:
+    def _key(self, task: Task) -> str:
         fields: list[Any] = [
             FORMAT_VERSION,
             self.server_identity,
-            info.export_id,
-            info.id,
-            info.metadata,
+            *task.file.key,
             self.aggregation.key,
+            *task.part_key,
         ]
-        if part is not None:
-            splittable = part.splittable
-            fields += ["part", splittable.size, splittable.etag, part.part.start, part.part.end]
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
@@ -139,68 +135,64 @@ class CheckpointStore:
     def _ignore(self, key: str, problem: _Untrusted, what: str) -> None:
         self._warn(f"checkpoint {self._path(key)} {problem}: ignored; {what} is counted again")
 
-    def load(self, info: DownloadInfo) -> DownloadResult | None:
-        """The saved result for this download, or None when there is none or it cannot be trusted."""
-        key = self._key(info)
+    def lookup(self, task: Task) -> TaskResult | None:
+        """The saved result of this task, or None when there is none or it cannot be trusted."""
+        key = self._key(task)
         try:
             entry = self._read(key)
             if entry is None:
                 return None
             result = self._body(entry)
-            size = entry.get("bytes")
-            if not isinstance(size, int):
-                raise _Untrusted("does not hold a result")
-            if result.rows != info.rows:
-                raise _Untrusted(f"counts {result.rows} rows, the metadata {info.rows}")
-        except _Untrusted as problem:
-            self._ignore(key, problem, f"download {info.id}")
-            return None
-        self._downloads.add(info.id)
-        return DownloadResult(info.id, result, size, attempts=0, restored=True)
-
-    def load_part(self, task: PartTask) -> PartResult | None:
-        """The saved result for this byte range, or None when there is none or it is untrusted."""
-        key = self._key(task.info, task)
-        try:
-            entry = self._read(key)
-            if entry is None:
-                return None
-            result = self._body(entry)
-            saw_quote = entry.get("saw_quote")
-            if not isinstance(saw_quote, bool):
-                raise _Untrusted("does not hold a result")
+            part = task.part
+            if part is None:
+                size = entry.get("bytes")
+                if not isinstance(size, int):
+                    raise _Untrusted("does not hold a result")
+                if result.rows != task.file.rows:
+                    raise _Untrusted(f"counts {result.rows} rows, the metadata {task.file.rows}")
+                outcome = FetchOutcome(result, size, retries=0)
+            else:
+                saw_quote = entry.get("saw_quote")
+                if not isinstance(saw_quote, bool):
+                    raise _Untrusted("does not hold a result")
+                size = part.byte_range.end - part.byte_range.start
+                outcome = FetchOutcome(result, size, retries=0, saw_quote=saw_quote)
         except _Untrusted as problem:
             self._ignore(key, problem, task.label)
             return None
-        self._parts.setdefault(task.info.id, set()).add(self._path(key))
-        return PartResult(task, result, saw_quote, attempts=0, restored=True)
+        self._hold(task, key)
+        return TaskResult(task, outcome, restored=True)
 
-    # --- writing ------------------------------------------------------------------------------
-
-    def save(self, info: DownloadInfo, download: DownloadResult) -> None:
-        """Save a finished download; the entries of its parts are no longer needed."""
-        entry = self._entry(self._key(info), info, download.result)
-        entry["bytes"] = download.bytes
+    def record(self, done: TaskResult) -> None:
+        """Save a finished task's result. A whole file's makes its parts' entries unneeded."""
+        task = done.task
+        key = self._key(task)
+        entry = self._entry(key, task, done.outcome.result)
+        part = task.part
+        if part is None:
+            entry["bytes"] = done.outcome.bytes
+        else:
+            entry["part"] = [part.byte_range.start, part.byte_range.end]
+            entry["saw_quote"] = done.outcome.saw_quote
         if self._write(entry):
-            self._downloads.add(info.id)
-        for path in self._parts.pop(info.id, set()):
-            with contextlib.suppress(OSError):
-                path.unlink()
+            self._hold(task, key)
+        if part is None:
+            for path in self._parts.pop(task.file.id, set()):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
-    def save_part(self, part: PartResult) -> None:
-        """Save a finished part of a download that is not whole yet."""
-        key = self._key(part.task.info, part.task)
-        entry = self._entry(key, part.task.info, part.result)
-        entry["part"] = [part.task.part.start, part.task.part.end]
-        entry["saw_quote"] = part.saw_quote
-        if self._write(entry):
-            self._parts.setdefault(part.task.info.id, set()).add(self._path(key))
+    def _hold(self, task: Task, key: str) -> None:
+        """Note that the store holds this task's result for this run."""
+        if task.part is None:
+            self._downloads.add(task.file.id)
+        else:
+            self._parts.setdefault(task.file.id, set()).add(self._path(key))
 
-    def _entry(self, key: str, info: DownloadInfo, parsed: BodyResult[Any]) -> dict[str, Any]:
+    def _entry(self, key: str, task: Task, parsed: BodyResult[Any]) -> dict[str, Any]:
         return {
             "key": key,
-            "export_id": info.export_id,  # for people reading the directory; the key decides
-            "download_id": info.id,
+            "export_id": task.file.export_id,  # for people reading the directory; the key decides
+            "download_id": task.file.id,
             "rows": parsed.rows,
             "skipped": parsed.skipped,
             "skipped_lines": list(parsed.skipped_lines),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 from typing import TYPE_CHECKING, cast
 
-from export_tally.core.errors import ServerUnreachableError, UsageError
+from export_tally.errors import ServerUnreachableError, UsageError
 from export_tally.scheduling import tasks
 from export_tally.scheduling.executors import WAIT_SECONDS, Backend
 from export_tally.transport.retry import OutageEvent

@@ -18,12 +18,11 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING
 
-from export_tally.core.errors import TallyError
+from export_tally.errors import WorkerDiedError
 from export_tally.scheduling import wire
 from export_tally.scheduling.executors import WAIT_SECONDS, Backend, Pending
 from export_tally.scheduling.forked import CAN_FORK, ForkedProcess, fork_worker
 from export_tally.scheduling.tasks import run_task
-from export_tally.transport.fetch_part import PartTask
 from export_tally.transport.retry import OutageEvent
 
 if TYPE_CHECKING:
@@ -34,11 +33,6 @@ if TYPE_CHECKING:
 
 # How long a worker gets to exit after its socket is closed, before it is killed.
 EXIT_GRACE_SECONDS = 5.0
-
-
-class WorkerDiedError(TallyError):
-    """A worker process exited in the middle of a task (killed, or crashed): a bug or an outside
-    kill, not something the server did (exit status 1)."""
 
 
 class _RemoteTraceback(Exception):
@@ -118,9 +112,7 @@ class _Worker:
 
 
 def _name(pending: Pending) -> str:
-    task = pending.task
-    info = task.info if isinstance(task, PartTask) else task
-    return f"download {info.id}"
+    return pending.task.file.label
 
 
 class LocalBackend(Backend):

@@ -28,8 +28,8 @@ from export_tally.scheduling import wire
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from export_tally.transport.driver import OutageCallback, ProgressCallback
-    from export_tally.transport.retry import OutageEvent
+    from export_tally.transport.retry import OutageCallback, OutageEvent
+    from export_tally.transport.shared_terms import ProgressCallback
 
     Runner = Callable[[Any, Any, ProgressCallback, OutageCallback], Any]
     """`tasks.run_task`: (options, task, report, on_outage) -> result."""

@@ -22,9 +22,9 @@ import httpcore  # noqa: F401 (ahead: see below)
 import httpx
 
 from export_tally import __version__
-from export_tally.core.errors import RedirectRefusedError
-from export_tally.transport.driver import MAX_REDIRECTS, shown
+from export_tally.errors import RedirectRefusedError
 from export_tally.transport.retry import RetryPolicy
+from export_tally.transport.shared_terms import MAX_REDIRECTS, redact_url
 
 # httpcore is imported above although only httpx uses it: httpx imports it when the first client
 # is made, 50 ms of compiling; imported with this module, it is done while the bundled server
@@ -49,9 +49,9 @@ class ClientOptions:
         return self.base_url.rstrip("/") + path
 
     @property
-    def shown_url(self) -> str:
+    def redacted_url(self) -> str:
         """The server's URL as messages show it: without any user:password part."""
-        return shown(self.base_url)
+        return redact_url(self.base_url)
 
 
 def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
@@ -126,7 +126,7 @@ def make_client(options: ClientOptions) -> httpx.Client:
             return
         if not options.redirects_anywhere:
             raise RedirectRefusedError(
-                f"{options.shown_url} redirected to another host ({request.url.host}); "
+                f"{options.redacted_url} redirected to another host ({request.url.host}); "
                 "pass --follow-redirects-anywhere to allow it"
             )
         for name in secret_names:  # credentials stay with the server they were meant for

@@ -3,24 +3,21 @@
 The loop owns what every request shares: the retry budget and outage clock (retry.py), which
 statuses are final and which transient, Retry-After, turning httpx's exceptions into the tool's
 errors, and the messages that say so. What differs between a metadata request, a whole download
-and one byte range of a download is an `Exchange`: which headers to send, which answers it takes
-and how it consumes them, how far its attempts got, and what to keep when an answer breaks off.
+and one byte range of a download is an `Exchange`: which headers to send, which answers it accepts
+and how it reads them, how far its attempts got, and what to keep when an answer is cut off.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from export_tally.core.errors import DownloadGoneError, ProtocolError, ServerUnreachableError
+from export_tally.errors import DownloadGoneError, ProtocolError, ServerUnreachableError
 from export_tally.transport.retry import (
+    SYSTEM_CLOCK,
     OutageEvent,
     RetryBudget,
     describe,
@@ -29,30 +26,19 @@ from export_tally.transport.retry import (
     is_retryable_status,
     retry_after_seconds,
 )
+from export_tally.transport.shared_terms import MAX_REDIRECTS, redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from export_tally.transport.api import DownloadInfo
     from export_tally.transport.client import ClientOptions
+    from export_tally.transport.retry import Clock, OutageCallback
+    from export_tally.transport.shared_terms import ProgressCallback, RemoteFile
 
-MAX_REDIRECTS = 5
 # At start-up, connection refused is tried this many times, this far apart (about two seconds).
 QUICK_CONNECT_DELAYS = (0.5, 1.0)
-CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-ProgressCallback = Callable[[int], None]  # rows counted since the last call (negative: taken back)
-OutageCallback = Callable[[OutageEvent], None]
 
 T = TypeVar("T")
-
-
-def shown(url: str) -> str:
-    """A URL safe to print: user information removed."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 @contextmanager
@@ -65,7 +51,7 @@ def get_stream(
             yield response
     except httpx.TooManyRedirects as exc:
         raise ServerUnreachableError(
-            f"GET {shown(url)}: more than {MAX_REDIRECTS} redirects"
+            f"GET {redact_url(url)}: more than {MAX_REDIRECTS} redirects"
         ) from exc
 
 
@@ -79,27 +65,27 @@ class Exchange(ABC, Generic[T]):
         """The headers of the next attempt (a resume asks for where the last one stopped)."""
         return {}
 
-    def takes(self, status: int) -> bool:
-        """Whether an answer with this status is for `take` (else the loop's status policy)."""
+    def accepts(self, status: int) -> bool:
+        """Whether an answer with this status is for `read` (else the loop's status policy)."""
         return 200 <= status < 300
 
     @abstractmethod
-    def take(self, response: httpx.Response, attempts: int) -> T | None:
-        """Consume an answer this exchange takes, on attempt number `attempts`.
+    def read(self, response: httpx.Response, attempt: int) -> T | None:
+        """Read an answer this exchange accepts, on attempt number `attempt`.
 
         Returns the result, or None to ask again at once without counting a failure (the exchange
         has started over). A transport failure while reading is the loop's business.
         """
 
-    def refuse(self, where: str, status: int) -> None:
+    def raise_for_status(self, where: str, status: int) -> None:
         """Raise for a status no retry can cure that only this exchange gives a meaning to."""
 
     def progress(self) -> int:
         """How far into the answer the attempts have got (bytes); more than ever before is progress."""
         return 0
 
-    def broke_off(self) -> None:
-        """The answer was cut off while `take` read it: what arrived has been kept."""
+    def cut_off(self) -> None:
+        """The answer was cut off while `read` read it: what arrived has been kept."""
 
 
 class BodyExchange(Exchange[T]):
@@ -110,8 +96,8 @@ class BodyExchange(Exchange[T]):
 
     counts_attempts = True
 
-    def __init__(self, info: DownloadInfo, report: ProgressCallback | None) -> None:
-        self.info = info
+    def __init__(self, file: RemoteFile, report: ProgressCallback | None) -> None:
+        self.file = file
         self.report = report
         self.reported = 0
 
@@ -121,13 +107,13 @@ class BodyExchange(Exchange[T]):
             self.report(rows - self.reported)
         self.reported = rows
 
-    def takes(self, status: int) -> bool:
-        return status in (200, 206)  # a 206 that is not what was asked is take's to judge
+    def accepts(self, status: int) -> bool:
+        return status in (200, 206)  # a 206 that is not what was asked is read's to judge
 
-    def refuse(self, where: str, status: int) -> None:
+    def raise_for_status(self, where: str, status: int) -> None:
         if status == 404:
             raise DownloadGoneError(
-                f"download {self.info.id} of export {self.info.export_id!r} is gone (HTTP 404)"
+                f"{self.file.label} of export {self.file.export_id!r} is gone (HTTP 404)"
             )
         if status == 416:
             raise ProtocolError(f"{where}: the server refused to resume (HTTP 416)")
@@ -135,7 +121,7 @@ class BodyExchange(Exchange[T]):
 
 def unreachable_message(options: ClientOptions, cause: str) -> str:
     return (
-        f"cannot reach {options.shown_url} ({cause}): start the server with "
+        f"cannot reach {options.redacted_url} ({cause}): start the server with "
         "`uv run server`, or pass --server"
     )
 
@@ -156,9 +142,11 @@ def _refuse_final(where: str, status: int) -> None:
 class _Attempts:
     """One request's budget, outage clock and outage reports; raises when either runs out."""
 
-    def __init__(self, options: ClientOptions, on_outage: OutageCallback | None) -> None:
+    def __init__(
+        self, options: ClientOptions, on_outage: OutageCallback | None, clock: Clock
+    ) -> None:
         self.policy = options.policy
-        self.budget = RetryBudget(options.policy)
+        self.budget = RetryBudget(options.policy, clock)
         self.on_outage = on_outage
 
     @property
@@ -208,19 +196,21 @@ def drive(
     *,
     quick_connect: bool = False,
     on_outage: OutageCallback | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> T:
     """GET `path` until `exchange` has its result, retrying transient failures per the policy.
 
     With `quick_connect` (start-up requests), connection refused is tried QUICK_CONNECT_DELAYS
     more times, then fails: a mistyped server should not be waited for. `on_outage` hears when
-    the server becomes unreachable and when it answers again.
+    the server becomes unreachable and when it answers again. `clock` is where it reads the time
+    and waits (tests give their own).
 
     Raises ServerUnreachableError for refused credentials, final statuses, a redirect loop and
     failures the retries (or the outage limit) did not cure; whatever `exchange` raises.
     """
     url = options.url(path)
-    where = f"GET {shown(url)}"
-    attempts = _Attempts(options, on_outage)
+    where = f"GET {redact_url(url)}"
+    attempts = _Attempts(options, on_outage, clock)
     quick_delays = list(QUICK_CONNECT_DELAYS) if quick_connect else None
     while True:
         reading = False  # whether an answer is being read (a failure now cuts it off)
@@ -229,13 +219,13 @@ def drive(
                 status = response.status_code
                 if not is_outage_status(status):
                     attempts.answered()
-                if exchange.takes(status):
+                if exchange.accepts(status):
                     reading = True
-                    result = exchange.take(response, attempts.next)
+                    result = exchange.read(response, attempts.next)
                     if result is None:
                         continue
                     return result
-                exchange.refuse(where, status)
+                exchange.raise_for_status(where, status)
                 _refuse_final(where, status)
                 retry_after = retry_after_seconds(response)
         except httpx.TransportError as exc:
@@ -243,7 +233,7 @@ def drive(
             if not reading and quick_delays is not None and isinstance(exc, httpx.ConnectError):
                 if not quick_delays:
                     raise ServerUnreachableError(unreachable_message(options, cause)) from exc
-                time.sleep(quick_delays.pop(0))
+                clock.sleep(quick_delays.pop(0))
                 continue
             after = f" after {attempts.next} attempts" if exchange.counts_attempts else ""
             failure = f"{where} failed{after}: {cause}"
@@ -252,7 +242,7 @@ def drive(
                 continue
             reached = exchange.progress()
             if reading:
-                exchange.broke_off()
+                exchange.cut_off()
             attempts.failure(failure, reached, exc)
             continue
         failure = f"{where} failed: HTTP {status}, {attempts.next} attempts"

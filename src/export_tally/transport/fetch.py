@@ -1,74 +1,53 @@
-"""Stream one download into a parser, surviving dropped connections without losing or repeating a row.
+"""Fetch one file whole into a parser, surviving dropped connections without losing or repeating
+a row.
 
 A body cut off mid-stream is resumed with `Range: bytes=N-` and `If-Range` when the server
 offered ranges (`Accept-Ranges: bytes` and an `ETag`) and answers 206 from exactly byte N: the
 parser simply goes on with the next byte, wherever the cut fell (mid-line, mid-quoted-field,
 between CR and LF). Otherwise the download starts again from byte 0 with a fresh parser, and the
-partial tally is thrown away.
+partial tally is thrown away. Whether the rows counted are the rows the server declared is for
+the caller to judge (scheduling/results.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.errors import CsvFormatError, ProtocolError
-from export_tally.transport.driver import CONTENT_RANGE, BodyExchange, drive
+from export_tally.errors import CsvFormatError, ProtocolError
+from export_tally.transport.driver import BodyExchange, drive
+from export_tally.transport.shared_terms import CONTENT_RANGE, FetchOutcome
 
 if TYPE_CHECKING:
     import httpx
 
-    from export_tally.core.aggregation import Aggregator, BodyResult
-    from export_tally.transport.api import DownloadInfo
+    from export_tally.core.aggregation import Aggregator
     from export_tally.transport.client import ClientOptions
-    from export_tally.transport.driver import OutageCallback, ProgressCallback
+    from export_tally.transport.retry import OutageCallback
+    from export_tally.transport.shared_terms import ProgressCallback, RemoteFile
 
 CHUNK_BYTES = 64 * 1024  # what httpcore reads at a time
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """What one download contributed: its parse result and how hard it was to get."""
-
-    download_id: str
-    result: BodyResult[Any]
-    bytes: int
-    attempts: int
-    resumes: int = 0  # attempts that continued where a cut-off body stopped
-    restarts: int = 0  # times the partial count was thrown away and the body started again
-    restored: bool = False  # taken from a checkpoint, not downloaded in this run
-    parts: int = 1  # byte ranges it was counted in (see split.py)
-    restored_parts: int = 0  # of those, ranges taken from checkpoints (no attempt in this run)
-
-    @property
-    def retries(self) -> int:
-        """Failed attempts in this run: each part fetched in it succeeds once, after its retries."""
-        if self.restored:
-            return 0
-        return self.attempts - (self.parts - self.restored_parts)
 
 
 class _Restart(Exception):
     """Internal: the server will not continue where we stopped; start again from byte 0."""
 
 
-class _Stream(BodyExchange[DownloadResult]):
-    """One download's state across attempts: the parser, the bytes fed to it, the resume token."""
+class _Stream(BodyExchange[FetchOutcome]):
+    """One file's state across attempts: the parser, the bytes fed to it, the resume token."""
 
     def __init__(
-        self, info: DownloadInfo, aggregation: Aggregator[Any], report: ProgressCallback | None
+        self, file: RemoteFile, aggregation: Aggregator[Any], report: ProgressCallback | None
     ) -> None:
-        super().__init__(info, report)
+        super().__init__(file, report)
         self.aggregation = aggregation
         self.etag: str | None = None
         self.resumes = 0
         self.restarts = -1  # the first reset is the start, not a restart
-        self.integrity_retried = False
         self.reset()
 
     def reset(self) -> None:
         """Throw away everything counted so far (and take it back from the progress shown)."""
-        self.parser = self.aggregation.new_parser()
+        self.parser = self.aggregation.new_parser(self.file.format)
         self.offset = 0
         self.restarts += 1
         self.report_rows(0)
@@ -87,20 +66,20 @@ class _Stream(BodyExchange[DownloadResult]):
     def progress(self) -> int:
         return self.offset
 
-    def broke_off(self) -> None:
+    def cut_off(self) -> None:
         if not self.resumable:
             self.reset()
 
-    def take(self, response: httpx.Response, attempts: int) -> DownloadResult | None:
+    def read(self, response: httpx.Response, attempt: int) -> FetchOutcome | None:
         try:
-            self.accept(response)
+            self.check_start(response)
         except _Restart:
             self.reset()
             return None
         self.consume(response)
-        return self.finish(attempts)
+        return self.finish(attempt)
 
-    def accept(self, response: httpx.Response) -> None:
+    def check_start(self, response: httpx.Response) -> None:
         """Check a successful response against where we are; _Restart when it cannot continue."""
         if response.status_code == 206 and self.offset:
             match = CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
@@ -109,13 +88,14 @@ class _Stream(BodyExchange[DownloadResult]):
             self.resumes += 1
             return
         if response.status_code != 200:
-            raise ProtocolError(f"download {self.info.id}: unexpected HTTP {response.status_code}")
+            raise ProtocolError(f"{self.file.label}: unexpected HTTP {response.status_code}")
         if self.offset:
             self.reset()  # the server sent the whole body again (If-Range mismatch, no ranges)
         content_type = response.headers.get("content-type", "").lower()
         if "html" in content_type or "json" in content_type:
             raise ProtocolError(
-                f"download {self.info.id} answered {content_type.split(';')[0]} instead of CSV"
+                f"{self.file.label} answered {content_type.split(';')[0]} instead of "
+                f"{self.file.format.upper()}"
             )
         self.etag = response.headers.get("etag")
         self.resumable = response.headers.get("accept-ranges", "").lower() == "bytes" and bool(
@@ -145,41 +125,29 @@ class _Stream(BodyExchange[DownloadResult]):
             if buffer:
                 self.feed(bytes(buffer))
 
-    def finish(self, attempts: int) -> DownloadResult | None:
-        """The result once the whole body is in; None to count it again from scratch, once,
-        when the rows differ from the metadata's."""
-        info = self.info
+    def finish(self, attempt: int) -> FetchOutcome:
+        """The outcome once the whole body is in."""
         result = self.parser.finish()
-        if result.rows == info.rows:
-            return DownloadResult(
-                info.id, result, self.offset, attempts, self.resumes, self.restarts
-            )
-        if self.integrity_retried:
-            raise ProtocolError(
-                f"download {info.id}: counted {result.rows} rows but the metadata declares "
-                f"{info.rows}, twice"
-            )
-        self.integrity_retried = True
-        self.reset()
-        return None
+        return FetchOutcome(result, self.offset, attempt - 1, self.resumes, self.restarts)
 
 
-def count_download(
+def fetch_whole(
     client: httpx.Client,
     options: ClientOptions,
-    info: DownloadInfo,
+    file: RemoteFile,
     aggregation: Aggregator[Any],
     report: ProgressCallback | None = None,
     on_outage: OutageCallback | None = None,
-) -> DownloadResult:
-    """Stream and count one download, retrying transient failures per `options.policy`.
+) -> FetchOutcome:
+    """Stream one file whole into a parser for its format, retrying transient failures per
+    `options.policy`; rows go to `report` as they are counted.
 
     Raises ServerUnreachableError when retries do not cure a failure, DownloadGoneError on a 404,
-    ProtocolError/CsvFormatError when the body is not the CSV promised, including a row count
-    that differs from the metadata's twice in a row.
+    ProtocolError/CsvFormatError when the body is not the CSV promised. The rows counted are
+    not checked against the declared ones here: scheduling does that (and counts once more).
     """
-    stream = _Stream(info, aggregation, report)
+    stream = _Stream(file, aggregation, report)
     try:
-        return drive(client, options, info.data_path(), stream, on_outage=on_outage)
+        return drive(client, options, file.url, stream, on_outage=on_outage)
     except CsvFormatError as exc:  # from the parser, in `feed` or `finish`
-        raise CsvFormatError(f"download {info.id}: {exc}") from exc
+        raise CsvFormatError(f"{file.label}: {exc}") from exc

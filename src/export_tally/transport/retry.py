@@ -18,7 +18,9 @@ from __future__ import annotations
 import email.utils
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -72,6 +74,33 @@ class OutageEvent:
     back: float | None = None
 
 
+OutageCallback = Callable[[OutageEvent], None]
+
+
+class Clock(Protocol):
+    """Where the retrying loop reads the time and waits (a test gives its own)."""
+
+    def time(self) -> float: ...  # seconds since the epoch, for the user
+    def monotonic(self) -> float: ...  # for measuring an outage
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
 class RetryBudget:
     """Counts one request's (or one download's) failed attempts against a policy.
 
@@ -80,8 +109,9 @@ class RetryBudget:
     Attempts during an outage are not counted against either: the outage's clock bounds them.
     """
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, clock: Clock = SYSTEM_CLOCK) -> None:
         self.policy = policy
+        self.clock = clock
         self.failures = 0  # consecutive counted failures without progress
         self.attempts = 0  # every failed attempt, outages included
         self.counted = 0  # failed attempts outside outages (the overall cap)
@@ -105,7 +135,7 @@ class RetryBudget:
         )
 
     def wait(self, retry_after: float | None = None) -> None:
-        time.sleep(self.policy.delay(max(1, self.failures), retry_after))
+        self.clock.sleep(self.policy.delay(max(1, self.failures), retry_after))
 
     def record_outage(self) -> bool:
         """Note an attempt that found the server unreachable; True while the outage may go on.
@@ -115,26 +145,26 @@ class RetryBudget:
         self.attempts += 1
         self._outage_failures += 1
         if self.down_since is None:
-            self.down_since = time.time()
-            self._down_from = time.monotonic()
+            self.down_since = self.clock.time()
+            self._down_from = self.clock.monotonic()
         return self.outage_seconds() < self.policy.max_outage
 
     def outage_seconds(self) -> float:
         """How long the current outage has lasted (0 when there is none)."""
-        return time.monotonic() - self._down_from if self.down_since is not None else 0.0
+        return self.clock.monotonic() - self._down_from if self.down_since is not None else 0.0
 
     def wait_outage(self, retry_after: float | None = None) -> None:
         """Back off (capped at outage_max_delay), but never past the outage's end: the last
         attempt is made when `max_outage` is up."""
         policy = self.policy
         delay = policy.delay(self._outage_failures, retry_after, cap=policy.outage_max_delay)
-        time.sleep(max(0.0, min(delay, policy.max_outage - self.outage_seconds())))
+        self.clock.sleep(max(0.0, min(delay, policy.max_outage - self.outage_seconds())))
 
     def reached(self) -> OutageEvent | None:
         """Note that the server answered; the event that ends the outage, if there was one."""
         if self.down_since is None:
             return None
-        event = OutageEvent(self.down_since, time.time())
+        event = OutageEvent(self.down_since, self.clock.time())
         self.down_since = None
         self._outage_failures = 0
         return event

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import jwt
 
-from export_tally.transport.driver import shown
+from export_tally.transport.shared_terms import redact_url
 from export_tally.transport.smart_credentials import (
     SmartAuthError,
     SmartCredentials,
@@ -81,7 +81,7 @@ class SmartTokens:
         self.obtained = 0  # tokens got so far (the tests watch renewals through it)
 
     def __repr__(self) -> str:
-        return f"SmartTokens({self.credentials!r}, {shown(self.base_url)!r})"
+        return f"SmartTokens({self.credentials!r}, {redact_url(self.base_url)!r})"
 
     def access_token(self, client: httpx.Client) -> str:
         """A token with at least RENEW_SECONDS left (or half its life, for short ones)."""
@@ -97,7 +97,7 @@ class SmartTokens:
 
     def _discover(self, client: httpx.Client) -> str:
         url = f"{self.base_url}/.well-known/smart-configuration"
-        where = shown(url)
+        where = redact_url(url)
         response = _send(client, "GET", url, headers={"Accept": "application/json"})
         document = _json(response) if response.status_code == 200 else None
         endpoint = document.get("token_endpoint") if isinstance(document, dict) else None
@@ -127,7 +127,7 @@ class SmartTokens:
         asked_at = self._clock()
         response = _send(client, "POST", self._token_url, data=form)
         body = _json(response)
-        where = shown(self._token_url)
+        where = redact_url(self._token_url)
         if response.status_code != 200:
             raise TokenRefusedError(
                 f"the token endpoint {where} refused client {self.credentials.client_id!r} "
@@ -178,7 +178,7 @@ def _send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.R
         return client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         # httpx's message names the failure (refused, timed out), never the request's body.
-        raise SmartUnreachableError(f"{shown(url)}: {type(exc).__name__}: {exc}") from None
+        raise SmartUnreachableError(f"{redact_url(url)}: {type(exc).__name__}: {exc}") from None
 
 
 def _json(response: httpx.Response) -> Any:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.exceptions import PyJWTError
 
-from export_tally.core.errors import ProtocolError, ServerUnreachableError, TallyError, UsageError
+from export_tally.errors import ProtocolError, ServerUnreachableError, TallyError, UsageError
 
 MIN_RSA_BITS = 2048
 

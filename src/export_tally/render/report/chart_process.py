@@ -14,7 +14,7 @@ import subprocess
 import sys
 from typing import Any
 
-from export_tally.render.report.errors import ReportError
+from export_tally.errors import ReportError
 
 CHILD = "export_tally.render.report.chart_child"
 

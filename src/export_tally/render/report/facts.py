@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from export_tally.scheduling.run import ExportResult
-    from export_tally.transport.api import DownloadInfo
+    from export_tally.transport.shared_terms import RemoteFile
 
 _NOT_SHOWN = {"token", "header"}  # their values are credentials
 _OWN_LINE = {"export_id"}  # shown in the summary on its own
@@ -100,7 +100,7 @@ def shown_options(given: Sequence[tuple[str, object]]) -> tuple[str, ...]:
     return tuple(shown)
 
 
-def _span(downloads: Sequence[DownloadInfo]) -> tuple[datetime, datetime] | None:
+def _span(downloads: Sequence[RemoteFile]) -> tuple[datetime, datetime] | None:
     """The earliest `start_time` and latest `end_time` the metadata gives, if it gives them."""
     starts, ends = [], []
     for info in downloads:
@@ -120,7 +120,7 @@ def _span(downloads: Sequence[DownloadInfo]) -> tuple[datetime, datetime] | None
 
 def collect_facts(
     choices: RunChoices,
-    downloads: Sequence[DownloadInfo],
+    downloads: Sequence[RemoteFile],
     result: ExportResult,
     *,
     server: str,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from importlib.resources import files
 from typing import Any
 
-from export_tally.core.stats import NORMAL_RANGES
+from export_tally.core.stats.aggregate import NORMAL_RANGES
 from export_tally.render.number_format import count_of, event_types_of, format_number
 from export_tally.render.report import charts, views
 from export_tally.render.report.chart_process import ChartProcess

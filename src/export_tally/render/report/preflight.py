@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from export_tally.core.errors import UsageError
+from export_tally.errors import UsageError
 from export_tally.render.files import check_writable
 
 INSTALL_HINT = "uv sync --extra report (or: pip install 'export-tally[report]')"

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from export_tally.core.tally import Key
+    from export_tally.core.counts.tally import Key
 
 Number = int | Fraction
 """An exact value: int for integer text, Fraction for decimal text."""

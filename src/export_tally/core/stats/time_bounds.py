@@ -2,7 +2,7 @@
 
 Only the earliest and latest time per key matter (see `stats` on latency). `StatsParser` hands
 each piece it took on its fast path (quote-free, proved all good rows, times widened to a
-fixed-width form where byte order is time order: see `stats_rows`) to a `TimeBounds`.
+fixed-width form where byte order is time order: see `row_rules`) to a `TimeBounds`.
 
 Pieces whose times are in order, each after the last, which the exports promise and one C-level
 comparison per piece checks, make a *run*, held as its bytes (up to `run_bytes`). The earliest
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from export_tally.core.plain_rows import plain_fields
-from export_tally.core.stats_rows import instant_of, widened
+from export_tally.core.csv.fast_path import plain_fields
+from export_tally.core.stats.row_rules import instant_of, widened
 
 if TYPE_CHECKING:
-    from export_tally.core.csv_rows import Columns
-    from export_tally.core.tally import Key
+    from export_tally.core.counts.tally import Key
+    from export_tally.core.csv.reader_path import Columns
 
 RUN_BYTES = 1 << 20
 """The bytes of a run of pieces in time order held before its times are noted (see above).

@@ -5,12 +5,12 @@ The rules: `value` must be a decimal number (VALUE_PATTERN: `72`, `-3`, `72.5`, 
 time with a UTC offset or `Z`, as `datetime.fromisoformat` reads it (`parse_instant`), compared as
 an instant in integer microseconds since the epoch. A time without an offset names no instant.
 
-The fast path gets a quote-free block's fields from `plain_rows`. What that proof leaves open is
+The fast path gets a quote-free block's fields from `fast_path`. What that proof leaves open is
 checked in bulk:
 
 - an *entry* (a row's patient_id, event_type and value, joined by commas) is checked once, when
   it first enters the Counter that counts entries (`entry_key`: non-empty keys, a decimal value,
-  and the line end the value keeps when it is the last column, which ends `plain_rows`' proof);
+  and the line end the value keeps when it is the last column, which ends `fast_path`' proof);
 - event times are checked together by `fixed_width_times` and `real_hours`, with byte
   operations over all of a block's times at once.
 
@@ -31,7 +31,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from export_tally.core.stats import Number
+    from export_tally.core.stats.aggregate import Number
 
 NARROW = len(b"2025-08-26T00:00:07Z")
 

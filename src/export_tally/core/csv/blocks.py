@@ -7,10 +7,10 @@ records to its subclass in one of two ways:
 
 - A block without a `"` byte is offered to `_take_plain` in pieces of whole lines of
   `piece_bytes` to twice that (so that what a fast path makes per row stays in the CPU cache),
-  which may take all of a piece, after `plain_rows` proved every line a good row so that per-row
+  which may take all of a piece, after `fast_path` proved every line a good row so that per-row
   work stays in C, or decline it. A declined piece with blank lines is offered again without them (blank
   lines are not rows); a piece declined again goes to csv.reader alone.
-- Any other block (quotes, or one declined) goes through csv.reader (`csv_rows`), row by row.
+- Any other block (quotes, or one declined) goes through csv.reader (`reader_path`), row by row.
 
 Line numbers count physical lines, the header being line 1.
 """
@@ -22,8 +22,8 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.csv_rows import BadRowMode, BadRows, Columns, read_header, read_rows
-from export_tally.core.errors import CsvFormatError
+from export_tally.core.csv.reader_path import BadRowMode, BadRows, Columns, read_header, read_rows
+from export_tally.errors import CsvFormatError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -2,7 +2,7 @@
 
 `CountingParser` is a `BlockParser` (see `blocks`: chunking, header, the csv.reader path and the
 bad-row modes) that counts rows per (patient_id, event_type). A quote-free piece that
-`plain_rows` proves all good rows is split in C into one key per row (its two key fields joined
+`fast_path` proves all good rows is split in C into one key per row (its two key fields joined
 by an LF), which `Counter.update` counts in C too: per row, no Python code runs. Keys stay bytes
 until the end, when each distinct key is decoded once; a key is checked (`key_fields`, which
 completes the proof) once, when it first enters the Counter. The event_time and value columns
@@ -15,11 +15,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.aggregation import of_kind
-from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
-from export_tally.core.csv_rows import BadRowMode
-from export_tally.core.plain_rows import count_checked, key_fields, plain_keys
-from export_tally.core.tally import Key, Tally, merge_tallies
+from export_tally.core.aggregation import CSV, of_kind, unknown_format
+from export_tally.core.counts.tally import Key, Tally, merge_tallies
+from export_tally.core.csv.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
+from export_tally.core.csv.fast_path import count_checked, key_fields, plain_keys
+from export_tally.core.csv.reader_path import BadRowMode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -82,7 +82,9 @@ class CountAggregator:
     def key(self) -> str:
         return f"counts/{self.on_bad_row}"
 
-    def new_parser(self) -> CountingParser:
+    def new_parser(self, file_format: str = CSV) -> CountingParser:
+        if file_format != CSV:
+            raise unknown_format(file_format)
         return CountingParser(on_bad_row=self.on_bad_row)
 
     def merge(self, aggregates: Iterable[Tally]) -> Tally:

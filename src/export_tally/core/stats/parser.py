@@ -3,10 +3,10 @@
 `StatsParser` is a `BlockParser` (see `blocks`: chunking, header, the csv.reader path and the
 bad-row modes) like `CountingParser`, that also reads the value and event_time columns. A row
 whose value is not a decimal number or whose event_time is not an ISO 8601 time with an offset
-(the rules are in `stats_rows`) is a bad row, failed or skipped like any other, with its line
+(the rules are in `row_rules`) is a bad row, failed or skipped like any other, with its line
 number. Without stats, CountingParser does not look at those columns.
 
-The fast path takes a quote-free piece whose fields `plain_rows` proved all good rows, and stays in
+The fast path takes a quote-free piece whose fields `fast_path` proved all good rows, and stays in
 C per row. Each row's patient_id, event_type and value are joined into one text, `P1,heart_rate,72`
 (no field holds a comma), and a Counter counts these *entries*: one fresh bytes object to hash and
 compare costs less than a tuple of three. When value is the last column, it keeps its line end
@@ -15,8 +15,8 @@ compare costs less than a tuple of three. When value is the last column, it keep
 (at the end, or when it holds more than `fold_at` entries, so memory stays bounded for values that
 rarely repeat). A new entry is checked (non-empty keys, a decimal value) when it first enters the
 Counter. The event_time column is checked in bulk and widened to a fixed-width form where byte
-order is time order (see `stats_rows`); the earliest and latest time per key are kept by a
-`TimeBounds` (see `stats_times`: runs of pieces in time order, read only at their ends).
+order is time order (see `row_rules`); the earliest and latest time per key are kept by a
+`TimeBounds` (see `time_bounds`: runs of pieces in time order, read only at their ends).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.aggregation import of_kind
-from export_tally.core.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
-from export_tally.core.csv_rows import BadRowMode
-from export_tally.core.plain_rows import count_checked, plain_fields
-from export_tally.core.stats import (
+from export_tally.core.aggregation import CSV, of_kind, unknown_format
+from export_tally.core.csv.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
+from export_tally.core.csv.fast_path import count_checked, plain_fields
+from export_tally.core.csv.reader_path import BadRowMode
+from export_tally.core.stats.aggregate import (
     KeyStats,
     Number,
     Stats,
@@ -39,7 +39,7 @@ from export_tally.core.stats import (
     lower,
     merge_stats,
 )
-from export_tally.core.stats_rows import (
+from export_tally.core.stats.row_rules import (
     VALUE_TEXT,
     entry_key,
     fixed_width_times,
@@ -47,12 +47,12 @@ from export_tally.core.stats_rows import (
     real_hours,
     value_of,
 )
-from export_tally.core.stats_times import RUN_BYTES, TimeBounds
+from export_tally.core.stats.time_bounds import RUN_BYTES, TimeBounds
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from export_tally.core.tally import Key
+    from export_tally.core.counts.tally import Key
 
 FOLD_AT = 25_000
 """Distinct (patient_id, event_type, value) entries held before they are folded into sums.
@@ -92,7 +92,7 @@ class StatsParser(BlockParser[Stats]):
     """Statistics of value and event_time per (patient_id, event_type) of an export CSV.
 
     The CSV rules, bad-row modes and errors of `BlockParser`, plus the value and event_time
-    rules of `stats_rows`; `finish` returns a BodyResult whose aggregate is a Stats. `fold_at`
+    rules of `row_rules`; `finish` returns a BodyResult whose aggregate is a Stats. `fold_at`
     bounds the distinct (patient_id, event_type, value) entries held before folding them into
     sums, and `run_bytes` the bytes of a run held before its times are noted (tests lower both).
     """
@@ -124,7 +124,7 @@ class StatsParser(BlockParser[Stats]):
     def _take_plain(self, block: bytes) -> int | None:
         columns = self._columns
         assert columns is not None
-        # Value, when last, keeps each line end (see `plain_rows`), and an entry ends with it.
+        # Value, when last, keeps each line end (see `fast_path`), and an entry ends with it.
         value_last = columns.value == columns.width - 1
         plain = plain_fields(block, columns.width, keep_line_ends=value_last)
         if plain is None:
@@ -165,12 +165,14 @@ class StatsParser(BlockParser[Stats]):
         if micros is None:
             self._bad_rows.reject(
                 line_number,
-                f"event_time {_shown(row[columns.time])} is not an ISO 8601 time with a UTC offset",
+                f"event_time {_quoted_excerpt(row[columns.time])} is not an ISO 8601 time with a UTC offset",
             )
             return
         value = row[columns.value]
         if VALUE_TEXT.fullmatch(value) is None:
-            self._bad_rows.reject(line_number, f"value {_shown(value)} is not a decimal number")
+            self._bad_rows.reject(
+                line_number, f"value {_quoted_excerpt(value)} is not a decimal number"
+            )
             return
         key = (row[columns.patient], row[columns.event_type])
         self._text_entries[key[0], key[1], value] += 1
@@ -235,7 +237,9 @@ class StatsAggregator:
     def key(self) -> str:
         return f"stats/{self.on_bad_row}"
 
-    def new_parser(self) -> StatsParser:
+    def new_parser(self, file_format: str = CSV) -> StatsParser:
+        if file_format != CSV:
+            raise unknown_format(file_format)
         return StatsParser(on_bad_row=self.on_bad_row)
 
     def merge(self, aggregates: Iterable[Stats]) -> Stats:
@@ -251,6 +255,6 @@ class StatsAggregator:
         return aggregate.to_report(precision)
 
 
-def _shown(field: str) -> str:
+def _quoted_excerpt(field: str) -> str:
     """A field for an error message: quoted, and cut short if long."""
     return repr(field if len(field) <= 40 else field[:37] + "...")

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from export_tally.core.errors import CsvFormatError
+from export_tally.errors import BadRowError, CsvFormatError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -30,19 +30,6 @@ BadRowMode = Literal["fail", "skip"]
 
 _LINE = re.compile(r"[^\n]*\n")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of invalid UTF-8
-
-
-class BadRowError(CsvFormatError):
-    """A data row the tool cannot use (raised when `on_bad_row` is "fail")."""
-
-    def __init__(self, line_number: int, reason: str) -> None:
-        super().__init__(f"bad row at line {line_number}: {reason}")
-        self.line_number = line_number
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[BadRowError], tuple[int, str]]:
-        # Raised in worker processes and pickled back: rebuild from the fields, not the message.
-        return (self.__class__, (self.line_number, self.reason))
 
 
 class BadRows:

@@ -1,41 +1,30 @@
-"""Discovery over the export server's HTTP API: exports, their downloads, and each one's metadata.
+"""The export server's HTTP API as a source: exports, their downloads, each one's metadata.
 
-Every answer is checked against the shape the API promises: a successful response with anything
+`ExportApiSource` gives the run an export's downloads as files to fetch (CSV, a path on the
+server, the rows their metadata declares); a second protocol is a sibling module. Every answer is checked against the shape the API promises: a successful response with anything
 else (HTML, JSON of the wrong shape) is a ProtocolError, never a traceback or a silent guess.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from export_tally.core.errors import DownloadGoneError, ProtocolError, UsageError
-from export_tally.transport.driver import Exchange, OutageCallback, drive, shown
+from export_tally.core.aggregation import CSV
+from export_tally.errors import DownloadGoneError, ProtocolError, UsageError
+from export_tally.transport.driver import Exchange, drive
+from export_tally.transport.shared_terms import RemoteFile, redact_url
 
 if TYPE_CHECKING:
     import httpx
 
     from export_tally.transport.client import ClientOptions
+    from export_tally.transport.retry import OutageCallback
 
 # Discovery answers are small; a bigger one is not the API, and must not fill memory.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class DownloadInfo:
-    """One download's metadata. `metadata` keeps the server's exact answer (checkpoint keys)."""
-
-    export_id: str
-    id: str
-    rows: int
-    event_types: tuple[str, ...]
-    patients: tuple[str, ...]
-    metadata: str = field(repr=False)
-
-    def data_path(self) -> str:
-        return f"/api/export/{quote(self.export_id, safe='')}/{quote(self.id, safe='')}/data"
 
 
 @dataclass(frozen=True)
@@ -54,10 +43,10 @@ class _Metadata(Exchange[Reply]):
     def __init__(self, where: str) -> None:
         self.where = where
 
-    def takes(self, status: int) -> bool:
+    def accepts(self, status: int) -> bool:
         return 200 <= status < 300 or status == 404
 
-    def take(self, response: httpx.Response, attempts: int) -> Reply:
+    def read(self, response: httpx.Response, attempt: int) -> Reply:
         content_type = response.headers.get("content-type", "")
         return Reply(response.status_code, _read_capped(response), content_type, self.where)
 
@@ -126,7 +115,7 @@ class ExportApi:
 
     def _get(self, path: str) -> Reply:
         """GET `path` and read its (bounded) body; a 2xx or a 404, else ServerUnreachableError."""
-        where = f"GET {shown(self.options.url(path))}"
+        where = f"GET {redact_url(self.options.url(path))}"
         reply = drive(
             self.client, self.options, path, _Metadata(where),
             quick_connect=not self.answered, on_outage=self.on_outage,
@@ -151,8 +140,9 @@ class ExportApi:
             )
         return _strings(_data(response), "download_ids", f"GET {path}")
 
-    def download_info(self, export_id: str, download_id: str) -> DownloadInfo:
-        """One download's metadata, checked: rows is a non-negative integer, lists are strings."""
+    def download_info(self, export_id: str, download_id: str) -> RemoteFile:
+        """One download as a file to fetch, its metadata checked: rows is a non-negative integer,
+        lists are strings."""
         path = f"/api/export/{quote(export_id, safe='')}/{quote(download_id, safe='')}"
         response = self._get(path)
         if response.status == 404:
@@ -164,11 +154,33 @@ class ExportApi:
         rows = _field(data, "rows", int, where)
         if rows < 0:
             raise ProtocolError(f"{where}: field 'rows' is negative ({rows})")
-        return DownloadInfo(
-            export_id=export_id,
-            id=download_id,
-            rows=rows,
-            event_types=tuple(_strings(data, "event_types", where)),
-            patients=tuple(_strings(data, "patients", where)),
-            metadata=json.dumps(data, sort_keys=True),
-        )
+        _strings(data, "event_types", where)
+        _strings(data, "patients", where)
+        return download_file(export_id, download_id, rows, json.dumps(data, sort_keys=True))
+
+
+def download_file(export_id: str, download_id: str, rows: int, metadata: str) -> RemoteFile:
+    """A download of the export API as a file to fetch: a CSV body at its data path."""
+    return RemoteFile(
+        export_id=export_id,
+        id=download_id,
+        label=f"download {download_id}",
+        url=f"/api/export/{quote(export_id, safe='')}/{quote(download_id, safe='')}/data",
+        rows=rows,
+        format=CSV,
+        metadata=metadata,
+    )
+
+
+@dataclass(frozen=True)
+class ExportApiSource:
+    """One export's downloads, as the export API lists and describes them."""
+
+    api: ExportApi
+    export_id: str
+
+    def files(self) -> list[RemoteFile]:
+        """The export's downloads with their metadata, in the server's order; UsageError for an
+        unknown export, DownloadGoneError for a listed download that is gone."""
+        ids = self.api.download_ids(self.export_id)
+        return [self.api.download_info(self.export_id, d) for d in ids]

@@ -1,0 +1,2 @@
+"""Counting: the counting parser and its Aggregator (parser.py), exact mergeable counts
+(tally.py)."""
