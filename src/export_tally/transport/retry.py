@@ -18,7 +18,8 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -26,6 +27,24 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 OUTAGE_STATUSES = frozenset({502, 503, 504})  # a gateway saying the server behind it is down
 # Longest wait we accept from a server's Retry-After, so a hostile value cannot hang a run.
 MAX_RETRY_AFTER = 60.0
+# A Retry-After of more seconds than this is an epoch timestamp (one sample FHIR server sends
+# those in its 429s): nobody means "come back in 30 years".
+EPOCH_RETRY_AFTER = 10**9
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where the retrying loop reads the time and waits: the real clocks, or a test's own.
+
+    `wall` (seconds since the epoch) dates events for the user; `monotonic` measures outages.
+    """
+
+    wall: Callable[[], float] = field(default=time.time)
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+
+REAL_CLOCK = Clock()
 
 
 @dataclass(frozen=True)
@@ -80,8 +99,9 @@ class RetryBudget:
     Attempts during an outage are not counted against either: the outage's clock bounds them.
     """
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, clock: Clock = REAL_CLOCK) -> None:
         self.policy = policy
+        self.clock = clock
         self.failures = 0  # consecutive counted failures without progress
         self.attempts = 0  # every failed attempt, outages included
         self.counted = 0  # failed attempts outside outages (the overall cap)
@@ -105,7 +125,7 @@ class RetryBudget:
         )
 
     def wait(self, retry_after: float | None = None) -> None:
-        time.sleep(self.policy.delay(max(1, self.failures), retry_after))
+        self.clock.sleep(self.policy.delay(max(1, self.failures), retry_after))
 
     def record_outage(self) -> bool:
         """Note an attempt that found the server unreachable; True while the outage may go on.
@@ -115,26 +135,26 @@ class RetryBudget:
         self.attempts += 1
         self._outage_failures += 1
         if self.down_since is None:
-            self.down_since = time.time()
-            self._down_from = time.monotonic()
+            self.down_since = self.clock.wall()
+            self._down_from = self.clock.monotonic()
         return self.outage_seconds() < self.policy.max_outage
 
     def outage_seconds(self) -> float:
         """How long the current outage has lasted (0 when there is none)."""
-        return time.monotonic() - self._down_from if self.down_since is not None else 0.0
+        return self.clock.monotonic() - self._down_from if self.down_since is not None else 0.0
 
     def wait_outage(self, retry_after: float | None = None) -> None:
         """Back off (capped at outage_max_delay), but never past the outage's end: the last
         attempt is made when `max_outage` is up."""
         policy = self.policy
         delay = policy.delay(self._outage_failures, retry_after, cap=policy.outage_max_delay)
-        time.sleep(max(0.0, min(delay, policy.max_outage - self.outage_seconds())))
+        self.clock.sleep(max(0.0, min(delay, policy.max_outage - self.outage_seconds())))
 
     def reached(self) -> OutageEvent | None:
         """Note that the server answered; the event that ends the outage, if there was one."""
         if self.down_since is None:
             return None
-        event = OutageEvent(self.down_since, time.time())
+        event = OutageEvent(self.down_since, self.clock.wall())
         self.down_since = None
         self._outage_failures = 0
         return event
@@ -163,20 +183,27 @@ def _untrusted(exc: BaseException) -> bool:
     return isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds (delta-seconds or an HTTP date), if present and valid."""
+def retry_after_seconds(response: httpx.Response, clock: Clock = REAL_CLOCK) -> float | None:
+    """The Retry-After header in seconds from now, if present and valid: delta-seconds, an HTTP
+    date, or (a quirk of some servers) an epoch timestamp. Not capped: that is the caller's."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if seconds != seconds:  # NaN
+            return None
+        if seconds > EPOCH_RETRY_AFTER:
+            seconds -= clock.wall()
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - clock.wall())
 
 
 def describe(exc: BaseException) -> str:
