@@ -32,3 +32,7 @@ class DownloadGoneError(ServerUnreachableError):
 
 class RedirectRefusedError(ServerUnreachableError):
     """The server redirected to another host, which the user did not allow."""
+
+
+class ExportJobGoneError(ServerUnreachableError):
+    """A FHIR export job's status URL answers 404 or 410: deleted, expired, or never there."""
