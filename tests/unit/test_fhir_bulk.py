@@ -26,6 +26,7 @@ from export_tally.transport.fhir_bulk import (
     kick_off,
     poll_status,
 )
+from export_tally.transport.retry import MAX_RETRY_AFTER
 from tests.support.fhir_script import (
     BASE,
     STATUS,
@@ -261,3 +262,22 @@ def test_a_refused_delete_says_so() -> None:
     script = Script(fhir_json(405, outcome("not-supported")))
     with pytest.raises(ServerUnreachableError, match=f"DELETE {STATUS} answered HTTP 405"):
         delete_job(script.client(), options(), STATUS, clock=FakeClock().clock)
+
+
+def test_a_429_asking_for_hours_is_reported_once_and_waited_at_the_loops_cap() -> None:
+    clock = FakeClock()
+    slow_down = fhir_json(429, outcome("throttled"), {"Retry-After": "10800"})
+    told: list[tuple[float, float]] = []
+    poll(
+        Script(slow_down, slow_down, DONE), clock, max_outage=600,
+        on_long_wait=lambda asked, cap: told.append((asked, cap)),
+    )  # fmt: skip
+    assert told == [(10800, MAX_RETRY_AFTER)]
+    assert clock.slept == [MAX_RETRY_AFTER] * 2
+
+
+def test_refused_credentials_on_the_kick_off_are_not_retried() -> None:
+    script = Script(fhir_json(401, outcome("login", "token expired")))
+    with pytest.raises(ServerUnreachableError, match="refused the credentials"):
+        start(script)
+    assert len(script.requests) == 1

@@ -34,6 +34,7 @@ from export_tally.transport.fhir_outcomes import (
     read_outcome,
 )
 from export_tally.transport.retry import (
+    MAX_RETRY_AFTER,
     REAL_CLOCK,
     Clock,
     is_outage_status,
@@ -164,10 +165,28 @@ class _InProgress:
 class _Status(Exchange[Manifest | _InProgress]):
     """One poll of the status URL: the manifest (200) or how the job is getting on (202)."""
 
-    def __init__(self, status_url: str, types: Collection[str], clock: Clock) -> None:
+    def __init__(
+        self,
+        status_url: str,
+        types: Collection[str],
+        clock: Clock,
+        max_wait: float,
+        on_long_wait: LongWait | None,
+    ) -> None:
         self.status_url = status_url
         self.types = types
         self.clock = clock
+        self.on_long_wait = on_long_wait
+        self.told_long = False
+        self.max_wait = max_wait
+
+    def capped(self, response: httpx.Response, cap: float) -> None:
+        """Tell `on_long_wait`, once per job, of a Retry-After longer than the wait it will get."""
+        asked = retry_after_seconds(response, self.clock)
+        if asked is not None and asked > cap and not self.told_long:
+            self.told_long = True
+            if self.on_long_wait is not None:
+                self.on_long_wait(asked, cap)
 
     def headers(self) -> dict[str, str]:
         return {"Accept": "application/json"}
@@ -176,6 +195,7 @@ class _Status(Exchange[Manifest | _InProgress]):
         where = f"GET {shown(self.status_url)}"
         status = response.status_code
         if status == 202:
+            self.capped(response, self.max_wait)
             progress = response.headers.get("x-progress")
             read_error_body(response)  # an optional OperationOutcome: read, so the link is reused
             return _InProgress(
@@ -200,6 +220,8 @@ class _Status(Exchange[Manifest | _InProgress]):
         wait, failed = _waits_out_fhir(response)
         if failed is not None:
             raise ServerUnreachableError(f"{where}: the export failed ({failed})")
+        if wait:
+            self.capped(response, MAX_RETRY_AFTER)  # what the loop waits at most
         return wait
 
 
@@ -248,14 +270,15 @@ def poll_status(
 ) -> Manifest:
     """Poll `status_url` until the job is done; its manifest, output filtered to `types`.
 
-    Between polls: the server's Retry-After, capped at `max_wait` (a longer one is told to
-    `on_long_wait` once, never slept through silently), else backoff from FIRST_POLL_WAIT.
+    Between polls: the server's Retry-After, capped at `max_wait`, else backoff from
+    FIRST_POLL_WAIT. A Retry-After longer than the wait it gets (on a 429 or a transient error
+    too, which the loop caps at MAX_RETRY_AFTER) is told to `on_long_wait` once: never slept
+    through silently.
     Each X-Progress goes to `on_progress`. Raises ExportJobGoneError (404, 410),
     ServerUnreachableError (the job failed: its OperationOutcome's line; or as `drive` does),
     ProtocolError (a manifest that is not what the guide promises).
     """
-    exchange = _Status(status_url, types, clock)
-    told_long = False
+    exchange = _Status(status_url, types, clock, max_wait, on_long_wait)
     backoff = FIRST_POLL_WAIT
     while True:
         answer = drive(client, options, status_url, exchange, on_outage=on_outage, clock=clock)
@@ -267,9 +290,6 @@ def poll_status(
             wait, backoff = min(backoff, max_wait), backoff * 2
         else:
             wait = min(answer.retry_after, max_wait)
-            if answer.retry_after > max_wait and not told_long and on_long_wait is not None:
-                on_long_wait(answer.retry_after, max_wait)
-                told_long = True
         clock.sleep(wait)
 
 
