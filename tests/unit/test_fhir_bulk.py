@@ -107,6 +107,12 @@ def test_an_unknown_group_is_a_usage_error_naming_it() -> None:
         start(script, ExportRequest("nope"))
 
 
+def test_no_patient_level_export_asks_whether_the_url_is_a_fhir_base() -> None:
+    page = httpx.Response(404, content=b"Not Found", headers={"Content-Type": "text/plain"})
+    with pytest.raises(UsageError, match=r"404, no OperationOutcome.*a FHIR server's base"):
+        start(Script(page))
+
+
 def test_another_4xx_is_a_protocol_error() -> None:
     script = Script(fhir_json(406, outcome("not-supported", "Accept must be fhir+json")))
     with pytest.raises(ProtocolError, match="HTTP 406: error not-supported") as caught:

@@ -149,6 +149,8 @@ class _KickOff(Exchange[str]):
         status = response.status_code
         if status == 404 and self.request.group is not None:
             raise UsageError(f"group {self.request.group!r} not found: {where} answered {failed}")
+        if status == 404:
+            raise UsageError(f"{where} answered {failed}: is the URL a FHIR server's base?")
         if status in (400, 404, 422):
             raise UsageError(f"{where}: the server refused the export ({failed})")
         if status >= 500:
