@@ -80,6 +80,7 @@ def entry(**fields: Any) -> dict[str, Any]:
         (manifest(output=["x"]), r"output\[0\] is not an object"),
         (manifest(output=[{"url": f"{BASE}/f"}]), r"output\[0\] has no 'type'"),
         (manifest(output=[{"type": "Observation"}]), r"output\[0\] has no 'url'"),
+        (manifest(output=[{"type": "Obs\x1b[2J", "url": "/f"}]), "'type' is not a FHIR resource"),
         (entry(url="ftp://x/f.ndjson"), "'url' is not an http"),
         (entry(count=-1), "'count' is not a non-negative integer"),
         (entry(count=True), "'count' is not a non-negative integer"),

@@ -24,7 +24,12 @@ from export_tally.core.errors import (
     UsageError,
 )
 from export_tally.transport.driver import Exchange, OutageCallback, drive, shown
-from export_tally.transport.fhir_manifest import Manifest, is_instant, parse_manifest
+from export_tally.transport.fhir_manifest import (
+    RESOURCE_TYPE,
+    Manifest,
+    is_instant,
+    parse_manifest,
+)
 from export_tally.transport.fhir_outcomes import (
     Issue,
     clean_text,
@@ -50,7 +55,6 @@ FHIR_JSON = "application/fhir+json"
 MAX_POLL_WAIT = 120.0  # the longest wait between polls, whatever Retry-After asks for
 FIRST_POLL_WAIT = 1.0  # without Retry-After: 1, 2, 4 ... seconds, up to the cap
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # 20,000 files' entries take a few MB
-RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 ProgressText = Callable[[str], None]  # the server's X-Progress, as it said it (one clean line)

@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 from export_tally.core.errors import ProtocolError
 from export_tally.transport.driver import is_absolute, shown
 
+RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
 
 
@@ -70,6 +71,8 @@ def _entries(body: dict[str, Any], name: str, where: str, base: str) -> tuple[Ex
         kind, url, count = item.get("type"), item.get("url"), item.get("count")
         if not isinstance(kind, str) or not kind:
             raise ProtocolError(f"{what} has no 'type'")
+        if not RESOURCE_TYPE.fullmatch(kind):
+            raise ProtocolError(f"{what}: 'type' is not a FHIR resource type")
         if not isinstance(url, str) or not url:
             raise ProtocolError(f"{what} has no 'url'")
         url = urljoin(base, url)  # the guide says absolute; a relative one is read as a link
