@@ -31,12 +31,10 @@ from export_tally.transport.fhir_manifest import (
     parse_manifest,
 )
 from export_tally.transport.fhir_outcomes import (
-    Issue,
     clean_text,
-    describe_issues,
+    explain_error,
     is_transient,
     read_error_body,
-    read_outcome,
 )
 from export_tally.transport.retry import (
     MAX_RETRY_AFTER,
@@ -94,16 +92,6 @@ class ExportRequest:
         return f"{where}/$export?{urlencode(query, safe=',:')}"
 
 
-def _explain(response: httpx.Response) -> tuple[str, tuple[Issue, ...] | None]:
-    """One line saying why an error answer failed, and its OperationOutcome's issues (if any)."""
-    issues = read_outcome(read_error_body(response))
-    status = response.status_code
-    if issues is None:
-        kind = response.headers.get("content-type", "no content type").split(";")[0]
-        return f"HTTP {status}, no OperationOutcome ({clean_text(kind, 60)})", None
-    return f"HTTP {status}: {describe_issues(issues)}", issues
-
-
 def _waits_out_fhir(response: httpx.Response) -> tuple[bool, str | None]:
     """What the async pattern makes of an error answer: (wait it out, why it failed for good).
 
@@ -116,7 +104,7 @@ def _waits_out_fhir(response: httpx.Response) -> tuple[bool, str | None]:
         return True, None
     if status < 400 or status in (401, 403):
         return False, None
-    line, issues = _explain(response)
+    line, issues = explain_error(response)
     if issues is None and status >= 500:
         return is_outage_status(status), None
     if issues is not None and status >= 500 and is_transient(issues):
@@ -219,7 +207,7 @@ class _Status(Exchange[Manifest | _InProgress]):
 
     def waits_out(self, where: str, response: httpx.Response) -> bool:
         if response.status_code in (404, 410):
-            line, _ = _explain(response)
+            line, _ = explain_error(response)
             raise ExportJobGoneError(
                 f"{where}: the export job is gone ({line}): deleted, expired, or never there"
             )

@@ -104,6 +104,16 @@ def describe_issues(issues: Sequence[Issue]) -> str:
     return f"{first.severity} {first.code}{text}{more}"
 
 
+def explain_error(response: httpx.Response) -> tuple[str, tuple[Issue, ...] | None]:
+    """One line saying why an error answer failed, and its OperationOutcome's issues (if any)."""
+    issues = read_outcome(read_error_body(response))
+    status = response.status_code
+    if issues is None:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        return f"HTTP {status}, no OperationOutcome ({clean_text(kind, 60)})", None
+    return f"HTTP {status}: {describe_issues(issues)}", issues
+
+
 def is_transient(issues: Iterable[Issue]) -> bool:
     """Whether an outcome says "try again later": a transient code, and no other failure."""
     issues = list(issues)
