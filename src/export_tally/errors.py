@@ -8,6 +8,7 @@ Which exit status each one maps to is decided in one place, the edge's exit code
     ├── ServerUnreachableError    the server could not be reached, or a failure
     │   │                         survived the retries                                  exit 3
     │   ├── DownloadGoneError     a listed download answers 404 (gone during the run)
+    │   ├── ExportJobGoneError    a FHIR export job's status URL answers 404 or 410
     │   └── RedirectRefusedError  a redirect to another host the user did not allow
     ├── ProtocolError             a successful answer the API does not promise          exit 4
     │   └── CsvFormatError        a body that is not the promised CSV
@@ -61,6 +62,10 @@ class BadRowError(CsvFormatError):
 
 class DownloadGoneError(ServerUnreachableError):
     """A download the server listed answers 404: it disappeared during the run."""
+
+
+class ExportJobGoneError(ServerUnreachableError):
+    """A FHIR export job's status URL answers 404 or 410: deleted, expired, or never there."""
 
 
 class RedirectRefusedError(ServerUnreachableError):

@@ -16,7 +16,7 @@ from export_tally.transport.client import ClientOptions
 from export_tally.transport.driver import Exchange, drive
 from export_tally.transport.export_api import download_file
 from export_tally.transport.fetch import fetch_whole
-from export_tally.transport.retry import OutageEvent, RetryPolicy
+from export_tally.transport.retry import Clock, OutageEvent, RetryPolicy
 
 BASE = "http://mock.test"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -38,6 +38,9 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+    def clock(self) -> Clock:
+        return Clock(wall=self.time, monotonic=self.monotonic, sleep=self.sleep)
 
 
 class _Text(Exchange[str]):
@@ -70,7 +73,7 @@ def run(
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
         return drive(
             client, options, "/x", _Text(), quick_connect=quick_connect,
-            on_outage=None if outages is None else outages.append, clock=clock or FakeClock(),
+            on_outage=None if outages is None else outages.append, clock=(clock or FakeClock()).clock(),
         )  # fmt: skip
 
 

@@ -1,10 +1,13 @@
-"""The one retrying loop: every GET the tool makes runs through `drive`.
+"""The one retrying loop: every request the tool makes runs through `drive`.
 
 The loop owns what every request shares: the retry budget and outage clock (retry.py), which
 statuses are final and which transient, Retry-After, turning httpx's exceptions into the tool's
 errors, and the messages that say so. What differs between a metadata request, a whole download
 and one byte range of a download is an `Exchange`: which headers to send, which answers it accepts
 and how it reads them, how far its attempts got, and what to keep when an answer is cut off.
+An exchange also names its method (a FHIR job is deleted with DELETE) and may read an error answer
+itself: to wait it out like an outage (a FHIR server's `transient` OperationOutcome, its 429), or
+to raise with what the body says.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from export_tally.errors import DownloadGoneError, ProtocolError, ServerUnreachableError
 from export_tally.transport.retry import (
-    SYSTEM_CLOCK,
+    REAL_CLOCK,
     OutageEvent,
     RetryBudget,
     describe,
@@ -43,16 +47,21 @@ T = TypeVar("T")
 
 @contextmanager
 def get_stream(
-    client: httpx.Client, url: str, headers: dict[str, str] | None = None
+    client: httpx.Client, url: str, headers: dict[str, str] | None = None, method: str = "GET"
 ) -> Iterator[httpx.Response]:
-    """`client.stream("GET", ...)`, with a redirect loop turned into the tool's own error."""
+    """`client.stream(method, ...)`, with a redirect loop turned into the tool's own error."""
     try:
-        with client.stream("GET", url, headers=headers) as response:
+        with client.stream(method, url, headers=headers) as response:
             yield response
     except httpx.TooManyRedirects as exc:
         raise ServerUnreachableError(
-            f"GET {redact_url(url)}: more than {MAX_REDIRECTS} redirects"
+            f"{method} {redact_url(url)}: more than {MAX_REDIRECTS} redirects"
         ) from exc
+
+
+def is_absolute(url: str) -> bool:
+    """Whether `url` names its server (an http(s) URL), rather than a path under the base URL."""
+    return urlsplit(url).scheme in ("http", "https")
 
 
 class Exchange(ABC, Generic[T]):
@@ -60,6 +69,7 @@ class Exchange(ABC, Generic[T]):
 
     # Whether a transport failure's message says how many attempts were made (body requests).
     counts_attempts = False
+    method = "GET"
 
     def headers(self) -> dict[str, str]:
         """The headers of the next attempt (a resume asks for where the last one stopped)."""
@@ -79,6 +89,14 @@ class Exchange(ABC, Generic[T]):
 
     def raise_for_status(self, where: str, status: int) -> None:
         """Raise for a status no retry can cure that only this exchange gives a meaning to."""
+
+    def waits_out(self, where: str, response: httpx.Response) -> bool:
+        """For an answer `accepts` does not accept: True to try again by the outage clock (the server
+        is not ready, however often it answers), False for the loop's status policy.
+
+        It may read the body, and raise for an answer whose body says why no retry can cure it.
+        """
+        return is_outage_status(response.status_code)
 
     def progress(self) -> int:
         """How far into the answer the attempts have got (bytes); more than ever before is progress."""
@@ -196,9 +214,10 @@ def drive(
     *,
     quick_connect: bool = False,
     on_outage: OutageCallback | None = None,
-    clock: Clock = SYSTEM_CLOCK,
+    clock: Clock = REAL_CLOCK,
 ) -> T:
-    """GET `path` until `exchange` has its result, retrying transient failures per the policy.
+    """Request `path` (under the base URL, or an absolute URL) with the exchange's method until
+    `exchange` has its result, retrying transient failures per the policy; `clock` waits.
 
     With `quick_connect` (start-up requests), connection refused is tried QUICK_CONNECT_DELAYS
     more times, then fails: a mistyped server should not be waited for. `on_outage` hears when
@@ -208,26 +227,30 @@ def drive(
     Raises ServerUnreachableError for refused credentials, final statuses, a redirect loop and
     failures the retries (or the outage limit) did not cure; whatever `exchange` raises.
     """
-    url = options.url(path)
-    where = f"GET {redact_url(url)}"
+    url = path if is_absolute(path) else options.url(path)
+    where = f"{exchange.method} {redact_url(url)}"
     attempts = _Attempts(options, on_outage, clock)
     quick_delays = list(QUICK_CONNECT_DELAYS) if quick_connect else None
     while True:
         reading = False  # whether an answer is being read (a failure now cuts it off)
         try:
-            with get_stream(client, url, exchange.headers()) as response:
+            with get_stream(client, url, exchange.headers(), exchange.method) as response:
                 status = response.status_code
-                if not is_outage_status(status):
+                taken = exchange.accepts(status)
+                # Asked first: an answer waited out must not end the outage clock it runs on.
+                outage = not taken and exchange.waits_out(where, response)
+                if not outage:
                     attempts.answered()
-                if exchange.accepts(status):
+                if taken:
                     reading = True
                     result = exchange.read(response, attempts.next)
                     if result is None:
                         continue
                     return result
                 exchange.raise_for_status(where, status)
-                _refuse_final(where, status)
-                retry_after = retry_after_seconds(response)
+                if not outage:
+                    _refuse_final(where, status)
+                retry_after = retry_after_seconds(response, clock)
         except httpx.TransportError as exc:
             cause = describe(exc)
             if not reading and quick_delays is not None and isinstance(exc, httpx.ConnectError):
@@ -246,7 +269,7 @@ def drive(
             attempts.failure(failure, reached, exc)
             continue
         failure = f"{where} failed: HTTP {status}, {attempts.next} attempts"
-        if is_outage_status(status):
+        if outage:
             attempts.outage(failure, retry_after=retry_after)
         else:
             attempts.failure(failure, exchange.progress(), retry_after=retry_after)

@@ -19,8 +19,7 @@ import email.utils
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -28,6 +27,24 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 OUTAGE_STATUSES = frozenset({502, 503, 504})  # a gateway saying the server behind it is down
 # Longest wait we accept from a server's Retry-After, so a hostile value cannot hang a run.
 MAX_RETRY_AFTER = 60.0
+# A Retry-After of more seconds than this is an epoch timestamp (one sample FHIR server sends
+# those in its 429s): nobody means "come back in 30 years".
+EPOCH_RETRY_AFTER = 10**9
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Where the retrying loop reads the time and waits: the real clocks, or a test's own.
+
+    `wall` (seconds since the epoch) dates events for the user; `monotonic` measures outages.
+    """
+
+    wall: Callable[[], float] = field(default=time.time)
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+
+REAL_CLOCK = Clock()
 
 
 @dataclass(frozen=True)
@@ -77,28 +94,6 @@ class OutageEvent:
 OutageCallback = Callable[[OutageEvent], None]
 
 
-class Clock(Protocol):
-    """Where the retrying loop reads the time and waits (a test gives its own)."""
-
-    def time(self) -> float: ...  # seconds since the epoch, for the user
-    def monotonic(self) -> float: ...  # for measuring an outage
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def time(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-SYSTEM_CLOCK = SystemClock()
 
 
 class RetryBudget:
@@ -109,7 +104,7 @@ class RetryBudget:
     Attempts during an outage are not counted against either: the outage's clock bounds them.
     """
 
-    def __init__(self, policy: RetryPolicy, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, policy: RetryPolicy, clock: Clock = REAL_CLOCK) -> None:
         self.policy = policy
         self.clock = clock
         self.failures = 0  # consecutive counted failures without progress
@@ -145,7 +140,7 @@ class RetryBudget:
         self.attempts += 1
         self._outage_failures += 1
         if self.down_since is None:
-            self.down_since = self.clock.time()
+            self.down_since = self.clock.wall()
             self._down_from = self.clock.monotonic()
         return self.outage_seconds() < self.policy.max_outage
 
@@ -164,7 +159,7 @@ class RetryBudget:
         """Note that the server answered; the event that ends the outage, if there was one."""
         if self.down_since is None:
             return None
-        event = OutageEvent(self.down_since, self.clock.time())
+        event = OutageEvent(self.down_since, self.clock.wall())
         self.down_since = None
         self._outage_failures = 0
         return event
@@ -193,20 +188,27 @@ def _untrusted(exc: BaseException) -> bool:
     return isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds (delta-seconds or an HTTP date), if present and valid."""
+def retry_after_seconds(response: httpx.Response, clock: Clock = REAL_CLOCK) -> float | None:
+    """The Retry-After header in seconds from now, if present and valid: delta-seconds, an HTTP
+    date, or (a quirk of some servers) an epoch timestamp. Not capped: that is the caller's."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if seconds != seconds:  # NaN
+            return None
+        if seconds > EPOCH_RETRY_AFTER:
+            seconds -= clock.wall()
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - clock.wall())
 
 
 def describe(exc: BaseException) -> str:
