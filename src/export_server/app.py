@@ -20,7 +20,7 @@ from export_server.export_api_routes import EXPORT_API_ERRORS, api_doc_routes, e
 from export_server.faults import FaultConfig, FaultInjector, FaultMiddleware
 from export_server.fhir_access import SmartAuthority
 from export_server.fhir_config import FhirConfig
-from export_server.fhir_routes import FhirApi
+from export_server.fhir_routes import FHIR_FAULTS, FhirApi
 from export_server.pool import GeneratorPool
 
 
@@ -52,7 +52,7 @@ def create_app(
     config = config or ServerConfig()
     source = bodies or Bodies(GeneratorPool(1))
     injector = FaultInjector(config.faults)
-    fhir = FhirApi(config.fhir, source, injector, smart)
+    fhir = FhirApi(config.fhir, source, config.faults, smart)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,7 +70,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(FaultMiddleware, injector=injector)],
+        middleware=[Middleware(FaultMiddleware, injector=injector, routed=[FHIR_FAULTS])],
         exception_handlers={HTTPException: _http_error, **EXPORT_API_ERRORS},
         lifespan=lifespan,
     )
