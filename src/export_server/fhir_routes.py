@@ -233,7 +233,9 @@ class FhirApi:
         answer = answer_range(spec, size)
         headers.update(answer.headers)
         if answer.status == 416:
-            return Response(status_code=416, headers=headers)
+            del headers["Content-Type"]  # the answer is an OperationOutcome
+            text = f"the range {request.headers['range']!r} is beyond the file's {size} bytes"
+            raise FhirError(416, "invalid", text, headers)
         start, stop = answer.start, answer.stop
         span = source.span(start, stop) if isinstance(source, ObservationSource) else bytes_span(source, start, stop)  # fmt: skip
         drop = fault.drop_point(stop - start)
