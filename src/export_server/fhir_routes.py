@@ -138,12 +138,14 @@ class FhirApi:
         else:
             export_id = self.config.population
             level = "patient" if request.url.path.startswith("/fhir/Patient/") else "system"
-        if self.config.rate_limit and self.jobs.running():
+        # Behind an authority a client is its client id; without one, anyone.
+        owner: str | None = getattr(request.state, "smart_client_id", None)
+        if self.config.rate_limit and self.jobs.running(owner):
             raise FhirError(
                 429, "throttled", "an export is running: wait for it to complete, or delete it",
                 self._retry_after(),
             )  # fmt: skip
-        job = self.jobs.start(await parse_kickoff(request, export_id, level))
+        job = self.jobs.start(await parse_kickoff(request, export_id, level), owner)
         status_url = f"{self._base(request)}/jobs/{job.id}"
         text = f"export of Group {export_id} started; poll {status_url}"
         return outcome_response(202, "informational", text, {"Content-Location": status_url}, "information")  # fmt: skip

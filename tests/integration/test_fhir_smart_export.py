@@ -1,7 +1,8 @@
 """A FHIR Bulk Data export behind SMART Backend Services, on the real server over real sockets.
 
-One server for the module, started with `--fhir-clients` (its clients' keys made at test time)
-and `--fhir-token-seconds 4`, so that a token expires while the tests run. Tokens come from its
+One server for the module, started with `--fhir-clients` (its clients' keys made at test time),
+`--fhir-token-seconds 4`, so that a token expires while the tests run, and `--fhir-hold 3
+--fhir-rate-limit`, so that a client polls a running job and meets the limit of one job at once. Tokens come from its
 token endpoint, for RS384 assertions signed here (`Bearer` asks for a new one once half of the
 last one's life is gone). The token endpoint's own refusals are in test_smart_auth.py.
 """
@@ -30,7 +31,7 @@ def smart_server(
     server_cache_dir: Path,
 ) -> Iterator[SmartServer]:  # fmt: skip
     """On the session's cache, warm for demo (`warm_server`)."""
-    args = ["--fhir-token-seconds", "4", "--workers", "1"]
+    args = ["--fhir-token-seconds", "4", "--fhir-hold", "3", "--fhir-rate-limit", "--workers", "1"]
     directory = tmp_path_factory.mktemp("smart-fhir")
     with running_smart_server(directory, reaper, args, cache_dir=server_cache_dir) as server:
         yield server
@@ -54,7 +55,8 @@ def test_an_export_with_a_token_from_the_token_endpoint(smart_server: SmartServe
         assert_refused(client.get(kickoff, headers=ASYNC), "no access token")
         status_url = kick_off(client, kickoff, bearer.headers())
         assert_refused(client.get(status_url), "no access token")
-        done, _ = wait_for_manifest(client, status_url, bearer.headers())
+        done, waiting = wait_for_manifest(client, status_url, bearer.headers())
+        assert waiting and all(poll.headers["retry-after"] == "1" for poll in waiting)
         manifest = done.json()
         assert manifest["requiresAccessToken"] is True
         assert [entry["type"] for entry in manifest["output"]] == ["Patient", *["Observation"] * 2]
@@ -101,3 +103,17 @@ def test_metadata_and_discovery_stay_open(smart_server: SmartServer) -> None:
     assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
     discovery = httpx.get(f"{smart_server.fhir}/.well-known/smart-configuration")
     assert discovery.json()["token_endpoint"] == smart_server.token_url
+
+
+def test_the_rate_limit_counts_each_clients_running_jobs_apart(smart_server: SmartServer) -> None:
+    kickoff = f"{smart_server.fhir}/Group/demo/$export"
+    rsa, ec = Bearer(smart_server).headers(), Bearer(smart_server, smart_server.ec).headers()
+    with httpx.Client(timeout=60) as client:
+        first = kick_off(client, kickoff, rsa, _type="Patient")  # held 3 s: running
+        again = client.get(kickoff, params={"_type": "Patient"}, headers={**ASYNC, **rsa})
+        assert again.status_code == 429, again.text
+        assert again.headers["retry-after"] == "1"
+        assert again.json()["issue"][0]["code"] == "throttled"
+        other = kick_off(client, kickoff, ec, _type="Patient")  # another client: its own limit
+        for status_url, headers in ((first, rsa), (other, ec)):
+            assert client.delete(status_url, headers=headers).status_code == 202

@@ -42,29 +42,31 @@ class SmartServer:
         """POST a token request's form to the token endpoint."""
         return httpx.post(self.token_url, data=form)
 
-    def token(self) -> tuple[str, float]:
-        """A new access token for the RSA client (a fresh RS384 assertion signed here), and how
-        many seconds the server said it lives."""
-        response = self.ask(token_form(self.rsa.assertion(self.token_url)))
+    def token(self, client: TestClientKey | None = None) -> tuple[str, float]:
+        """A new access token for `client` (default: the RSA one, a fresh RS384 assertion signed
+        here), and how many seconds the server said it lives."""
+        response = self.ask(token_form((client or self.rsa).assertion(self.token_url)))
         assert response.status_code == 200, response.text
         body = response.json()
         return body["access_token"], float(body["expires_in"])
 
 
 class Bearer:
-    """`Authorization: Bearer` headers from `server`'s token endpoint; a new token once half the
+    """`Authorization: Bearer` headers for `client` (default: the RSA one) from `server`'s token
+    endpoint; a new token once half the
     last one's life is gone by this process's clock (started before the token was asked for),
     so a request never carries a token about to expire."""
 
-    def __init__(self, server: SmartServer) -> None:
+    def __init__(self, server: SmartServer, client: TestClientKey | None = None) -> None:
         self.server = server
+        self.client = client
         self._token = ""
         self._renew_at = 0.0
 
     def headers(self) -> dict[str, str]:
         now = time.monotonic()
         if now >= self._renew_at:
-            self._token, lifetime = self.server.token()
+            self._token, lifetime = self.server.token(self.client)
             self._renew_at = now + lifetime / 2
         return {"Authorization": f"Bearer {self._token}"}
 
