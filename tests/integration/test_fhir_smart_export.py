@@ -117,3 +117,22 @@ def test_the_rate_limit_counts_each_clients_running_jobs_apart(smart_server: Sma
         other = kick_off(client, kickoff, ec, _type="Patient")  # another client: its own limit
         for status_url, headers in ((first, rsa), (other, ec)):
             assert client.delete(status_url, headers=headers).status_code == 202
+
+
+def test_a_request_without_a_token_meets_its_401_before_any_injected_fault(
+    tmp_path: Path, reaper: Reaper, server_cache_dir: Path
+) -> None:
+    """With every faulted request failed (`--fail-rate 1`): kick-offs are never faulted, a
+    status poll without a token is refused, one with a token fails as an injected fault."""
+    args = ["--fail-rate", "1", "--retry-after", "0", "--workers", "1"]
+    with (
+        running_smart_server(tmp_path, reaper, args, cache_dir=server_cache_dir) as faulty,
+        httpx.Client(timeout=60) as client,
+    ):
+        headers = Bearer(faulty).headers()
+        status_url = kick_off(client, f"{faulty.fhir}/Group/demo/$export", headers)
+        assert_refused(client.get(status_url), "no access token")
+        failed = client.get(status_url, headers=headers)
+        assert failed.status_code == 500
+        assert failed.headers["retry-after"] == "0"
+        assert failed.json()["issue"][0]["code"] == "transient"
