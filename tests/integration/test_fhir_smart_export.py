@@ -2,10 +2,11 @@
 
 One server for the module, started with `--fhir-clients` (its clients' keys made at test time),
 `--fhir-token-seconds 4`, so that a token expires while the tests run, and `--fhir-hold 3
---fhir-rate-limit`, so that a client polls a running job and meets the limit of one job at once. Tokens come from its
-token endpoint, for RS384 assertions signed here (`Bearer` asks for a new one once half of the
-last one's life is gone). One more server, failing every request faults reach, shows the 401
-comes before an injected fault. The token endpoint's own refusals are in test_smart_auth.py.
+--fhir-rate-limit`, so that a client polls a running job and meets the limit of one job at
+once. Tokens come from its token endpoint, for RS384 assertions signed here (`Bearer` asks for a
+new one once half of the last one's life is gone). One more server, failing every request faults
+reach, shows the 401 comes before an injected fault. The token endpoint's own refusals are in
+test_smart_auth.py.
 """
 
 from __future__ import annotations
