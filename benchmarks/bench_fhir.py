@@ -10,7 +10,8 @@ median of K runs after a warm-up:
 
 - CSV, one stream: the first N downloads of `small`, one after another;
 - NDJSON, one stream: their Observation files (identity), one after another;
-- NDJSON, two streams: two files at once, with the CPU each kind of server process used;
+- NDJSON, two streams: two files at once, with the CPU seconds each kind of server process
+  used over the wall seconds of those runs, and whether that kept every core busy;
 - NDJSON gzip, one stream: the files gzip-compressed (bytes counted as sent, compressed).
 
 Each as bytes/s and rows/s (a row is a CSV row or an Observation), with the NDJSON's ratio to
@@ -81,9 +82,20 @@ def cpu_seconds(pid: int) -> dict[str, float]:
 
 def line(label: str, seconds: float, size: int, rows: int, baseline: float | None) -> float:
     rate = rows / seconds
-    ratio = f"  {rate / baseline:5.2f}x CSV rows/s" if baseline else ""
+    ratio = f"  {rate / baseline:5.2f}x the CSV's rows/s" if baseline else ""
     print(f"{label:28s} {size / seconds / 1e6:9,.0f} MB/s {rate:12,.0f} rows/s{ratio}")
     return rate
+
+
+def cores_busy(before: dict[str, float], after: dict[str, float], wall: float) -> None:
+    """Print the server's CPU seconds over `wall` seconds, by kind of process and in all, and
+    whether that is every core of the machine (at least 75% of each, on average)."""
+    used = {kind: (after[kind] - before[kind]) / wall for kind in after}
+    cores = psutil.cpu_count() or 1
+    total = sum(used.values())
+    verdict = "every core busy" if total >= 0.75 * cores else "NOT every core busy"
+    kinds = ", ".join(f"{kind} {share:.2f}" for kind, share in used.items())
+    print(f"  server CPU s / wall s, two streams: {kinds}; {total:.2f} of {cores} cores: {verdict}")
 
 
 def measure(url: str, pid: int, runs: int, count: int) -> None:
@@ -112,13 +124,11 @@ def measure(url: str, pid: int, runs: int, count: int) -> None:
             thread.join()
         return sum(sizes)
 
-    before = cpu_seconds(pid)
+    before, started = cpu_seconds(pid), time.perf_counter()
     seconds, size = timed(two_at_once, runs)
-    after = cpu_seconds(pid)
+    wall, after = time.perf_counter() - started, cpu_seconds(pid)
     line("NDJSON, two streams", seconds, size, rows, csv_rate)
-    wall = seconds * (runs + 1)  # about: the warm-up took as long as a run
-    busy = ", ".join(f"{kind} {(after[kind] - before[kind]) / wall:.2f}" for kind in after)
-    print(f"  cores busy during two streams (CPU s / wall s): {busy}")
+    cores_busy(before, after, wall)
     seconds, size = timed(each(files, {"Accept-Encoding": "gzip"}), runs)
     line("NDJSON gzip, one stream", seconds, size, rows, csv_rate)
 

@@ -160,8 +160,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _smart_authority(clients_file: Path | None) -> SmartAuthority | None:
-    """The token authority for `--fhir-clients FILE`, if given; raises ClientsFileError.
+def _smart_authority(clients_file: Path | None, token_seconds: int | None) -> SmartAuthority | None:
+    """The token authority for `--fhir-clients FILE`, if given, its tokens living
+    `token_seconds` (None: the longest, 300 s); raises ClientsFileError.
 
     Imported only then: the JWT library and cryptography cost every other start of the server.
     """
@@ -170,7 +171,10 @@ def _smart_authority(clients_file: Path | None) -> SmartAuthority | None:
     from export_server.smart_auth import SmartAuthority
     from export_server.smart_clients import load_clients
 
-    return SmartAuthority(load_clients(clients_file))
+    clients = load_clients(clients_file)
+    if token_seconds is None:
+        return SmartAuthority(clients)
+    return SmartAuthority(clients, token_seconds=token_seconds)
 
 
 def _exit_when_orphaned(server: _Server, pool: GeneratorPool) -> None:
@@ -198,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"server: {exc}")
         return ExitCode.USAGE
     try:
-        smart = _smart_authority(args.fhir_clients)
+        smart = _smart_authority(args.fhir_clients, args.fhir_token_seconds)
     except ClientsFileError as exc:
         say(f"server: --fhir-clients {exc}")
         return ExitCode.USAGE

@@ -20,7 +20,8 @@ from export_server.export_api_routes import EXPORT_API_ERRORS, api_doc_routes, e
 from export_server.faults import FaultConfig, FaultInjector, FaultMiddleware
 from export_server.fhir_access import SmartAuthority
 from export_server.fhir_config import FhirConfig
-from export_server.fhir_routes import FhirApi
+from export_server.fhir_outcome import http_error_response, is_fhir_path
+from export_server.fhir_routes import FHIR_FAULTS, FhirApi
 from export_server.pool import GeneratorPool
 
 
@@ -34,8 +35,12 @@ class ServerConfig:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """404, 405 and the like, with a JSON `detail` (FastAPI's answer, not Starlette's text)."""
+    """404, 405 and the like, with a JSON `detail` (FastAPI's answer, not Starlette's text);
+    under /fhir an OperationOutcome, as every FHIR error."""
     assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if is_fhir_path(path):
+        return http_error_response(exc.status_code, request.method, path, dict(exc.headers or {}))
     return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
 
@@ -52,7 +57,7 @@ def create_app(
     config = config or ServerConfig()
     source = bodies or Bodies(GeneratorPool(1))
     injector = FaultInjector(config.faults)
-    fhir = FhirApi(config.fhir, source, injector, smart)
+    fhir = FhirApi(config.fhir, source, config.faults, smart)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,7 +75,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(FaultMiddleware, injector=injector)],
+        middleware=[Middleware(FaultMiddleware, injector=injector, routed=[FHIR_FAULTS])],
         exception_handlers={HTTPException: _http_error, **EXPORT_API_ERRORS},
         lifespan=lifespan,
     )

@@ -1,8 +1,10 @@
 """Fault injection: answer some requests with errors, cut some bodies off mid-stream.
 
 Decided and carried out here: `FaultInjector` decides each request's fault, `FaultMiddleware`
-(which the app installs) asks it and answers the failures, and `DroppedBody`, the response that
-streams every body, cuts off the ones the decision says to.
+(which the app installs) asks it for every request and answers the failures, and `DroppedBody`,
+the response that streams every body, cuts off the ones the decision says to. Routes of another
+protocol (the FHIR routes) are a `RoutedFaults`: they say which of their requests faults reach,
+and answer those failures in their own words (an OperationOutcome, once authorization is done).
 
 Each request's fate is a pure function of (seed, method, path, Range header, how many times this
 process has seen that request), so a seeded run misbehaves the same way every time, whatever the
@@ -17,8 +19,9 @@ import logging
 import os
 from asyncio import FIRST_COMPLETED
 from collections import Counter
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -49,6 +52,11 @@ class FaultConfig:
     @property
     def enabled(self) -> bool:
         return self.fail_rate > 0 or self.drop_rate > 0
+
+    def retry_headers(self, status: int) -> dict[str, str]:
+        """The headers a failed request's answer with `status` carries: Retry-After for a 503 or
+        429."""
+        return {"Retry-After": str(self.retry_after)} if status in RETRY_AFTER_STATUSES else {}
 
 
 @dataclass(frozen=True)
@@ -164,26 +172,55 @@ class DroppedBody(StreamingResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-class FaultMiddleware:
-    """Pure ASGI middleware (not BaseHTTPMiddleware, which would finish a body we mean to cut)."""
+class Reach(Enum):
+    """What injected faults may do to a request."""
 
-    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
+    NONE = "none"  # nothing: it is answered as if there were no faults
+    FAIL = "fail"  # fail it
+    CUT = "cut"  # fail it, or cut its body off
+
+
+@dataclass(frozen=True)
+class RoutedFaults:
+    """Routes under `prefix` that say what faults reach each request (`reach(method, path)`) and
+    answer a failure themselves, from `fault_of`, in their protocol's words."""
+
+    prefix: str
+    reach: Callable[[str, str], Reach]
+
+
+class FaultMiddleware:
+    """Pure ASGI middleware (not BaseHTTPMiddleware, which would finish a body we mean to cut).
+
+    Every request but those of `routed` may fail, and a CSV body (`.../data`) be cut; a failure
+    is answered here, as JSON. For `routed` paths, their `reach` says, and the route answers.
+    """
+
+    def __init__(
+        self, app: ASGIApp, injector: FaultInjector, routed: Sequence[RoutedFaults] = ()
+    ) -> None:
         self.app = app
         self.injector = injector
+        self.routed = routed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/fhir/"):
-            # The FHIR routes decide their faults themselves, to answer them the FHIR way.
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        own = next((routed for routed in self.routed if path.startswith(routed.prefix)), None)
+        if own is not None:
+            reach = own.reach(method, path)
+        else:
+            reach = Reach.CUT if path.endswith("/data") else Reach.FAIL
+        if reach is Reach.NONE:
             await self.app(scope, receive, send)
             return
         range_header = Headers(scope=scope).get("range")
-        path: str = scope["path"]
-        fault = self.injector.decide(
-            scope["method"], path, range_header, body=path.endswith("/data")
-        )
-        if fault.status is not None:
-            retry_after = str(self.injector.config.retry_after)
-            headers = {"Retry-After": retry_after} if fault.status in RETRY_AFTER_STATUSES else {}
+        fault = self.injector.decide(method, path, range_header, body=reach is Reach.CUT)
+        if fault.status is not None and own is None:
+            headers = self.injector.config.retry_headers(fault.status)
             response = JSONResponse({"detail": "injected fault"}, fault.status, headers=headers)
             await response(scope, receive, send)
             return

@@ -16,7 +16,11 @@ from starlette.routing import BaseRoute
 
 class SmartAuthority(Protocol):
     def authorize(self, request: Request) -> Response | None:
-        """None if the request may go on; else the answer to give (a 401 OperationOutcome)."""
+        """None if the request may go on; else the answer to give (a 401 OperationOutcome).
+
+        An authority that knows who the client is says so in `request.state.smart_client_id`
+        (a str): `--fhir-rate-limit` then limits each client's running jobs apart.
+        """
         ...
 
     def routes(self) -> list[BaseRoute]:

@@ -3,8 +3,9 @@
 An Observation file's bytes [start, stop) are made piece by piece (`fhir_index.Piece`) in the
 converter processes, AHEAD pieces at a time, and passed on in order: one file keeps several
 processes busy, and two files at once keep every core busy. With gzip each piece is compressed
-where it is made (`fhir_gzip`). The response can be cut off part-way (fault injection), and stops
-making pieces as soon as the client hangs up.
+where it is made (`fhir_gzip`). They go out in `faults.DroppedBody`, as the CSV bodies do: cut
+off part-way when a fault says so or a piece cannot be made, and no more pieces made once the
+client hangs up.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
-
-from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
 
 from export_server.bodies import Bodies
 from export_server.errors import GenerationError
@@ -54,6 +52,18 @@ async def _rows_of(
         yield piece, buffer[piece.csv_start - offset : piece.csv_stop - offset]
 
 
+async def _result(made: asyncio.Future[T]) -> T:
+    """A piece's making; its failure (a converter process lost, or a bug) a GenerationError,
+    which cuts this body off, not the server."""
+    try:
+        return await made
+    except GenerationError:
+        raise
+    except Exception as exc:
+        log.exception("an NDJSON piece could not be made")
+        raise GenerationError(f"an NDJSON piece could not be made: {exc!r}") from exc
+
+
 class ObservationSource:
     """Makes one planned Observation file's bytes from the CSV bodies."""
 
@@ -77,10 +87,10 @@ class ObservationSource:
                     pending.append((piece, asyncio.ensure_future(make(piece.job, rows))))
                     if len(pending) >= AHEAD:
                         done, made = pending.popleft()
-                        yield done, await made
+                        yield done, await _result(made)
             while pending:
                 done, made = pending.popleft()
-                yield done, await made
+                yield done, await _result(made)
         finally:
             for _, made in pending:
                 made.cancel()
@@ -119,66 +129,3 @@ async def bytes_span(data: bytes, start: int, stop: int) -> AsyncGenerator[bytes
 
 async def bytes_gzipped(data: bytes) -> AsyncGenerator[bytes, None]:
     yield gzip.compress(data, compresslevel=1, mtime=0)
-
-
-class NdjsonResponse(Response):
-    """Streams `chunks`; when `drop_after` is set, cuts the connection after that many bytes.
-
-    A body that cannot be made (GenerationError) is cut off too: the client sees an incomplete
-    body, never a clean end. The chunks are closed as soon as the response ends, however it ends
-    (the client hanging up included), so no more pieces are made for it.
-    """
-
-    def __init__(
-        self, chunks: AsyncGenerator[bytes, None], status: int, headers: dict[str, str],
-        drop_after: int | None,
-    ) -> None:  # fmt: skip
-        # Not Response.__init__: it would add a Content-Length for an empty body.
-        self.status_code = status
-        self.background = None
-        self.init_headers(headers)
-        self.chunks = chunks
-        self.drop_after = drop_after
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sending = asyncio.create_task(self._send_all(send))
-        hanging_up = asyncio.create_task(_disconnected(receive))
-        try:
-            await asyncio.wait((sending, hanging_up), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sending.cancel()
-            hanging_up.cancel()
-            await asyncio.gather(sending, hanging_up, return_exceptions=True)
-            await self.chunks.aclose()
-
-    async def _send_all(self, send: Send) -> None:
-        start = {
-            "type": "http.response.start",
-            "status": self.status_code,
-            "headers": self.raw_headers,
-        }
-        await send(start)
-        sent = 0
-        try:
-            async for chunk in self.chunks:
-                if self.drop_after is not None and sent + len(chunk) >= self.drop_after:
-                    body = chunk[: self.drop_after - sent]
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-                    log.info("fault injection: dropped a body after %d bytes", self.drop_after)
-                    return
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                sent += len(chunk)
-        except GenerationError as exc:
-            log.error("NDJSON body cut off: %s", exc)
-            return
-        except Exception:  # a converter process lost, or a bug: cut this body, not the server
-            log.exception("NDJSON body cut off")
-            return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return

@@ -42,6 +42,7 @@ class Job:
     request: ExportRequest
     transaction_time: datetime
     hold_until: float
+    owner: str | None = None  # the client that kicked it off (None: no authorization)
     total: int = 0  # CSV bytes to read
     read: int = 0
     files: list[ObservationFile] = field(default_factory=list)
@@ -87,9 +88,9 @@ class Jobs:
         self._jobs: dict[str, Job] = {}
         self.deleted: set[str] = set()
 
-    def start(self, request: ExportRequest) -> Job:
+    def start(self, request: ExportRequest, owner: str | None = None) -> Job:
         job = Job(
-            uuid.uuid4().hex, request, datetime.now(UTC), time.monotonic() + self.hold
+            uuid.uuid4().hex, request, datetime.now(UTC), time.monotonic() + self.hold, owner
         )  # fmt: skip
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job))
@@ -113,8 +114,9 @@ class Jobs:
             job.task.cancel()
         return True
 
-    def running(self) -> list[Job]:
-        return [job for job in self._jobs.values() if job.running]
+    def running(self, owner: str | None = None) -> list[Job]:
+        """The running jobs of `owner` (a client id; None: of anyone, without authorization)."""
+        return [job for job in self._jobs.values() if job.running and job.owner == owner]
 
     async def close(self) -> None:
         tasks = [job.task for job in self._jobs.values() if job.task is not None]

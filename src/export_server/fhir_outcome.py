@@ -55,3 +55,26 @@ def outcome_response(
 
 def error_response(error: FhirError) -> Response:
     return outcome_response(error.status, error.code, error.text, error.headers)
+
+
+# The IssueType of an HTTP error the router raises before any FHIR route runs.
+_HTTP_ISSUES = {404: "not-found", 405: "not-supported"}
+
+
+def is_fhir_path(path: str) -> bool:
+    return path == "/fhir" or path.startswith("/fhir/")
+
+
+def http_error_response(
+    status: int, method: str, path: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The OperationOutcome for an HTTP error of the router under /fhir (no such route: 404; a
+    method the route does not answer: 405, its `Allow` kept in `headers`)."""
+    if status == 405:
+        allowed = (headers or {}).get("Allow", "")
+        text = f"{method} is not allowed on {path} (allowed: {allowed})"
+    elif status == 404:
+        text = f"nothing is served at {path}"
+    else:
+        text = f"HTTP {status} for {method} {path}"
+    return outcome_response(status, _HTTP_ISSUES.get(status, "processing"), text, headers)

@@ -1,9 +1,10 @@
 """The FHIR Bulk Data routes under /fhir: metadata, kick-off, status, delete, files.
 
 docs/fhir.md says what a client sees. Every error is an OperationOutcome. Injected faults
-(`--fail-rate`, `--drop-rate`) are decided here, by the server's one FaultInjector, and answered
-the FHIR way: a failed status poll is a 500 whose issue code is `transient`, a failed file
-request a 5xx or 429 OperationOutcome, a dropped file a cut connection.
+(`--fail-rate`, `--drop-rate`) are decided by the server's FaultMiddleware (`faults.py`) for the
+requests `fault_reach` names, status polls and files, and answered the FHIR way once the request
+is authorized: a failed status poll is a 500 whose issue code is `transient`, a failed file
+request a 5xx or 429 OperationOutcome; a file to drop is cut by `faults.DroppedBody`.
 """
 
 from __future__ import annotations
@@ -20,18 +21,12 @@ from starlette.routing import BaseRoute, Route
 
 from export_server.bodies import Bodies
 from export_server.dataset import EXPORTS
-from export_server.faults import RETRY_AFTER_STATUSES, FaultInjector
+from export_server.faults import DroppedBody, FaultConfig, Reach, RoutedFaults, fault_of
 from export_server.fhir_access import SmartAuthority
 from export_server.fhir_capability import capability_statement
 from export_server.fhir_config import FhirConfig
 from export_server.fhir_convert import Converter
-from export_server.fhir_files import (
-    NDJSON,
-    NdjsonResponse,
-    ObservationSource,
-    bytes_gzipped,
-    bytes_span,
-)
+from export_server.fhir_files import NDJSON, ObservationSource, bytes_gzipped, bytes_span
 from export_server.fhir_jobs import Job, Jobs, instant
 from export_server.fhir_outcome import (
     FhirError,
@@ -43,10 +38,25 @@ from export_server.fhir_outcome import (
     resource_bytes,
 )
 from export_server.fhir_request import parse_kickoff
-from export_server.ranges import UnsatisfiableRangeError, parse_range, resolve_range
+from export_server.ranges import answer_range, parse_range
 
 Handler = Callable[[Request], Awaitable[Response]]
 _OBSERVATION_FILE = re.compile(r"^Observation-(\d+)\.ndjson$")
+
+
+def fault_reach(method: str, path: str) -> Reach:
+    """What injected faults may do to a FHIR request: fail a status poll, fail or cut a file.
+
+    Kick-offs, DELETE, metadata and the authority's routes are never failed: a client that
+    retries a failed kick-off cannot tell whether a job was started.
+    """
+    parts = path.split("/")  # "", "fhir", "jobs", job id[, file name]
+    if method not in ("GET", "HEAD") or parts[1:3] != ["fhir", "jobs"] or not all(parts[3:]):
+        return Reach.NONE
+    return {4: Reach.FAIL, 5: Reach.CUT}.get(len(parts), Reach.NONE)
+
+
+FHIR_FAULTS = RoutedFaults("/fhir/", fault_reach)
 
 
 def _accepts_gzip(request: Request) -> bool:
@@ -61,12 +71,12 @@ class FhirApi:
     """The routes and the jobs behind them; `close()` when the server stops."""
 
     def __init__(
-        self, config: FhirConfig, bodies: Bodies, injector: FaultInjector,
+        self, config: FhirConfig, bodies: Bodies, faults: FaultConfig,
         smart: SmartAuthority | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.bodies = bodies
-        self.injector = injector
+        self.faults = faults
         self.smart = smart
         self.converter = Converter(config.converters)
         self.jobs = Jobs(bodies, self.converter, config.hold)
@@ -112,7 +122,7 @@ class FhirApi:
 
     def _fault_retry(self) -> dict[str, str]:
         """An injected fault's Retry-After: `--retry-after`, as on the CSV API."""
-        return {"Retry-After": str(self.injector.config.retry_after)}
+        return {"Retry-After": str(self.faults.retry_after)}
 
     async def metadata(self, request: Request) -> Response:
         """Open to every client, as FHIR servers keep their capability statement."""
@@ -128,12 +138,14 @@ class FhirApi:
         else:
             export_id = self.config.population
             level = "patient" if request.url.path.startswith("/fhir/Patient/") else "system"
-        if self.config.rate_limit and self.jobs.running():
+        # Behind an authority a client is its client id; without one, anyone.
+        owner: str | None = getattr(request.state, "smart_client_id", None)
+        if self.config.rate_limit and self.jobs.running(owner):
             raise FhirError(
                 429, "throttled", "an export is running: wait for it to complete, or delete it",
                 self._retry_after(),
             )  # fmt: skip
-        job = self.jobs.start(await parse_kickoff(request, export_id, level))
+        job = self.jobs.start(await parse_kickoff(request, export_id, level), owner)
         status_url = f"{self._base(request)}/jobs/{job.id}"
         text = f"export of Group {export_id} started; poll {status_url}"
         return outcome_response(202, "informational", text, {"Content-Location": status_url}, "information")  # fmt: skip
@@ -151,8 +163,7 @@ class FhirApi:
             job = self._job(request)
             self.jobs.delete(job.id)
             return outcome_response(202, "informational", f"export job {job.id} deleted", severity="information")  # fmt: skip
-        fault = self.injector.decide("GET", request.url.path, None, body=False)
-        if fault.status is not None:
+        if fault_of(request).status is not None:
             raise FhirError(
                 500, "transient", "injected fault: poll again later", self._fault_retry()
             )
@@ -200,10 +211,9 @@ class FhirApi:
         }
 
     async def file(self, request: Request) -> Response:
-        range_header = request.headers.get("range")
-        fault = self.injector.decide("GET", request.url.path, range_header, body=True)
+        fault = fault_of(request)
         if fault.status is not None:
-            headers = self._fault_retry() if fault.status in RETRY_AFTER_STATUSES else {}
+            headers = self.faults.retry_headers(fault.status)
             raise FhirError(fault.status, "transient", "injected fault: try again", headers)
         job = self._job(request)
         if not job.complete:
@@ -213,28 +223,25 @@ class FhirApi:
         size = source.planned.size if isinstance(source, ObservationSource) else len(source)
         etag = '"' + hashlib.sha256(f"{job.id}/{name}".encode()).hexdigest()[:32] + '"'
         headers = {"Content-Type": NDJSON, "Accept-Ranges": "bytes", "ETag": etag}
-        spec = parse_range(range_header)
+        spec = parse_range(request.headers.get("range"))
         if spec is not None and request.headers.get("if-range", etag) != etag:
             spec = None  # the client's copy is of another file: send this one whole
         if spec is None and _accepts_gzip(request):
             headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
             chunks = source.gzipped() if isinstance(source, ObservationSource) else bytes_gzipped(source)  # fmt: skip
             # The compressed length is not known before the end: cut it about where a tenth would be.
-            return NdjsonResponse(
-                chunks, 200, headers, _drop_point(fault.drop_fraction, size // 10)
-            )
-        start, stop, status = 0, size, 200
-        if spec is not None:
-            try:
-                start, stop = resolve_range(spec, size)
-            except UnsatisfiableRangeError:
-                headers["Content-Range"] = f"bytes */{size}"
-                return Response(status_code=416, headers=headers)
-            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-            status = 206
-        headers["Content-Length"] = str(stop - start)
+            drop = fault.drop_point(size // 10)
+            return DroppedBody(chunks, headers, 200, drop, media_type=NDJSON)
+        answer = answer_range(spec, size)
+        headers.update(answer.headers)
+        if answer.status == 416:
+            del headers["Content-Type"]  # the answer is an OperationOutcome
+            text = f"the range {request.headers['range']!r} is beyond the file's {size} bytes"
+            raise FhirError(416, "invalid", text, headers)
+        start, stop = answer.start, answer.stop
         span = source.span(start, stop) if isinstance(source, ObservationSource) else bytes_span(source, start, stop)  # fmt: skip
-        return NdjsonResponse(span, status, headers, _drop_point(fault.drop_fraction, stop - start))
+        drop = fault.drop_point(stop - start)
+        return DroppedBody(span, headers, answer.status, drop, media_type=NDJSON)
 
     def _source(self, job: Job, name: str) -> ObservationSource | bytes:
         """What the file `name` of the job is made from: a planned file, or its bytes."""
@@ -249,10 +256,3 @@ class FhirApi:
             if planned.count:
                 return ObservationSource(self.bodies, self.converter, planned)
         raise FhirError(404, "not-found", f"export job {job.id} has no file {name!r}")
-
-
-def _drop_point(fraction: float | None, length: int) -> int | None:
-    """How many bytes of a `length`-byte body to send before cutting it off, if at all."""
-    if fraction is None or length <= 1:
-        return None
-    return 1 + int(fraction * (length - 1))

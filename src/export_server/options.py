@@ -61,6 +61,13 @@ _whole_seconds = _whole_number(0, " of seconds")
 positive_int = _whole_number(1)
 
 
+def _token_seconds(text: str) -> int:
+    value = _whole_number(1, " of seconds")(text)
+    if value > 300:  # SMART Backend Services: a token lives at most five minutes
+        raise argparse.ArgumentTypeError(f"{text} is more than 300")
+    return value
+
+
 def export_list(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in EXPORTS]
@@ -170,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="require SMART Backend Services tokens on the FHIR routes, for the clients of this "
         "JSON file (client ids and public JWKS: docs/fhir-auth.md)",
     )
+    parser.add_argument(
+        "--fhir-token-seconds",
+        type=_token_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long an access token lives, 1 to 300 (default 300), for testing clients' "
+        "renewal; with --fhir-clients",
+    )
     # The body-size table to check and use instead of the packaged one: for tests, and for trying
     # a regenerated table before it replaces the packaged one. Not for users, so not in --help.
     parser.add_argument("--size-table", type=Path, default=None, help=argparse.SUPPRESS)
@@ -188,6 +203,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ]:  # fmt: skip
             if given:
                 parser.error(f"argument --no-cache: not allowed with {flag}")
+    if args.fhir_token_seconds is not None and args.fhir_clients is None:
+        parser.error("--fhir-token-seconds goes with --fhir-clients")
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):

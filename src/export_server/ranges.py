@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from export_server.errors import UnsatisfiableRangeError
 
-__all__ = ["UnsatisfiableRangeError", "parse_range", "resolve_range"]
+__all__ = ["RangeAnswer", "UnsatisfiableRangeError", "answer_range", "parse_range", "resolve_range"]
 
 _SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 
@@ -41,3 +42,29 @@ def resolve_range(spec: tuple[int, int | None], size: int) -> tuple[int, int]:
         raise UnsatisfiableRangeError
     stop = size if last is None else min(size, last + 1)
     return (first, stop)
+
+
+@dataclass(frozen=True)
+class RangeAnswer:
+    """What to send of a body for a request: bytes [start, stop), with `status` (200, 206, or 416
+    with nothing) and the `headers` that say so (Content-Range, Content-Length)."""
+
+    start: int
+    stop: int
+    status: int
+    headers: dict[str, str]
+
+
+def answer_range(spec: tuple[int, int | None] | None, size: int) -> RangeAnswer:
+    """The answer to a parsed range (None: the whole body) of a body of `size` bytes."""
+    if spec is None:
+        return RangeAnswer(0, size, 200, {"Content-Length": str(size)})
+    try:
+        start, stop = resolve_range(spec, size)
+    except UnsatisfiableRangeError:
+        return RangeAnswer(0, 0, 416, {"Content-Range": f"bytes */{size}"})
+    span = {
+        "Content-Range": f"bytes {start}-{stop - 1}/{size}",
+        "Content-Length": str(stop - start),
+    }
+    return RangeAnswer(start, stop, 206, span)

@@ -95,6 +95,14 @@ def test_gzip_when_asked(client: httpx.Client, demo_manifest: dict[str, Any]) ->
     assert gzip.decompress(raw) == plain
     with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
         assert "content-encoding" not in response.headers
+    patients = demo_manifest["output"][0]["url"]  # a file made whole in memory
+    with client.stream("GET", patients, headers={"Accept-Encoding": "gzip"}) as response:
+        assert response.headers["content-encoding"] == "gzip"
+        raw = b"".join(response.iter_raw())
+    assert (
+        gzip.decompress(raw)
+        == client.get(patients, headers={"Accept-Encoding": "identity"}).content
+    )
 
 
 def test_a_range_resumes_a_cut_file(client: httpx.Client, demo_manifest: dict[str, Any]) -> None:
@@ -110,6 +118,8 @@ def test_a_range_resumes_a_cut_file(client: httpx.Client, demo_manifest: dict[st
     assert stale.status_code == 200
     beyond = client.get(url, headers={"Range": f"bytes={size}-"})
     assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{size}"
+    assert beyond.json()["issue"][0]["code"] == "invalid"
 
 
 def test_type_keeps_only_that_type(client: httpx.Client, fhir: str) -> None:
@@ -168,6 +178,35 @@ def test_refused_kickoffs_are_operation_outcomes(
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["code"] == code
     assert words in outcome["issue"][0]["diagnostics"]
+
+
+def test_every_other_error_is_an_operation_outcome(
+    client: httpx.Client, fhir: str, demo_manifest: dict[str, Any]
+) -> None:
+    status_url = demo_manifest["output"][0]["url"].rsplit("/", 1)[0]
+    bad_json = {**ASYNC, "Content-Type": "application/fhir+json"}
+    answers = {
+        "no such route": (client.get(f"{fhir}/Nothing/here"), 404, "not-found"),
+        "no such job": (client.get(f"{fhir}/jobs/nope"), 404, "not-found"),
+        "no such file": (client.get(f"{status_url}/Condition.ndjson"), 404, "not-found"),
+        "PUT metadata": (client.put(f"{fhir}/metadata"), 405, "not-supported"),
+        "POST a status URL": (client.post(status_url), 405, "not-supported"),
+        "POST not JSON": (
+            client.post(f"{fhir}/Group/demo/$export", content=b"{", headers=bad_json),
+            400, "invalid",
+        ),
+        "POST not Parameters": (
+            client.post(f"{fhir}/$export", json={"resourceType": "Patient"}, headers=ASYNC),
+            400, "invalid",
+        ),
+    }  # fmt: skip
+    for case, (response, status, code) in answers.items():
+        assert response.status_code == status, case
+        assert response.headers["content-type"] == "application/fhir+json", case
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome", case
+        assert outcome["issue"][0]["code"] == code, case
+    assert set(answers["PUT metadata"][0].headers["allow"].split(", ")) == {"GET", "HEAD"}
 
 
 def test_unknown_group_is_404(client: httpx.Client, fhir: str) -> None:

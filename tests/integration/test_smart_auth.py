@@ -1,10 +1,10 @@
 """SMART Backend Services over real sockets: the real server started with `--fhir-clients`, its
 discovery document and token endpoint, and the tool's token client against it.
 
-One server for the module (`smart_server`), its keys made at test time. What `authorize` does
-with a token is in tests/unit/test_smart_authorize.py (the FHIR routes that call it live
-elsewhere): here, every rule of the token endpoint, and that nothing secret reaches the server's
-log or the tool's messages.
+One server for the module (`smart_server`, from tests/support/smart_server.py), its keys made at
+test time. What `authorize` does with a token is in tests/unit/test_smart_authorize.py, and the
+FHIR routes behind it in test_fhir_smart_export.py: here, every rule of the token endpoint, and
+that nothing secret reaches the server's log or the tool's messages.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import pickle
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,44 +27,17 @@ from export_tally.transport.smart import (
     TokenRefusedError,
     load_credentials,
 )
-from tests.support.servers import Reaper, RunningServer, running_server
-from tests.support.smart_keys import (
-    TestClientKey,
-    ec_client,
-    rsa_client,
-    token_form,
-    write_clients_file,
-)
-
-
-@dataclass
-class SmartServer:
-    server: RunningServer
-    rsa: TestClientKey
-    ec: TestClientKey
-    key_dir: Path
-
-    @property
-    def fhir(self) -> str:
-        return f"{self.server.url}/fhir"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.fhir}/auth/token"
-
-    def ask(self, form: dict[str, str]) -> httpx.Response:
-        return httpx.post(self.token_url, data=form)
+from tests.support.servers import Reaper
+from tests.support.smart_keys import TestClientKey, ec_client, rsa_client, token_form
+from tests.support.smart_server import SmartServer, running_smart_server
 
 
 @pytest.fixture(scope="module")
 def smart_server(tmp_path_factory: pytest.TempPathFactory, reaper: Reaper) -> Iterator[SmartServer]:
-    directory = tmp_path_factory.mktemp("smart")
-    rsa, ec = rsa_client(), ec_client()
-    clients = write_clients_file(directory / "clients.json", rsa, ec)
     # --log-level debug: whatever the server would log about a request, it logs.
-    args = ["--fhir-clients", str(clients), "--workers", "1", "--no-cache", "--log-level", "debug"]
-    with running_server(args, reaper=reaper) as server:
-        yield SmartServer(server, rsa, ec, directory)
+    args = ["--workers", "1", "--no-cache", "--log-level", "debug"]
+    with running_smart_server(tmp_path_factory.mktemp("smart"), reaper, args) as server:
+        yield server
 
 
 def test_the_configuration_names_the_token_endpoint_and_what_it_accepts(

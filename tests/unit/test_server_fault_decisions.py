@@ -1,8 +1,12 @@
-"""Fault decisions: reproducible from the seed, roughly at the asked rates."""
+"""Fault decisions: reproducible from the seed, roughly at the asked rates, and which FHIR
+requests they reach."""
 
 from __future__ import annotations
 
-from export_server.faults import FAIL_STATUSES, FaultConfig, FaultInjector
+import pytest
+
+from export_server.faults import FAIL_STATUSES, FaultConfig, FaultInjector, Reach
+from export_server.fhir_routes import fault_reach
 
 
 def decisions(config: FaultConfig, n: int = 2000) -> list[tuple[int | None, float | None]]:
@@ -43,3 +47,23 @@ def test_a_repeated_request_gets_a_fresh_decision() -> None:
 def test_metadata_requests_are_never_dropped() -> None:
     injector = FaultInjector(FaultConfig(drop_rate=1.0, seed=3))
     assert injector.decide("GET", "/api/export", None, body=False).drop_fraction is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "reach"),
+    [
+        ("GET", "/fhir/jobs/abc", Reach.FAIL),  # a status poll
+        ("GET", "/fhir/jobs/abc/Observation-0.ndjson", Reach.CUT),  # a file
+        ("DELETE", "/fhir/jobs/abc", Reach.NONE),
+        ("GET", "/fhir/Group/demo/$export", Reach.NONE),  # kick-offs are never failed
+        ("POST", "/fhir/$export", Reach.NONE),
+        ("GET", "/fhir/metadata", Reach.NONE),
+        ("POST", "/fhir/auth/token", Reach.NONE),
+        ("GET", "/fhir/jobs/", Reach.NONE),
+        ("GET", "/fhir/jobs/abc/x/y", Reach.NONE),
+    ],
+)
+def test_faults_reach_fhir_status_polls_and_files_only(
+    method: str, path: str, reach: Reach
+) -> None:
+    assert fault_reach(method, path) is reach

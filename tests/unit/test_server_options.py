@@ -46,6 +46,9 @@ def test_new_flags_parse() -> None:
         (["--port", "70000"], "outside 0-65535"),
         (["--retry-after", "-1"], "is less than 0"),
         (["--retry-after", "0.5"], "not a whole number of seconds"),
+        (["--fhir-clients", "c.json", "--fhir-token-seconds", "301"], "more than 300"),
+        (["--fhir-clients", "c.json", "--fhir-token-seconds", "0"], "less than 1"),
+        (["--fhir-token-seconds", "5"], "--fhir-token-seconds goes with --fhir-clients"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(
