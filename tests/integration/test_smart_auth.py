@@ -21,13 +21,9 @@ import httpx
 import jwt
 import pytest
 
-from export_tally.transport.smart import (
-    SmartAuth,
-    SmartDiscoveryError,
-    SmartTokens,
-    TokenRefusedError,
-    load_credentials,
-)
+from export_tally.errors import SmartDiscoveryError, TokenRefusedError
+from export_tally.transport.smart import SmartAuth, SmartTokens
+from export_tally.transport.smart_credentials import load_credentials
 from tests.support.servers import Reaper, RunningServer, running_server
 from tests.support.smart_keys import (
     TestClientKey,

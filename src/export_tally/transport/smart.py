@@ -18,33 +18,18 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
 
+# The credentials are read by smart_credentials.py (at the edge, with the flags); this module
+# only uses them, so that a client's import chain stays short (tests/unit/test_layering.py).
+from export_tally.errors import SmartDiscoveryError, SmartUnreachableError, TokenRefusedError
 from export_tally.transport.shared_terms import redact_url
-from export_tally.transport.smart_credentials import (
-    SmartAuthError,
-    SmartCredentials,
-    SmartDiscoveryError,
-    SmartKeyError,
-    SmartUnreachableError,
-    TokenRefusedError,
-    load_credentials,
-)
 
-__all__ = [
-    "SmartAuth",
-    "SmartAuthError",
-    "SmartCredentials",
-    "SmartDiscoveryError",
-    "SmartKeyError",
-    "SmartTokens",
-    "SmartUnreachableError",
-    "TokenRefusedError",
-    "load_credentials",
-]
+if TYPE_CHECKING:
+    from export_tally.transport.smart_credentials import SmartCredentials
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_SECONDS = 300  # SMART: exp "no more than five minutes in the future"
