@@ -31,6 +31,7 @@ from export_tally.errors import TokenRefusedError
 from export_tally.transport.client import ClientOptions, client_for, make_client
 from export_tally.transport.fhir_bulk import ExportRequest, delete_job, kick_off, poll_status
 from export_tally.transport.fhir_manifest import Manifest
+from export_tally.transport.smart import SmartAuth
 from export_tally.transport.smart_credentials import SmartCredentials, load_credentials
 from tests.support.servers import Reaper, RunningServer, running_server
 from tests.support.smart_keys import TestClientKey, ec_client, rsa_client, write_clients_file
@@ -83,6 +84,12 @@ def export_demo(client: httpx.Client, options: ClientOptions) -> tuple[str, Mani
     return status_url, poll_status(client, options, status_url, DEMO.types)
 
 
+def tokens_obtained(client: httpx.Client) -> int:
+    """How many tokens this client has got so far."""
+    assert isinstance(client.auth, SmartAuth)
+    return client.auth.tokens.obtained
+
+
 def sent_tokens(client: httpx.Client) -> list[str]:
     """The Authorization header of every answer this client gets from now on (a response hook)."""
     seen: list[str] = []
@@ -104,7 +111,7 @@ def test_kick_off_poll_and_fetch_all_carry_the_token(smart_fhir: SmartFhir, kind
         assert response.status_code == 200, response.text
         assert response.content.count(b"\n") == file.count
         assert delete_job(client, options, status_url) is True
-        obtained = client.auth.tokens.obtained  # type: ignore[attr-defined]
+        obtained = tokens_obtained(client)
     assert obtained == 1  # one token for the whole flow
     assert len(seen) >= 4 and len(set(seen)) == 1 and seen[0].startswith("Bearer ")
     # The token is what let them in: the same file without it is refused.
@@ -164,7 +171,7 @@ def test_the_token_is_renewed_during_a_long_run(smart_fhir: SmartFhir) -> None:
         manifest = poll_status(client, options, status_url, DEMO.types)
         now[0] += 241
         response = client.get(manifest.files[0].url)
-        obtained = client.auth.tokens.obtained  # type: ignore[attr-defined]
+        obtained = tokens_obtained(client)
     assert response.status_code == 200
     assert obtained == 3
     assert len(set(seen)) == 3  # each part of the run with its own token
