@@ -33,6 +33,7 @@ from export_tally.transport.fhir_bulk import ExportRequest, delete_job, kick_off
 from export_tally.transport.fhir_manifest import Manifest
 from export_tally.transport.smart import SmartAuth
 from export_tally.transport.smart_credentials import SmartCredentials, load_credentials
+from tests.support.fixture_server import Answer, fixture_server, json_answer
 from tests.support.servers import Reaper, RunningServer, running_server
 from tests.support.smart_keys import TestClientKey, ec_client, rsa_client, write_clients_file
 
@@ -248,3 +249,29 @@ def test_no_secret_in_the_options_or_the_logs(
     assert token not in logged  # ...but not the token,
     assert pem_body[:40] not in logged  # nor the key
     assert "eyJ" not in logged  # nor an assertion (a JWT's header starts so)
+
+
+def test_the_token_endpoint_may_be_elsewhere_and_the_token_stays_home(
+    smart_fhir: SmartFhir,
+) -> None:
+    """A FHIR server (a fixture) whose token endpoint is another host's (the real server's): the
+    token is got there and sent to the FHIR server, and not to a third host, even where going
+    there is allowed (--follow-redirects-anywhere: a manifest may name files elsewhere)."""
+    home_seen: list[tuple[str, dict[str, str]]] = []
+    away_seen: list[tuple[str, dict[str, str]]] = []
+    configuration = {"token_endpoint": f"{smart_fhir.fhir}/auth/token"}
+    home_routes = {"/fhir/.well-known/smart-configuration": json_answer(configuration),
+                   "/fhir/data": Answer(b"{}")}  # fmt: skip
+    with fixture_server(home_routes, home_seen) as home, fixture_server(
+        {"/data": Answer(b"{}")}, away_seen
+    ) as away:  # fmt: skip
+        options = dataclasses.replace(
+            smart_fhir.options(smart_fhir.credentials("ec")),
+            base_url=f"{home}/fhir", redirects_anywhere=True,
+        )  # fmt: skip
+        with make_client(options) as client:
+            assert client.get(f"{home}/fhir/data").status_code == 200
+            assert client.get(f"{away}/data").status_code == 200
+    assert home_seen[-1][1]["authorization"].startswith("Bearer ")
+    assert [path for path, _ in away_seen] == ["/data"]
+    assert "authorization" not in away_seen[0][1]
