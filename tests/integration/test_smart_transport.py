@@ -75,7 +75,9 @@ def smart_fhir(
     (keys / "rsa").write_bytes(rsa.pem())
     (keys / "ec").write_text(json.dumps({"keys": [ec.private_jwk()]}))
     clients = write_clients_file(keys / "clients.json", rsa, ec)
-    args = ["--fhir-clients", str(clients), "--workers", "1", "--log-level", "debug"]
+    # Retry-After: 0, so the polls take no time; debug: whatever the server would log, it logs.
+    args = ["--fhir-clients", str(clients), "--workers", "1", "--log-level", "debug",
+            "--fhir-poll-after", "0"]  # fmt: skip
     with running_server(args, cache_dir=server_cache_dir, reaper=reaper) as server:
         yield SmartFhir(server, rsa, ec, keys)
 
