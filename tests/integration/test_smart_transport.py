@@ -33,6 +33,7 @@ from export_tally.transport.fhir_bulk import ExportRequest, delete_job, kick_off
 from export_tally.transport.fhir_manifest import Manifest
 from export_tally.transport.smart import SmartAuth
 from export_tally.transport.smart_credentials import SmartCredentials, load_credentials
+from tests.support.cli_run import one_line, run_cli
 from tests.support.fixture_server import Answer, fixture_server, json_answer
 from tests.support.servers import Reaper, RunningServer, running_server
 from tests.support.smart_keys import TestClientKey, ec_client, rsa_client, write_clients_file
@@ -277,3 +278,21 @@ def test_the_token_endpoint_may_be_elsewhere_and_the_token_stays_home(
     assert home_seen[-1][1]["authorization"].startswith("Bearer ")
     assert [path for path, _ in away_seen] == ["/data"]
     assert "authorization" not in away_seen[0][1]
+
+
+def test_the_command_line_sends_its_credentials_with_the_first_request(
+    smart_fhir: SmartFhir,
+) -> None:
+    """From argv to the first request: `cli demo --client-id --private-key` asks the server it
+    counts from for its SMART configuration. The CSV export API (the `--server` URL) has none,
+    so the run ends there, exit 4, in one line. (`cli --fhir BASE_URL` reads it under the FHIR
+    base instead: see the FHIR command line's tests.)"""
+    outcome = run_cli("demo", "--server", smart_fhir.server.url, "--no-checkpoint",
+                      "--client-id", "bulk-rsa", "--private-key", str(smart_fhir.keys / "rsa"))  # fmt: skip
+    assert outcome.status == ExitCode.PROTOCOL
+    assert one_line(outcome.stderr) == (
+        f"cli: error: {smart_fhir.server.url}/.well-known/smart-configuration: no SMART "
+        "configuration with a token_endpoint (HTTP 404); does this server use SMART Backend "
+        "Services?"
+    )
+    assert outcome.stdout == ""
