@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import pickle
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,13 +28,15 @@ import pytest
 
 import export_tally.transport.client as client_module
 from export_tally.cli.exitcodes import ExitCode, exit_code_for
-from export_tally.errors import TokenRefusedError
+from export_tally.errors import ServerUnreachableError, TokenRefusedError
 from export_tally.transport.client import ClientOptions, client_for, make_client
 from export_tally.transport.fhir_bulk import ExportRequest, delete_job, kick_off, poll_status
 from export_tally.transport.fhir_manifest import Manifest
+from export_tally.transport.retry import Clock, OutageEvent, RetryPolicy
 from export_tally.transport.smart import SmartAuth
 from export_tally.transport.smart_credentials import SmartCredentials, load_credentials
 from tests.support.cli_run import one_line, run_cli
+from tests.support.counting_relay import counting_relay
 from tests.support.fixture_server import Answer, fixture_server, json_answer
 from tests.support.servers import Reaper, RunningServer, running_server
 from tests.support.smart_keys import TestClientKey, ec_client, rsa_client, write_clients_file
@@ -200,6 +203,75 @@ def test_pickled_options_in_another_process_get_their_own_token(smart_fhir: Smar
     assert (answer["status"], answer["obtained"]) == (200, 1)
     assert answer["lines"] == manifest.files[0].count
     assert answer["token_sha256"] != hashlib.sha256(mine.encode()).hexdigest()
+
+
+def test_a_token_endpoint_outage_is_waited_out(smart_fhir: SmartFhir) -> None:
+    """The server (its token endpoint with it) goes down just as the token must be renewed: the
+    token request's failure is an outage of the poll that needed it, waited out, and told."""
+    port = int(smart_fhir.server.url.rsplit(":", 1)[1])
+    with counting_relay(port) as relay, socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
+        options = dataclasses.replace(
+            smart_fhir.options(smart_fhir.credentials("rsa")),
+            base_url=f"{relay.url}/fhir", policy=RetryPolicy(max_outage=60),
+        )  # fmt: skip
+        now = [0.0]
+        events: list[OutageEvent] = []
+        slept: list[float] = []
+
+        def heal(seconds: float) -> None:  # the outage ends while the loop waits
+            slept.append(seconds)
+            relay.switch(port)
+
+        with make_client(options, token_clock=lambda: now[0]) as client:
+            status_url = kick_off(client, options, DEMO)
+            relay.switch(dead.getsockname()[1])
+            now[0] += 241  # the next request needs a new token
+            manifest = poll_status(client, options, status_url, DEMO.types,
+                                   clock=Clock(sleep=heal), on_outage=events.append)  # fmt: skip
+            obtained = tokens_obtained(client)
+    assert manifest.files and obtained == 2
+    assert len(slept) == 1
+    assert [event.back is None for event in events] == [True, False]
+    assert "POST /fhir/auth/token" in relay.requests[-3:-1]
+
+
+class VirtualClock:
+    """Time that passes only when the retrying loop waits: an outage of minutes, at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(wall=lambda: self.now, monotonic=lambda: self.now, sleep=self.sleep)
+
+
+def test_a_token_endpoint_that_stays_down_ends_the_run_as_an_outage(smart_fhir: SmartFhir) -> None:
+    """A token endpoint that answers 5xx (here 501: the fixture takes no POST) is down, not a
+    refusal of the client: waited out for --max-outage, then exit 3, naming it."""
+    with fixture_server({}) as authority:  # no route: a POST is answered 501
+        configuration = {"token_endpoint": f"{authority}/token"}
+        routes = {"/fhir/.well-known/smart-configuration": json_answer(configuration)}
+        with fixture_server(routes) as home:
+            options = dataclasses.replace(
+                smart_fhir.options(smart_fhir.credentials("ec")),
+                base_url=f"{home}/fhir", policy=RetryPolicy(max_outage=300),
+            )  # fmt: skip
+            virtual = VirtualClock()
+            with make_client(options) as client, pytest.raises(ServerUnreachableError) as caught:
+                kick_off(client, options, DEMO, clock=virtual.clock)
+    error = caught.value
+    assert exit_code_for(error) == ExitCode.UNREACHABLE
+    assert str(error) == (
+        f"GET {home}/fhir/Group/demo/$export?_type=Observation failed: getting an access token: "
+        f"{authority}/token answered HTTP 501; the server was unreachable for 300 s "
+        "(--max-outage 300)"
+    )
+    assert virtual.now == 300
 
 
 def _forked_fetch(options: ClientOptions, url: str, pipe: Connection) -> None:
