@@ -236,6 +236,30 @@ def test_a_token_endpoint_outage_is_waited_out(smart_fhir: SmartFhir) -> None:
     assert "POST /fhir/auth/token" in relay.requests[-3:-1]
 
 
+def test_a_token_the_fhir_server_refuses_names_the_smart_flags(smart_fhir: SmartFhir) -> None:
+    """A FHIR server (a fixture) that refuses every token, even a new one: after the one more
+    try with a new token, the run ends (exit 3) saying which flags to check."""
+    seen: list[tuple[str, dict[str, str]]] = []
+    configuration = {"token_endpoint": f"{smart_fhir.fhir}/auth/token"}
+    routes = {"/fhir/.well-known/smart-configuration": json_answer(configuration),
+              "/fhir/Group/demo/$export": Answer(b"{}", require=("Authorization", "never"))}  # fmt: skip
+    with fixture_server(routes, seen) as home:
+        options = dataclasses.replace(
+            smart_fhir.options(smart_fhir.credentials("rsa")), base_url=f"{home}/fhir"
+        )
+        with make_client(options) as client, pytest.raises(ServerUnreachableError) as caught:
+            kick_off(client, options, DEMO)
+        obtained = tokens_obtained(client)
+    assert exit_code_for(caught.value) == ExitCode.UNREACHABLE
+    assert str(caught.value) == (
+        f"GET {home}/fhir/Group/demo/$export?_type=Observation: the server refused the "
+        "credentials (HTTP 401); check --client-id and --scope"
+    )
+    kicks = [headers["authorization"] for path, headers in seen if "$export" in path]
+    assert len(kicks) == 2 and kicks[0] != kicks[1]  # a new token for the one more try
+    assert obtained == 2
+
+
 class VirtualClock:
     """Time that passes only when the retrying loop waits: an outage of minutes, at once."""
 
