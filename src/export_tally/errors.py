@@ -14,14 +14,23 @@ Which exit status each one maps to is decided in one place, the edge's exit code
     │   └── CsvFormatError        a body that is not the promised CSV
     │       └── BadRowError       one data row the tool cannot use (--on-bad-row fail)
     ├── WorkerDiedError           a worker process exited in the middle of a task       exit 1
-    └── ReportError               the counts are out, but the report could not be made  exit 5
+    ├── ReportError               the counts are out, but the report could not be made  exit 5
+    └── SmartAuthError            SMART Backend Services authorization failed (each also
+        │                         descends from the error whose exit status it takes)
+        ├── SmartKeyError         the --private-key file cannot be used (UsageError)    exit 2
+        ├── TokenRefusedError     the token endpoint refused the client (UsageError)    exit 2
+        ├── SmartUnreachableError no answer from the SMART configuration or the token
+        │                         endpoint (ServerUnreachableError)                     exit 3
+        └── SmartDiscoveryError   no usable SMART configuration or token answer
+                                  (ProtocolError)                                       exit 4
 
 Where each is raised: UsageError by the edge (flags, targets) and discovery (an unknown export);
 ServerUnreachableError and its subclasses by transport (the retrying loop, the client's redirect
 guard, discovery); ProtocolError by transport (shapes of answers, ranges, row counts) and
 scheduling (parts that do not add up); CsvFormatError and BadRowError by the core's parsers;
 WorkerDiedError by scheduling's local pool; ReportError by render's report (its charts failed to
-render, their renderer died, or the page could not be written).
+render, their renderer died, or the page could not be written); SmartKeyError by the edge (the
+key file is read with the flags), the other SmartAuthErrors by transport's SMART token client.
 """
 
 from __future__ import annotations
@@ -82,3 +91,24 @@ class ReportError(TallyError):
 
     Raised only after the counts were written; the exit codes map it to a status of its own.
     """
+
+
+class SmartAuthError(TallyError):
+    """SMART Backend Services authorization failed; the message is one line, without secrets
+    (no key, assertion or token)."""
+
+
+class SmartKeyError(SmartAuthError, UsageError):
+    """The --private-key file cannot be used (unreadable, not a JWK set or PEM, wrong key type)."""
+
+
+class SmartDiscoveryError(SmartAuthError, ProtocolError):
+    """The server has no usable `.well-known/smart-configuration`, or its token answer is not JSON."""
+
+
+class TokenRefusedError(SmartAuthError, UsageError):
+    """The token endpoint refused the client: the OAuth error and its description say why."""
+
+
+class SmartUnreachableError(SmartAuthError, ServerUnreachableError):
+    """The smart-configuration or the token endpoint could not be reached."""

@@ -20,13 +20,9 @@ import httpx
 import jwt
 import pytest
 
-from export_tally.transport.smart import (
-    SmartAuth,
-    SmartDiscoveryError,
-    SmartTokens,
-    TokenRefusedError,
-    load_credentials,
-)
+from export_tally.errors import SmartDiscoveryError, TokenRefusedError
+from export_tally.transport.smart import SmartAuth, SmartTokens
+from export_tally.transport.smart_credentials import load_credentials
 from tests.support.servers import Reaper
 from tests.support.smart_keys import TestClientKey, ec_client, rsa_client, token_form
 from tests.support.smart_server import SmartServer, running_smart_server

@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from export_server.smart_auth import SmartAuthority
 from export_server.smart_clients import load_clients
-from export_tally.transport.smart import SmartAuth, SmartTokens, load_credentials
+from export_tally.transport.smart import SmartAuth, SmartTokens
+from export_tally.transport.smart_credentials import load_credentials
 from tests.support.smart_keys import TestClientKey, rsa_client, write_clients_file
 
 

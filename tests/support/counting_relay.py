@@ -35,6 +35,15 @@ class CountingRelay:
         with self._lock:
             return self.requests[start:]
 
+    def switch(self, upstream_port: int) -> None:
+        """Relay to `upstream_port` from now on, ending every connection open (a keep-alive one
+        would go on to the old server)."""
+        self.upstream_port = upstream_port
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()

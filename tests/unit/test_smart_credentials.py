@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from export_server.smart_clients import thumbprint
-from export_tally.errors import UsageError
-from export_tally.transport.smart import SmartKeyError, load_credentials
+from export_tally.errors import SmartKeyError, UsageError
+from export_tally.transport.smart_credentials import load_credentials
 from tests.support.smart_keys import TestClientKey, ec_client, rsa_client
 
 

@@ -66,6 +66,7 @@ def build_parser(checkpoint_root: Path) -> argparse.ArgumentParser:
     _add_statistics(parser)
     _add_failures(parser, checkpoint_root)
     _add_real_servers(parser)
+    _add_smart_auth(parser)
     _add_cluster(parser)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -211,6 +212,30 @@ def _add_real_servers(parser: argparse.ArgumentParser) -> None:
         "--follow-redirects-anywhere",
         action="store_true",
         help="follow redirects to other hosts too (credentials are never sent there)",
+    )
+
+
+def _add_smart_auth(parser: argparse.ArgumentParser) -> None:
+    """SMART Backend Services: a FHIR server's access tokens, got with a signed assertion. The
+    key file is read (and checked) by `settings.parse`, so that the flags alone import nothing."""
+    smart = parser.add_argument_group("FHIR authorization (SMART Backend Services)")
+    smart.add_argument(
+        "--client-id",
+        metavar="ID",
+        help="the client id the FHIR server registered for you; needs --private-key",
+    )
+    smart.add_argument(
+        "--private-key",
+        type=Path,
+        metavar="FILE",
+        help="the client's private key: a JWK set or a PEM file, RSA (RS384) or P-384 EC (ES384); "
+        "it signs the requests for access tokens and is never shown",
+    )
+    smart.add_argument(
+        "--scope",
+        metavar="SCOPE",
+        help="the scopes to ask for, space-separated (default: system/*.read, which SMART v1 "
+        "and v2 servers accept; system/*.rs for a server that offers v2 scopes only)",
     )
 
 

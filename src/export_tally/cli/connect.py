@@ -62,5 +62,6 @@ def connect(
         headers=settings.headers,
         verify=settings.tls_verify,
         redirects_anywhere=settings.follow_redirects_anywhere,
+        credentials=settings.smart_credentials,
     )
     return options, embedded_identity or options.redacted_url

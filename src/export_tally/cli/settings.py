@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from export_tally.core.csv.reader_path import BadRowMode
     from export_tally.render.formats import Format
+    from export_tally.transport.smart_credentials import SmartCredentials
 
 # An export declaring fewer rows than this is counted in the tool's own process, without starting
 # worker processes. Starting a pool of fresh interpreters costs about 0.2 s on a 2-core machine
@@ -42,6 +43,10 @@ IN_PROCESS_ROWS_VARIABLE = "EXPORT_TALLY_IN_PROCESS_ROWS"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # An export id used as a directory name as it is; any other is replaced by its hash.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+# RFC 6749: a client id is printable ASCII (VSCHAR), a scope space-separated tokens of NQCHAR
+# but space; anything else would be refused by the token endpoint after the key was used.
+_CLIENT_ID = re.compile(r"[\x20-\x7e]+")
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Settings:
     server_explicit: bool = False  # chosen by the user: never replaced by the bundled server
     embedded_allowed: bool = True
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # credentials
+    # --client-id and --private-key (and --scope), the key read and checked; its repr hides it.
+    smart_credentials: SmartCredentials | None = None
     tls_verify: bool | str = True  # system CAs, not verified (--insecure), or a CA bundle's path
     insecure: bool = False
     follow_redirects_anywhere: bool = False
@@ -121,6 +128,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     in_process = _in_process_rows(environ)  # before the server: as a run always checked it
     url, explicit = _server_url(args, environ)
     headers = _extra_headers(args, environ)
+    credentials = _smart_credentials(args, environ)
     columns = environ.get("COLUMNS", "")
     return Settings(
         export_id=args.export_id,
@@ -139,6 +147,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         embedded_allowed=not args.no_embedded
         and environ.get("EXPORT_TALLY_NO_EMBEDDED", "") in ("", "0"),
         headers=headers,
+        smart_credentials=credentials,
         tls_verify=_tls_verify(args),
         insecure=args.insecure,
         follow_redirects_anywhere=args.follow_redirects_anywhere,
@@ -219,6 +228,39 @@ def _extra_headers(
     if token:
         headers.append(("Authorization", f"Bearer {token}"))
     return tuple(headers)
+
+
+def _smart_credentials(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> SmartCredentials | None:
+    """--client-id and --private-key, the key file read and checked now (a bad key is exit 2
+    before any request), or None. The JWT library is imported only here, when they are given."""
+    client_id, key_file, scope = args.client_id, args.private_key, args.scope
+    if client_id is None and key_file is None:
+        if scope is not None:
+            raise UsageError("--scope needs --client-id and --private-key")
+        return None
+    if key_file is None:
+        raise UsageError("--client-id needs --private-key: give both, or neither")
+    if client_id is None:
+        raise UsageError("--private-key needs --client-id: give both, or neither")
+    # Each of these sets the Authorization header too: one of the two would be dropped.
+    if args.token:
+        raise UsageError("--client-id gets its own access tokens: drop --token")
+    if environ.get("EXPORT_SERVER_TOKEN"):
+        raise UsageError("--client-id gets its own access tokens: unset $EXPORT_SERVER_TOKEN")
+    if any(text.partition(":")[0].strip().lower() == "authorization" for text in args.header):
+        raise UsageError("--client-id gets its own access tokens: drop --header 'Authorization'")
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise UsageError("--client-id must be printable ASCII characters")
+    if scope is not None and not _SCOPE.fullmatch(scope):
+        raise UsageError(
+            f"--scope {scope!r} is not a list of scopes separated by single spaces "
+            "(e.g. 'system/*.read')"
+        )
+    from export_tally.transport.smart_credentials import load_credentials
+
+    return load_credentials(client_id, key_file, scope)
 
 
 def _tls_verify(args: argparse.Namespace) -> bool | str:

@@ -7,6 +7,10 @@ headers (credentials among them), so its repr never shows them, and neither does
 Redirects are followed only within the server's origin (scheme, host and port) unless the user
 allows any host; even then, the user's headers are never sent to another origin. Proxies come
 from the standard environment variables, except for a loopback server, which is always direct.
+
+With SMART Backend Services credentials, every request carries an access token: each process's
+client gets its own tokens (transport/smart.py), through a second client of its own that sends
+no user header and follows no redirect, as the token endpoint may be on another host.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import ipaddress
 import os
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpcore  # noqa: F401 (ahead: see below)
@@ -25,6 +32,9 @@ from export_tally import __version__
 from export_tally.errors import RedirectRefusedError
 from export_tally.transport.retry import RetryPolicy
 from export_tally.transport.shared_terms import MAX_REDIRECTS, redact_url
+
+if TYPE_CHECKING:
+    from export_tally.transport.smart_credentials import SmartCredentials
 
 # httpcore is imported above although only httpx uses it: httpx imports it when the first client
 # is made, 50 ms of compiling; imported with this module, it is done while the bundled server
@@ -44,6 +54,10 @@ class ClientOptions:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     verify: bool | str = True
     redirects_anywhere: bool = False
+    # SMART Backend Services: the client id and key (repr redacted), and the FHIR base URL whose
+    # `.well-known/smart-configuration` names the token endpoint (None: `base_url`).
+    credentials: SmartCredentials | None = None
+    smart_base_url: str | None = None
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
@@ -52,6 +66,11 @@ class ClientOptions:
     def redacted_url(self) -> str:
         """The server's URL as messages show it: without any user:password part."""
         return redact_url(self.base_url)
+
+    @property
+    def smart_base(self) -> str:
+        """Where `.well-known/smart-configuration` is read: the FHIR base URL."""
+        return (self.smart_base_url or self.base_url).rstrip("/")
 
 
 def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
@@ -88,6 +107,8 @@ def _never_tls(options: ClientOptions) -> bool:
     """Whether a client for `options` never makes a TLS connection: an http:// loopback server
     (so no proxy either) whose redirects may not leave its origin."""
     parts = urlsplit(options.base_url)
+    if options.credentials is not None:
+        return False  # the token endpoint may be anywhere
     return parts.scheme == "http" and is_loopback(parts.hostname) and not options.redirects_anywhere
 
 
@@ -116,10 +137,29 @@ def client_for(options: ClientOptions) -> httpx.Client:
         return client
 
 
-def make_client(options: ClientOptions) -> httpx.Client:
-    """A client for one process. `identity` encoding keeps byte offsets valid for Range resumes."""
+class _Client(httpx.Client):
+    """A client that closes, with itself, the one its SMART auth gets tokens through."""
+
+    token_client: httpx.Client | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.token_client is not None:
+            self.token_client.close()
+
+
+def make_client(
+    options: ClientOptions, token_clock: Callable[[], float] | None = None
+) -> httpx.Client:
+    """A client for one process. `identity` encoding keeps byte offsets valid for Range resumes.
+
+    With `options.credentials`, every request carries this client's own access token, renewed
+    as it nears its end by `token_clock` (monotonic seconds; tests pass their own).
+    """
     home = _origin(options.base_url)
     secret_names = {name.lower() for name, _ in options.headers}
+    if options.credentials is not None:
+        secret_names.add("authorization")  # the token stays with the server it was meant for
 
     def guard_redirect(request: httpx.Request) -> None:
         if _origin(request.url) == home:
@@ -132,7 +172,10 @@ def make_client(options: ClientOptions) -> httpx.Client:
         for name in secret_names:  # credentials stay with the server they were meant for
             request.headers.pop(name, None)
 
-    return httpx.Client(
+    verify = _ssl_context(options)
+    token_client = None if options.credentials is None else _token_client(options, verify)
+    client = _Client(
+        auth=None if token_client is None else _smart_auth(options, token_client, token_clock),
         timeout=httpx.Timeout(options.timeout),
         headers={
             "Accept-Encoding": "identity",
@@ -141,7 +184,32 @@ def make_client(options: ClientOptions) -> httpx.Client:
         },
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        verify=_ssl_context(options),
+        verify=verify,
         trust_env=not is_loopback(urlsplit(options.base_url).hostname),
         event_hooks={"request": [guard_redirect]},
     )
+    client.token_client = token_client
+    return client
+
+
+def _token_client(options: ClientOptions, verify: ssl.SSLContext | bool) -> httpx.Client:
+    """The client tokens are asked for with: the same TLS and timeout, but none of the user's
+    headers (the token endpoint may be another host's) and no redirect (a token request that
+    went elsewhere would take a signed assertion with it)."""
+    return httpx.Client(
+        timeout=httpx.Timeout(options.timeout),
+        headers={"User-Agent": f"export-tally/{__version__}"},
+        verify=verify,
+        trust_env=not is_loopback(urlsplit(options.smart_base).hostname),
+    )
+
+
+def _smart_auth(
+    options: ClientOptions, token_client: httpx.Client, clock: Callable[[], float] | None
+) -> httpx.Auth:
+    """This process's SMART tokens as an httpx auth (the JWT library imported only now)."""
+    from export_tally.transport.smart import SmartAuth, SmartTokens
+
+    assert options.credentials is not None
+    tokens = SmartTokens(options.credentials, options.smart_base, clock or time.monotonic)
+    return SmartAuth(tokens, token_client)

@@ -144,14 +144,16 @@ def unreachable_message(options: ClientOptions, cause: str) -> str:
     )
 
 
-def _refuse_final(where: str, status: int) -> None:
+def _refuse_final(where: str, status: int, options: ClientOptions) -> None:
     """Raise for an error status that no retry can cure; return for a transient one.
 
-    Refused credentials are never retried: trying again would only lock an account sooner.
+    Refused credentials are never retried: trying again would only lock an account sooner (a
+    SMART client has already tried once more with a new token, in its auth).
     """
     if status in (401, 403):
+        check = "--client-id and --scope" if options.credentials else "--token or --header"
         raise ServerUnreachableError(
-            f"{where}: the server refused the credentials (HTTP {status}); check --token or --header"
+            f"{where}: the server refused the credentials (HTTP {status}); check {check}"
         )
     if not is_retryable_status(status):
         raise ServerUnreachableError(f"{where} answered HTTP {status}")
@@ -249,7 +251,7 @@ def drive(
                     return result
                 exchange.raise_for_status(where, status)
                 if not outage:
-                    _refuse_final(where, status)
+                    _refuse_final(where, status, options)
                 retry_after = retry_after_seconds(response, clock)
         except httpx.TransportError as exc:
             cause = describe(exc)

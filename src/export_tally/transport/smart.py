@@ -8,8 +8,11 @@ RENEW_SECONDS of it are left. `SmartAuth` (an httpx auth) puts the token on ever
 after a 401, gets a new one and tries once more.
 
 Each process builds its own `SmartTokens` from the picklable `SmartCredentials`, so every worker
-holds its own token. The token and the assertion are never logged or put in a message: a
-refusal shows the server's OAuth `error` and `error_description` only.
+holds its own token. A token endpoint (or smart-configuration) that cannot be reached, or answers
+429 or 5xx, is an outage of the request that needed the token (SmartEndpointDownError): the
+retrying loop waits it out as it waits out the FHIR server's own. The token and the assertion
+are never logged or put in a message: a refusal shows the server's OAuth `error` and
+`error_description` only.
 """
 
 from __future__ import annotations
@@ -18,33 +21,19 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
 
+# The credentials are read by smart_credentials.py (at the edge, with the flags); this module
+# only uses them, so that a client's import chain stays short (tests/unit/test_layering.py).
+from export_tally.errors import SmartDiscoveryError, SmartUnreachableError, TokenRefusedError
+from export_tally.transport.retry import describe, is_outage_error
 from export_tally.transport.shared_terms import redact_url
-from export_tally.transport.smart_credentials import (
-    SmartAuthError,
-    SmartCredentials,
-    SmartDiscoveryError,
-    SmartKeyError,
-    SmartUnreachableError,
-    TokenRefusedError,
-    load_credentials,
-)
 
-__all__ = [
-    "SmartAuth",
-    "SmartAuthError",
-    "SmartCredentials",
-    "SmartDiscoveryError",
-    "SmartKeyError",
-    "SmartTokens",
-    "SmartUnreachableError",
-    "TokenRefusedError",
-    "load_credentials",
-]
+if TYPE_CHECKING:
+    from export_tally.transport.smart_credentials import SmartCredentials
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_SECONDS = 300  # SMART: exp "no more than five minutes in the future"
@@ -173,12 +162,32 @@ class SmartAuth(httpx.Auth):
             yield request
 
 
+class SmartEndpointDownError(httpx.NetworkError):
+    """The smart-configuration or the token endpoint cannot be reached, or answers 429 or 5xx.
+
+    An httpx transport error on purpose: raised while a request is being sent (its auth asks
+    for a token), it is an outage of that request to the retrying loop (driver.py), which waits
+    it out within --max-outage as it does the FHIR server's own, then says so (exit 3).
+    """
+
+
 def _send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
     try:
-        return client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
+        response = client.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
         # httpx's message names the failure (refused, timed out), never the request's body.
+        if is_outage_error(exc):
+            raise SmartEndpointDownError(
+                f"getting an access token from {redact_url(url)}: {describe(exc)}"
+            ) from exc
         raise SmartUnreachableError(f"{redact_url(url)}: {type(exc).__name__}: {exc}") from None
+    if response.status_code == 429 or response.status_code >= 500:
+        # Busy or down for now, not a refusal of the client: try again, as after an outage.
+        response.read()
+        raise SmartEndpointDownError(
+            f"getting an access token: {redact_url(url)} answered HTTP {response.status_code}"
+        )
+    return response
 
 
 def _json(response: httpx.Response) -> Any:

@@ -5,7 +5,7 @@ key (at least 2048 bits), ES384 for a P-384 EC key; a JWK's `alg` is respected (
 another algorithm is passed over) and its `kid` kept, a key without one is named by its RFC 7638
 thumbprint (the server's clients file names it the same way). `SmartCredentials` is small and
 picklable, so each worker process can get its own tokens: the key travels as DER bytes, never as
-text, and no repr, message or log shows it. The errors of SMART authorization are here too.
+text, and no repr, message or log shows it. A file it cannot use is SmartKeyError (errors.py).
 """
 
 from __future__ import annotations
@@ -22,29 +22,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.exceptions import PyJWTError
 
-from export_tally.errors import ProtocolError, ServerUnreachableError, TallyError, UsageError
+from export_tally.errors import SmartKeyError
 
 MIN_RSA_BITS = 2048
-
-
-class SmartAuthError(TallyError):
-    """SMART Backend Services authorization failed; the message is one line, without secrets."""
-
-
-class SmartKeyError(SmartAuthError, UsageError):
-    """The --private-key file cannot be used (unreadable, not a JWK set or PEM, wrong key type)."""
-
-
-class SmartDiscoveryError(SmartAuthError, ProtocolError):
-    """The server has no usable `.well-known/smart-configuration`, or its token answer is not JSON."""
-
-
-class TokenRefusedError(SmartAuthError, UsageError):
-    """The token endpoint refused the client: the OAuth error and its description say why."""
-
-
-class SmartUnreachableError(SmartAuthError, ServerUnreachableError):
-    """The smart-configuration or the token endpoint could not be reached."""
 
 
 class SmartCredentials:

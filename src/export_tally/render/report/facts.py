@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from export_tally.scheduling.run import ExportResult
     from export_tally.transport.shared_terms import RemoteFile
 
-_NOT_SHOWN = {"token", "header"}  # their values are credentials
+_NOT_SHOWN = {"token", "header", "private_key"}  # credentials, or where they are kept
 _OWN_LINE = {"export_id"}  # shown in the summary on its own
 
 
