@@ -15,9 +15,11 @@ import pytest
 
 from export_tally.core.counts.parser import CountAggregator
 from export_tally.core.counts.tally import Tally
+from export_tally.core.csv.split import part_ranges
 from export_tally.transport.client import ClientOptions, make_client
 from export_tally.transport.export_api import download_file
 from export_tally.transport.fetch import fetch_whole
+from export_tally.transport.fetch_range import Splittable, fetch_range
 from export_tally.transport.raw_body import MIN_BYTES, iter_body
 from export_tally.transport.retry import RetryPolicy
 from tests.support.fixture_server import Answer, csv_answer, fixture_server
@@ -25,7 +27,8 @@ from tests.unit.test_chunking_properties import dict_reader_counts
 
 DATA = "/api/export/x/d1/data"
 ROWS = 40_000
-BODY = b"patient_id,event_time,event_type,value\n" + b"".join(
+HEADER = b"patient_id,event_time,event_type,value\n"
+BODY = HEADER + b"".join(
     f"P{i % 7},2025-08-26T00:00:{i % 60:02d},{('hr', 'spo2', 'bp')[i % 3]},{i}\n".encode()
     for i in range(ROWS)
 )
@@ -38,8 +41,12 @@ def routes() -> Iterator[tuple[dict[str, Answer], str]]:
         yield table, url
 
 
+def client_options(url: str, timeout: float = 30.0) -> ClientOptions:
+    return ClientOptions(url, timeout=timeout, policy=RetryPolicy(retries=5, base_delay=0.0))
+
+
 def fetch(url: str, timeout: float = 30.0) -> tuple[Tally, int, int, int]:
-    options = ClientOptions(url, timeout=timeout, policy=RetryPolicy(retries=5, base_delay=0.0))
+    options = client_options(url, timeout)
     with make_client(options) as client:
         outcome = fetch_whole(
             client, options, download_file("x", "d1", ROWS, "{}"), CountAggregator()
@@ -88,3 +95,21 @@ def test_a_stalled_raw_body_times_out_and_is_retried(
     tally, retries, _, _ = fetch(url, timeout=0.3)
     assert dict(tally.counts) == dict_reader_counts(BODY)
     assert retries == 1
+
+
+def test_cut_raw_parts_count_every_row_once(routes: tuple[dict[str, Answer], str]) -> None:
+    table, url = routes
+    table[DATA] = csv_answer(BODY, ranges=True, cuts=[5_000, 400_000, 1])
+    info = download_file("x", "d1", ROWS, "{}")
+    splittable = Splittable(HEADER, len(BODY), '"fixture"')
+    aggregation = CountAggregator()
+    options = client_options(url)
+    with make_client(options) as client:
+        results = [
+            fetch_range(client, options, info, splittable, part, f"part {n}", aggregation)
+            for n, part in enumerate(part_ranges(len(HEADER), len(BODY), 2, 1))
+        ]
+    assert sum(r.result.rows for r in results) == ROWS
+    assert sum(r.retries for r in results) == 3
+    merged = aggregation.merge([r.result.aggregate for r in results])
+    assert dict(merged.counts) == dict_reader_counts(BODY)
