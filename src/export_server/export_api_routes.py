@@ -114,7 +114,9 @@ def export_api_routes(bodies: Bodies, *, ranges: bool) -> list[BaseRoute]:
         size = bodies.size(download)
         if not ranges:
             drop = fault.drop_point(size)
-            return DroppedBody(bodies.stream(download), {}, 200, drop, media_type=CSV_MEDIA_TYPE)
+            return DroppedBody(
+                bodies.stream_to_send(download), {}, 200, drop, media_type=CSV_MEDIA_TYPE
+            )
 
         etag = etag_of(download)
         # The size is known before a byte is generated, like the ETag: every answer can carry it.
@@ -125,7 +127,7 @@ def export_api_routes(bodies: Bodies, *, ranges: bool) -> list[BaseRoute]:
             spec = None  # the client's copy is stale: send the whole new body
         if spec is None:
             headers["Content-Length"] = str(size)
-            body = bodies.stream(download)
+            body = bodies.stream_to_send(download)
             drop = fault.drop_point(size)
             return DroppedBody(body, headers, 200, drop, media_type=CSV_MEDIA_TYPE)
         try:
@@ -135,7 +137,7 @@ def export_api_routes(bodies: Bodies, *, ranges: bool) -> list[BaseRoute]:
             return Response(status_code=416, headers=headers)
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
         headers["Content-Length"] = str(stop - start)
-        body = bodies.stream(download, start, stop)
+        body = bodies.stream_to_send(download, start, stop)
         drop = fault.drop_point(stop - start)
         return DroppedBody(body, headers, 206, drop, media_type=CSV_MEDIA_TYPE)
 

@@ -115,8 +115,8 @@ class DroppedBody(StreamingResponse):
     """
 
     def __init__(
-        self, chunks: AsyncGenerator[bytes, None], headers: dict[str, str], status_code: int,
-        drop_after: int | None, *, media_type: str,
+        self, chunks: AsyncGenerator[bytes | memoryview, None], headers: dict[str, str],
+        status_code: int, drop_after: int | None, *, media_type: str,
     ) -> None:  # fmt: skip
         super().__init__(chunks, status_code=status_code, headers=headers, media_type=media_type)
         self.chunks = chunks

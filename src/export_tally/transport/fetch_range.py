@@ -17,6 +17,7 @@ import httpx
 from export_tally.core.csv.split import PartCutter
 from export_tally.errors import CsvFormatError, ProtocolError
 from export_tally.transport.driver import BodyExchange, drive, get_stream
+from export_tally.transport.raw_body import iter_body
 from export_tally.transport.shared_terms import CONTENT_RANGE, FetchOutcome
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class _Range(BodyExchange[FetchOutcome]):
     def consume(self, response: httpx.Response, attempt: int) -> FetchOutcome:
         """Count the range's records from this answer on; the outcome once the last one is in."""
         cutter, parser = self.cutter, self.parser
-        for piece in response.iter_raw():
+        for piece in iter_body(response):
             chunk = cutter.take(piece)
             if cutter.saw_quote:
                 # The file will be counted whole; this range's count is moot.
