@@ -1,6 +1,6 @@
 """Counts per (patient_id, key) of FHIR resources in NDJSON: the counting parser, its aggregator.
 
-The fast path (`decoding.decode_piece`) turns a piece of about 64 KiB into its Resources, which
+The fast path (`decoding.decode_lines`) turns the lines of a chunk into their Resources, which
 a Counter counts as they are: Resources hold no `id`, so the lines of one patient and one code
 are equal Resources, and counting them stays in C (one hash per line). A Resource is judged
 (`resources.judge`: its patient, key and label, or a bad row) once, when it is first counted:
@@ -17,15 +17,15 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
-from export_tally.core.ndjson.decoding import decode_line, decode_piece
+from export_tally.core.ndjson.decoding import decode_line, decode_lines
 from export_tally.core.ndjson.lines import (
     DEFAULT_MAX_LINE_BYTES,
-    PIECE_BYTES,
+    PIECE_LINES,
     BadRowMode,
     LineParser,
     is_blank,
 )
-from export_tally.core.ndjson.resources import Counted, KeyMode, Resource, judge
+from export_tally.core.ndjson.resources import Counted, FastResource, KeyMode, full_form, judge
 from export_tally.core.tally import Key, Tally, merge_tallies
 
 if TYPE_CHECKING:
@@ -42,8 +42,9 @@ class NdjsonCountingParser(LineParser[Tally]):
     out of the tally (counted in `rows`, `skipped`, the first line numbers in `skipped_lines`).
 
     `finish` returns a BodyResult whose Tally counts resources that name no patient under
-    `tally.NO_PATIENT` (`Tally.without_patient` lists them), and labels each code with its
-    display text, the first one seen (key mode "code").
+    `tally.NO_PATIENT` (`Tally.without_patient` lists them), and labels each code (key mode
+    "code") with the display of the first line counted under it, else that line's code.text
+    (no label if it has neither).
     """
 
     def __init__(
@@ -53,19 +54,20 @@ class NdjsonCountingParser(LineParser[Tally]):
         on_bad_row: BadRowMode = "fail",
         *,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        piece_bytes: int = PIECE_BYTES,
+        piece_lines: int = PIECE_LINES,
     ) -> None:
         if key_mode not in ("code", "text"):
             raise ValueError(f"key_mode must be 'code' or 'text', not {key_mode!r}")
         super().__init__(
-            on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_bytes=piece_bytes
+            on_bad_row=on_bad_row, max_line_bytes=max_line_bytes, piece_lines=piece_lines
         )
         self._mode: KeyMode = key_mode
         self._types = types
-        self._resources: Counter[Resource] = Counter()  # fast path
-        self._judged: dict[Resource, Counted] = {}  # what each of them counts as
+        self._resources: Counter[FastResource] = Counter()  # fast path
+        self._judged: dict[FastResource, Counted] = {}  # what each of them counts as
         self._keys: Counter[Key] = Counter()  # line by line
-        self._labels: dict[str, str] = {}  # first seen
+        self._labels: dict[str, str] = {}
+        self._labelled: set[str] = set()  # keys whose first line was read for a label
         self._line_rows = 0
 
     @property
@@ -73,23 +75,23 @@ class NdjsonCountingParser(LineParser[Tally]):
         """How many of `rows` the fast path took (the rest went line by line)."""
         return self._rows - self._line_rows
 
-    def _take_piece(self, piece: bytes, first_line: int) -> int:
-        resources = decode_piece(piece)
-        if resources is not None and self._count_fast(resources):
+    def _take_lines(self, lines: list[bytes], first_line: int) -> int:
+        resources = decode_lines(lines, self._mode)
+        if resources is not None and self._count_fast(resources, lines):
             return len(resources)
-        rows = self._take_lines(piece, first_line)
+        rows = self._take_one_by_one(lines, first_line)
         self._line_rows += rows
         return rows
 
-    def _count_fast(self, resources: list[Resource]) -> bool:
-        """Count the Resources, judging the new ones; False (nothing counted) if one of them is
+    def _count_fast(self, resources: list[FastResource], lines: list[bytes]) -> bool:
+        """Count the resources, judging the new ones; False (nothing counted) if one of them is
         a bad row."""
         counts = self._resources
         before = len(counts)
         counts.update(resources)
         fresh = list(islice(reversed(counts), len(counts) - before))
-        fresh.reverse()  # first seen first, for the labels
-        judged = [judge(resource, self._mode, self._types) for resource in fresh]
+        fresh.reverse()  # in the order of their first lines, for the labels
+        judged = [judge(full_form(resource), self._mode, self._types) for resource in fresh]
         if any(isinstance(verdict, str) for verdict in judged):
             counts.subtract(resources)
             for resource in fresh:
@@ -98,28 +100,33 @@ class NdjsonCountingParser(LineParser[Tally]):
         for resource, verdict in zip(fresh, judged, strict=True):
             assert not isinstance(verdict, str)
             self._judged[resource] = verdict
-            if verdict[2] is not None:
-                self._labels.setdefault(verdict[1], verdict[2])
+            if verdict[1] not in self._labelled:
+                # The key's first line: its label is in the fields the fast form leaves out.
+                line = lines[resources.index(resource)]
+                self._label(verdict[1], judge_line(line, self._mode, self._types))
         return True
 
-    def _take_lines(self, piece: bytes, first_line: int) -> int:
+    def _label(self, key: str, verdict: Counted | str) -> None:
+        """Note the label of `key` from the verdict on its first line."""
+        self._labelled.add(key)
+        if not isinstance(verdict, str) and verdict[2] is not None:
+            self._labels[key] = verdict[2]
+
+    def _take_one_by_one(self, lines: list[bytes], first_line: int) -> int:
         rows = 0
         reject = self._bad_rows.reject
-        for index, line in enumerate(piece.split(b"\n")[:-1]):
+        for index, line in enumerate(lines):
             if is_blank(line):
                 continue
             rows += 1
-            resource = decode_line(line)
-            verdict = (
-                resource if isinstance(resource, str) else judge(resource, self._mode, self._types)
-            )
+            verdict = judge_line(line, self._mode, self._types)
             if isinstance(verdict, str):
                 reject(first_line + index, verdict)
                 continue
-            patient, key, label = verdict
+            patient, key, _ = verdict
             self._keys[patient, key] += 1
-            if label is not None:
-                self._labels.setdefault(key, label)
+            if key not in self._labelled:
+                self._label(key, verdict)
         return rows
 
     def _aggregate(self) -> Tally:
@@ -129,6 +136,12 @@ class NdjsonCountingParser(LineParser[Tally]):
             patient, key, _ = judged[resource]
             counts[patient, key] = counts.get((patient, key), 0) + n
         return Tally(counts, self._labels)
+
+
+def judge_line(line: bytes, mode: KeyMode, types: frozenset[str] | None) -> Counted | str:
+    """What one line (not blank) counts as, or why it is a bad row: the full decoder's way."""
+    resource = decode_line(line)
+    return resource if isinstance(resource, str) else judge(resource, mode, types)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,15 @@
-"""Bytes to Resources: a whole piece at once where that is proved exact, else line by line.
+"""Bytes to Resources: a list of lines at once where that is proved exact, else line by line.
 
 The reference is the stdlib: a line is decoded as UTF-8 (strict), then by `json.loads`, and
 `resources.resource_from_json` reads the result. The fast path must give the same Resource for
 every line it takes, and decline (so the line goes the reference's way) whenever it cannot be
-sure. msgspec decodes each line into the typed `Resource` Struct, reading only the fields the
-rules need and skipping the rest (in C, without building them). What it takes is exact because:
+sure. msgspec decodes each line into a typed Struct (`CodeResource` or `TextResource`), reading only
+the fields the key mode needs and skipping the rest (in C, without building them). What it takes is exact because:
 
 - Every line is one `decode` call on the line's bytes, so a line is one JSON value: two values
   on a line, or a value spread over two, fail as they do for `json.loads`.
-- msgspec does not check UTF-8 inside the strings it skips, so the piece is checked first
-  (`isascii`, else a strict `decode`); a piece with invalid UTF-8 goes line by line, where such
+- msgspec does not check UTF-8 inside the strings it skips, so the lines are checked first
+  (`isascii`, else a strict `decode`); lines with invalid UTF-8 go one by one, where such
   a line is a bad row, as for the reference.
 - On valid UTF-8, msgspec accepts a subset of what `json.loads` accepts: both refuse control
   characters in strings, bad escapes, leading zeros, trailing commas and garbage after the
@@ -23,7 +23,8 @@ rules need and skipping the rest (in C, without building them). What it takes is
 - A repeated key: both keep the last one (`{"code": {...}, "code": null}` has no code).
 - A field of another JSON type than the Struct's (a `subject` that is a string, a coding that
   is not an object) fails the Struct's validation: the line is declined, and the reference reads
-  it (as absent, by the rules).
+  it (as absent, by the rules). A field the Struct leaves out (the display in key mode "code")
+  is not looked at: the rules do not read it for the key either.
 - Only top-level fields are read: a `subject` or `code` inside an `extension`, a `contained`
   resource or any other field is skipped, as the reference's `dict.get` ignores it.
 
@@ -34,33 +35,38 @@ valid and well typed, else by the reference itself.
 from __future__ import annotations
 
 import json
+from collections import deque
 from operator import attrgetter
 from typing import Final
 
 import msgspec
 
-from export_tally.core.ndjson.resources import IdentifiedResource, Resource, resource_from_json
+from export_tally.core.ndjson.resources import (
+    FastResource,
+    IdentifiedResource,
+    KeyMode,
+    fast_form,
+    resource_from_json,
+)
 
-_FAST: Final = msgspec.json.Decoder(Resource)
+_FAST: Final = {mode: msgspec.json.Decoder(fast_form(mode)) for mode in ("code", "text")}
 _IDENTIFIED: Final = msgspec.json.Decoder(IdentifiedResource)
 _RESOURCE_TYPE: Final = attrgetter("resourceType")
 DECLINED: Final = (msgspec.DecodeError, RecursionError)
 """What msgspec raises for a line it does not take (ValidationError is a DecodeError)."""
 
 
-def decode_piece(piece: bytes) -> list[Resource] | None:
-    """The Resource of every line of `piece` (whole lines, each ending with LF), in order; None
-    when any line needs the line-by-line path: invalid UTF-8, a blank line, a line msgspec does
-    not take, or a Patient (whose `id` the fast path does not read)."""
-    if not piece.isascii():
+def decode_lines(lines: list[bytes], mode: KeyMode) -> list[FastResource] | None:
+    """The fast form of every line's resource (without its LF), in order; None when any line
+    needs the line-by-line path: invalid UTF-8, a blank line, a line msgspec does not take, or
+    a Patient (whose `id` the fast path does not read)."""
+    if not all(map(bytes.isascii, lines)):
         try:
-            piece.decode("utf-8")
+            deque(map(bytes.decode, lines), maxlen=0)  # strict UTF-8, in C
         except UnicodeDecodeError:
             return None
-    lines = piece.split(b"\n")
-    lines.pop()  # after the last LF: empty
     try:
-        resources = list(map(_FAST.decode, lines))  # a blank line raises too
+        resources: list[FastResource] = list(map(_FAST[mode].decode, lines))  # blank: raises
     except DECLINED:
         return None
     if "Patient" in map(_RESOURCE_TYPE, resources):

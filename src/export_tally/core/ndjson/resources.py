@@ -13,9 +13,10 @@ is a bad row. The rules, written once, on the few fields they read.
 
 A field counts only when it holds a value of its JSON type, and a string only when it is not
 empty; anything else is as if it were absent (a `subject` that is a string names no patient).
-The rules read a `Resource` (msgspec Structs of just these fields); `resource_from_json` makes
-one from what `json.loads` returned, under the same rules, so the fast path (msgspec decodes
-the Structs from the bytes) and the full decoder cannot disagree on what a resource means.
+The rules read an `IdentifiedResource` (msgspec Structs of just these fields);
+`resource_from_json` makes one from what `json.loads` returned, and `full_form` from what the
+fast path decodes (`CodeResource` or `TextResource`: the fields one key mode needs), so the
+paths cannot disagree on what a resource means.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]+)?\Z")
 
 
 # gc=False: these hold only strings and each other, never a cycle, and millions are made;
-# frozen: a Resource is hashable, so a Counter counts equal ones in C.
+# frozen: they are hashable, so a Counter counts equal ones in C.
 class Reference(msgspec.Struct, frozen=True, gc=False):
     reference: str | None = None
 
@@ -52,20 +53,80 @@ class CodeableConcept(msgspec.Struct, frozen=True, gc=False):
     text: str | None = None
 
 
-class Resource(msgspec.Struct, frozen=True, gc=False):
-    """The fields of a resource that the rules read, but its `id` (so that equal ones are
-    many: Observations differ in their ids alone)."""
+class IdentifiedResource(msgspec.Struct, frozen=True, gc=False):
+    """Every field of a resource that the rules read."""
 
     resourceType: str  # the FHIR name, which msgspec matches
+    id: str | None = None
     subject: Reference | None = None
     patient: Reference | None = None
     code: CodeableConcept | None = None
 
 
-class IdentifiedResource(Resource, frozen=True, gc=False):
-    """A Resource with its `id`: what a Patient needs."""
+# What the fast path decodes: only what the key mode's keys need, and no `id` (so that equal
+# ones are many: Observations differ in their ids alone). Labels are read from the full form of
+# the first line of each key.
+class _CodeOnly(msgspec.Struct, frozen=True, gc=False):
+    code: str | None = None
 
-    id: str | None = None
+
+class _CodesOnly(msgspec.Struct, frozen=True, gc=False):
+    coding: tuple[_CodeOnly, ...] | None = None
+
+
+class CodeResource(msgspec.Struct, frozen=True, gc=False):
+    """A resource as key mode "code" counts it."""
+
+    resourceType: str
+    subject: Reference | None = None
+    patient: Reference | None = None
+    code: _CodesOnly | None = None
+
+
+class _DisplayOnly(msgspec.Struct, frozen=True, gc=False):
+    display: str | None = None
+
+
+class _TextsOnly(msgspec.Struct, frozen=True, gc=False):
+    coding: tuple[_DisplayOnly, ...] | None = None
+    text: str | None = None
+
+
+class TextResource(msgspec.Struct, frozen=True, gc=False):
+    """A resource as key mode "text" counts it."""
+
+    resourceType: str
+    subject: Reference | None = None
+    patient: Reference | None = None
+    code: _TextsOnly | None = None
+
+
+FastResource = CodeResource | TextResource
+
+
+def fast_form(mode: KeyMode) -> type[CodeResource] | type[TextResource]:
+    """The Struct the fast path decodes in key mode `mode`."""
+    return CodeResource if mode == "code" else TextResource
+
+
+def full_form(resource: FastResource) -> IdentifiedResource:
+    """The same resource with the fields its fast form leaves out absent (no id, no label)."""
+    code = resource.code
+    concept = None
+    if isinstance(code, _CodesOnly):
+        codings = None if code.coding is None else tuple(Coding(c.code) for c in code.coding)
+        concept = CodeableConcept(codings)
+    elif isinstance(code, _TextsOnly):
+        codings = (
+            None if code.coding is None else tuple(Coding(None, c.display) for c in code.coding)
+        )
+        concept = CodeableConcept(codings, code.text)
+    return IdentifiedResource(
+        resourceType=resource.resourceType,
+        subject=resource.subject,
+        patient=resource.patient,
+        code=concept,
+    )
 
 
 def patient_in_reference(reference: Reference | None) -> str | None:
@@ -81,7 +142,9 @@ def _patient_in_text(text: str) -> str | None:
     return None if match is None else match.group(1)
 
 
-def judge(resource: Resource, mode: KeyMode, types: frozenset[str] | None) -> Counted | str:
+def judge(
+    resource: IdentifiedResource, mode: KeyMode, types: frozenset[str] | None
+) -> Counted | str:
     """What a resource counts as, or why it is a bad row (a one-line reason)."""
     kind = resource.resourceType
     if not kind:
@@ -89,7 +152,7 @@ def judge(resource: Resource, mode: KeyMode, types: frozenset[str] | None) -> Co
     if types is not None and kind not in types:
         return f"resourceType {kind!r} is not among those asked for ({', '.join(sorted(types))})"
     if kind == "Patient":
-        patient = resource.id if isinstance(resource, IdentifiedResource) else None
+        patient = resource.id
     else:
         patient = patient_in_reference(resource.subject) or patient_in_reference(resource.patient)
     if kind != "Observation":
