@@ -25,7 +25,7 @@ from export_tally.core.ndjson.lines import (
     LineParser,
     is_blank,
 )
-from export_tally.core.ndjson.resources import Counted, FastResource, KeyMode, full_form, judge
+from export_tally.core.ndjson.resources import Counted, FastResource, KeyMode, judge
 from export_tally.core.tally import Key, Tally, merge_tallies
 
 if TYPE_CHECKING:
@@ -75,8 +75,8 @@ class NdjsonCountingParser(LineParser[Tally]):
         """How many of `rows` the fast path took (the rest went line by line)."""
         return self._rows - self._line_rows
 
-    def _take_lines(self, lines: list[bytes], first_line: int) -> int:
-        resources = decode_lines(lines, self._mode)
+    def _take_lines(self, lines: list[bytes], first_line: int, ascii: bool) -> int:
+        resources = decode_lines(lines, self._mode, ascii)
         if resources is not None and self._count_fast(resources, lines):
             return len(resources)
         rows = self._take_one_by_one(lines, first_line)
@@ -91,8 +91,13 @@ class NdjsonCountingParser(LineParser[Tally]):
         counts.update(resources)
         fresh = list(islice(reversed(counts), len(counts) - before))
         fresh.reverse()  # in the order of their first lines, for the labels
-        judged = [judge(full_form(resource), self._mode, self._types) for resource in fresh]
-        if any(isinstance(verdict, str) for verdict in judged):
+        judged = [judge(resource, self._mode, self._types) for resource in fresh]
+        if any(isinstance(verdict, str) for verdict in judged) or any(
+            # A Patient's fast form has no id: its line goes one by one. All Patients' fast
+            # forms are new (never kept), so none is missed.
+            resource.resourceType == "Patient"
+            for resource in fresh
+        ):
             counts.subtract(resources)
             for resource in fresh:
                 del counts[resource]

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from operator import attrgetter
 from typing import Final
 
 import msgspec
@@ -51,16 +50,15 @@ from export_tally.core.ndjson.resources import (
 
 _FAST: Final = {mode: msgspec.json.Decoder(fast_form(mode)) for mode in ("code", "text")}
 _IDENTIFIED: Final = msgspec.json.Decoder(IdentifiedResource)
-_RESOURCE_TYPE: Final = attrgetter("resourceType")
 DECLINED: Final = (msgspec.DecodeError, RecursionError)
 """What msgspec raises for a line it does not take (ValidationError is a DecodeError)."""
 
 
-def decode_lines(lines: list[bytes], mode: KeyMode) -> list[FastResource] | None:
+def decode_lines(lines: list[bytes], mode: KeyMode, ascii: bool) -> list[FastResource] | None:
     """The fast form of every line's resource (without its LF), in order; None when any line
-    needs the line-by-line path: invalid UTF-8, a blank line, a line msgspec does not take, or
-    a Patient (whose `id` the fast path does not read)."""
-    if not all(map(bytes.isascii, lines)):
+    needs the line-by-line path: invalid UTF-8, a blank line, or a line msgspec does not take.
+    `ascii`: the lines are known to be ASCII."""
+    if not ascii:
         try:
             deque(map(bytes.decode, lines), maxlen=0)  # strict UTF-8, in C
         except UnicodeDecodeError:
@@ -68,8 +66,6 @@ def decode_lines(lines: list[bytes], mode: KeyMode) -> list[FastResource] | None
     try:
         resources: list[FastResource] = list(map(_FAST[mode].decode, lines))  # blank: raises
     except DECLINED:
-        return None
-    if "Patient" in map(_RESOURCE_TYPE, resources):
         return None
     return resources
 

@@ -104,15 +104,16 @@ class LineParser(ABC, Generic[A]):
         self._max_line_bytes = max_line_bytes
         self._piece_lines = piece_lines
         self._pending = bytearray()  # the start of a line not complete yet
+        self._pending_ascii = True  # whether it is known to be ASCII
         self._started = False  # whether the body's first line (a BOM?) was looked at
         self._lines = 0  # physical lines consumed
         self._rows = 0
         self._finished = False
 
     @abstractmethod
-    def _take_lines(self, lines: list[bytes], first_line: int) -> int:
+    def _take_lines(self, lines: list[bytes], first_line: int, ascii: bool) -> int:
         """Take `lines` (whole lines without their LF; a CR may end them); `first_line` is the
-        number of the first. Returns their rows (blank lines are not rows; bad ones are), and
+        number of the first; `ascii`: they are known to be ASCII (else they may be anything). Returns their rows (blank lines are not rows; bad ones are), and
         calls `self._bad_rows.reject` for each bad row, in line order."""
 
     @abstractmethod
@@ -128,13 +129,16 @@ class LineParser(ABC, Generic[A]):
         """Take every line that `chunk` completes; keep the incomplete rest for later."""
         self._check_open()
         lines = chunk.split(b"\n")  # one pass in C: the lines are what the subclass wants
+        ascii = chunk.isascii()  # once a chunk, not once a line
         if len(lines) == 1:
             self._pending += chunk
+            self._pending_ascii &= ascii
         else:
             if self._pending:
                 lines[0] = bytes(self._pending) + lines[0]
             self._pending = bytearray(lines.pop())
-            self._consume(lines)
+            self._consume(lines, ascii and self._pending_ascii)
+            self._pending_ascii = ascii
         if len(self._pending) > self._max_line_bytes:
             self._finished = True
             raise NdjsonFormatError(
@@ -146,7 +150,7 @@ class LineParser(ABC, Generic[A]):
         is spent after."""
         self._check_open()
         if self._pending:
-            self._consume([bytes(self._pending)])
+            self._consume([bytes(self._pending)], self._pending_ascii)
             self._pending = bytearray()
         self._finished = True
         bad = self._bad_rows
@@ -156,7 +160,7 @@ class LineParser(ABC, Generic[A]):
         if self._finished:
             raise RuntimeError("this parser has finished; make a new one")
 
-    def _consume(self, lines: list[bytes]) -> None:
+    def _consume(self, lines: list[bytes], ascii: bool) -> None:
         if not self._started:
             self._started = True
             lines[0] = lines[0].removeprefix(BOM)
@@ -164,7 +168,7 @@ class LineParser(ABC, Generic[A]):
         try:
             for start in range(0, len(lines), size):
                 piece = lines[start : start + size] if len(lines) > size else lines
-                self._rows += self._take_lines(piece, self._lines + 1)
+                self._rows += self._take_lines(piece, self._lines + 1, ascii)
                 self._lines += len(piece)
         except Exception:
             self._finished = True

@@ -14,16 +14,16 @@ is a bad row. The rules, written once, on the few fields they read.
 A field counts only when it holds a value of its JSON type, and a string only when it is not
 empty; anything else is as if it were absent (a `subject` that is a string names no patient).
 The rules read an `IdentifiedResource` (msgspec Structs of just these fields);
-`resource_from_json` makes one from what `json.loads` returned, and `full_form` from what the
-fast path decodes (`CodeResource` or `TextResource`: the fields one key mode needs), so the
-paths cannot disagree on what a resource means.
+`resource_from_json` makes one from what `json.loads` returned; the fast path decodes
+`CodeResource` or `TextResource` (the fields one key mode needs), which `judge` reads the same
+way, so the paths cannot disagree on what a resource means.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -64,14 +64,17 @@ class IdentifiedResource(msgspec.Struct, frozen=True, gc=False):
 
 
 # What the fast path decodes: only what the key mode's keys need, and no `id` (so that equal
-# ones are many: Observations differ in their ids alone). Labels are read from the full form of
-# the first line of each key.
+# ones are many: Observations differ in their ids alone). A field left out is a ClassVar that
+# reads as absent, so `judge` reads every form alike. Labels are read from the full form of the
+# first line of each key.
 class _CodeOnly(msgspec.Struct, frozen=True, gc=False):
     code: str | None = None
+    display: ClassVar[None] = None
 
 
 class _CodesOnly(msgspec.Struct, frozen=True, gc=False):
     coding: tuple[_CodeOnly, ...] | None = None
+    text: ClassVar[None] = None
 
 
 class CodeResource(msgspec.Struct, frozen=True, gc=False):
@@ -81,10 +84,12 @@ class CodeResource(msgspec.Struct, frozen=True, gc=False):
     subject: Reference | None = None
     patient: Reference | None = None
     code: _CodesOnly | None = None
+    id: ClassVar[None] = None
 
 
 class _DisplayOnly(msgspec.Struct, frozen=True, gc=False):
     display: str | None = None
+    code: ClassVar[None] = None
 
 
 class _TextsOnly(msgspec.Struct, frozen=True, gc=False):
@@ -99,34 +104,16 @@ class TextResource(msgspec.Struct, frozen=True, gc=False):
     subject: Reference | None = None
     patient: Reference | None = None
     code: _TextsOnly | None = None
+    id: ClassVar[None] = None
 
 
 FastResource = CodeResource | TextResource
+AnyResource = IdentifiedResource | CodeResource | TextResource
 
 
 def fast_form(mode: KeyMode) -> type[CodeResource] | type[TextResource]:
     """The Struct the fast path decodes in key mode `mode`."""
     return CodeResource if mode == "code" else TextResource
-
-
-def full_form(resource: FastResource) -> IdentifiedResource:
-    """The same resource with the fields its fast form leaves out absent (no id, no label)."""
-    code = resource.code
-    concept = None
-    if isinstance(code, _CodesOnly):
-        codings = None if code.coding is None else tuple(Coding(c.code) for c in code.coding)
-        concept = CodeableConcept(codings)
-    elif isinstance(code, _TextsOnly):
-        codings = (
-            None if code.coding is None else tuple(Coding(None, c.display) for c in code.coding)
-        )
-        concept = CodeableConcept(codings, code.text)
-    return IdentifiedResource(
-        resourceType=resource.resourceType,
-        subject=resource.subject,
-        patient=resource.patient,
-        code=concept,
-    )
 
 
 def patient_in_reference(reference: Reference | None) -> str | None:
@@ -142,10 +129,9 @@ def _patient_in_text(text: str) -> str | None:
     return None if match is None else match.group(1)
 
 
-def judge(
-    resource: IdentifiedResource, mode: KeyMode, types: frozenset[str] | None
-) -> Counted | str:
-    """What a resource counts as, or why it is a bad row (a one-line reason)."""
+def judge(resource: AnyResource, mode: KeyMode, types: frozenset[str] | None) -> Counted | str:
+    """What a resource counts as, or why it is a bad row (a one-line reason). A fast form
+    gives the same patient and key as the full form of the same line, and no label."""
     kind = resource.resourceType
     if not kind:
         return "resourceType is empty"
