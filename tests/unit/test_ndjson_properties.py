@@ -39,7 +39,9 @@ REFERENCES = st.one_of(
         ]
     ),
 )
-ODD_VALUES = st.sampled_from([None, 7, 1.5, True, [], "Patient/P1", {"x": 1}])
+ODD_VALUES: st.SearchStrategy[Any] = st.sampled_from(
+    [None, 7, 1.5, True, [], "Patient/P1", {"x": 1}]
+)
 
 
 def maybe(draw: st.DrawFn, strategy: st.SearchStrategy[Any]) -> Any:

@@ -57,8 +57,7 @@ def test_each_file_is_counted_exactly(name: str, key_mode: str) -> None:
 def test_the_sample_s_numbers() -> None:
     """What the sample's README says it holds, as the counter sees it."""
     tallies = [
-        feed_all(NdjsonCountingParser(), [(SAMPLE / name).read_bytes()]).aggregate
-        for name in FILES
+        feed_all(NdjsonCountingParser(), [(SAMPLE / name).read_bytes()]).aggregate for name in FILES
     ]
     observations = sum(t.total for t in tallies[:2])
     patients = {p for t in tallies for p, _ in t.counts}
