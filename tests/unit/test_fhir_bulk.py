@@ -12,13 +12,13 @@ import email.utils
 import httpx
 import pytest
 
+from export_tally.cli.exitcodes import ExitCode, exit_code_for
 from export_tally.errors import (
     ExportJobGoneError,
     ProtocolError,
     ServerUnreachableError,
     UsageError,
 )
-from export_tally.exitcodes import ExitCode, exit_code_for
 from export_tally.transport.fhir_bulk import (
     MAX_POLL_WAIT,
     ExportRequest,

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from export_tally.core.aggregation import BodyResult
+from export_tally.core.counts.tally import NO_PATIENT, Tally
 from export_tally.core.ndjson import (
     NdjsonBadRowError,
     NdjsonCountAggregator,
     NdjsonCountingParser,
     NdjsonFormatError,
 )
-from export_tally.core.counts.tally import NO_PATIENT, Tally
 from tests.support.feeding import feed_all, one_byte_at_a_time
 
 

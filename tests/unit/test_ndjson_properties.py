@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_tally.core.aggregation import BodyResult
-from export_tally.core.ndjson import NdjsonBadRowError, NdjsonCountingParser
 from export_tally.core.counts.tally import Tally
+from export_tally.core.ndjson import NdjsonBadRowError, NdjsonCountingParser
 from tests.support.fhir_reference import count_body
 
 

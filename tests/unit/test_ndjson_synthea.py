@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from export_tally.core.ndjson import NdjsonCountingParser
 from export_tally.core.counts.tally import Key
+from export_tally.core.ndjson import NdjsonCountingParser
 from tests.support.feeding import feed_all
 
 SAMPLE = Path(__file__).parent.parent / "data" / "fhir" / "synthea-100"

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from export_tally.scheduling.executors import Backend
     from export_tally.scheduling.run import ExportResult
     from export_tally.transport.export_api import ExportApi
-    from export_tally.transport.shared_terms import RemoteFile
+    from export_tally.transport.shared_terms import RemoteFile, Source
 
 # The modules a run needs are imported when it needs them (see run and connect.connect), not here:
 # `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
@@ -164,6 +164,9 @@ def _aggregator(settings: Settings) -> Aggregator[Any]:
         return StatsAggregator(settings.on_bad_row)
     from export_tally.core.counts.parser import CountAggregator
 
+    if settings.fhir is not None:
+        types = frozenset(settings.fhir.request.types)
+        return CountAggregator(settings.on_bad_row, settings.fhir.key, types)
     return CountAggregator(settings.on_bad_row)
 
 
@@ -192,24 +195,13 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
                 print(for_terminal(export_id), file=stdout)
             return ExitCode.OK
         connection = _Connection(api, identity, notice)
-        downloads, result = _count(settings, connection, aggregation, stderr, kept)
-    from export_tally.cli.summary import run_summary
+        source, downloads, result = _count(settings, connection, aggregation, stderr, kept)
+        from export_tally.cli.summary import run_summary
 
-    for line in run_summary(result, kept.store):
-        _say(stderr, line)
-
-    from export_tally.render.files import write_atomically
-    from export_tally.render.formats import render_result
-
-    data = aggregation.report(result.tally, settings.precision)
-    terminal = _terminal(settings, stdout)
-    text = render_result(data, settings.format, stats=settings.stats, precision=settings.precision, terminal=terminal)  # fmt: skip
-    # The counts go out first: a report that cannot be drawn must not take the result with it.
-    if settings.output is not None:
-        write_atomically(settings.output, text)
-    else:
-        stdout.write(text)
-        stdout.flush()
+        for line in run_summary(result, kept.store):
+            _say(stderr, line)
+        data = _write_counts(settings, aggregation, result, stdout)
+        _release(source, stderr)
     if kept.store is not None and kept.default_place:
         kept.store.discard(up_to=settings.checkpoint_root)  # the answer is out: nothing piles up
     if settings.report is not None:
@@ -226,38 +218,74 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
     return ExitCode.OK
 
 
+def _write_counts(
+    settings: Settings, aggregation: Aggregator[Any], result: ExportResult, stdout: TextIO
+) -> dict[str, Any]:
+    """The answer, to stdout or -o, before anything else can go wrong; the report dict."""
+    from export_tally.render.files import write_atomically
+    from export_tally.render.formats import render_result
+
+    data = aggregation.report(result.tally, settings.precision)
+    terminal = _terminal(settings, stdout)
+    text = render_result(data, settings.format, stats=settings.stats, precision=settings.precision, terminal=terminal)  # fmt: skip
+    # The counts go out first: a report that cannot be drawn must not take the result with it.
+    if settings.output is not None:
+        write_atomically(settings.output, text)
+    else:
+        stdout.write(text)
+        stdout.flush()
+    return data
+
+
+def _release(source: Source, stderr: TextIO) -> None:
+    """Let the source release what the server holds (a FHIR job); the answer is out, so a
+    failure here is a warning, not the run's failure."""
+    try:
+        source.succeeded()
+    except TallyError as exc:
+        _say(stderr, f"warning: {exc}")
+
+
 def _count(
     settings: Settings,
     connection: _Connection,
     aggregation: Aggregator[Any],
     stderr: TextIO,
     kept: _Kept,
-) -> tuple[list[RemoteFile], ExportResult]:
+) -> tuple[Source, list[RemoteFile], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
     from export_tally.cli.progress import Progress
+    from export_tally.cli.sources import export_label, make_source
     from export_tally.scheduling.run import SplitPolicy, count_downloads
     from export_tally.scheduling.tasks import RunOptions
-    from export_tally.transport.export_api import ExportApiSource
     from export_tally.transport.fetch_range import probe_splittable
+    from export_tally.transport.shared_terms import declared_rows
 
-    export_id = settings.export_id or ""  # parse makes sure there is one when counting
     client, options = connection.api.client, connection.api.options
-    downloads = ExportApiSource(connection.api, export_id).files()
-    checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
+    show = settings.progress if settings.progress is not None else stderr.isatty()
+    # A FHIR job's status URL is kept with the checkpoints as soon as the server gives it; an
+    # export API run opens them once the export is known to exist.
+    checkpoints = None
+    if settings.fhir is not None:
+        checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
+    source = make_source(settings, connection.api, checkpoints,
+                         lambda line: _say(stderr, line), connection.notice, show)  # fmt: skip
+    downloads = source.files()
+    if settings.fhir is None:
+        checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
     kept.store, kept.downloads = checkpoints, len(downloads)
     kept.default_place = settings.checkpoint_dir is None
     split = SplitPolicy(
         lambda file: probe_splittable(client, options, file), settings.min_part_bytes
     )
-    show = settings.progress if settings.progress is not None else stderr.isatty()
-    total = sum(d.rows for d in downloads)
-    with Progress(total, export_id, stderr, show) as progress:
+    total = declared_rows(downloads)
+    with Progress(total, export_label(settings), stderr, show) as progress:
         connection.notice.bar = progress
         result = count_downloads(
             downloads, RunOptions(options, aggregation), _backend(settings, total, client),
             progress.advance, checkpoints, split, connection.notice,
         )  # fmt: skip
-    return downloads, result
+    return source, downloads, result
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

@@ -184,3 +184,6 @@ class ExportApiSource:
         unknown export, DownloadGoneError for a listed download that is gone."""
         ids = self.api.download_ids(self.export_id)
         return [self.api.download_info(self.export_id, d) for d in ids]
+
+    def succeeded(self) -> None:
+        """Nothing to release: the export API's exports outlive a run."""

@@ -24,8 +24,6 @@ from export_tally.errors import (
     UsageError,
 )
 from export_tally.transport.driver import Exchange, drive
-from export_tally.transport.retry import OutageCallback
-from export_tally.transport.shared_terms import redact_url
 from export_tally.transport.fhir_manifest import (
     RESOURCE_TYPE,
     Manifest,
@@ -42,9 +40,11 @@ from export_tally.transport.retry import (
     MAX_RETRY_AFTER,
     REAL_CLOCK,
     Clock,
+    OutageCallback,
     is_outage_status,
     retry_after_seconds,
 )
+from export_tally.transport.shared_terms import redact_url
 
 if TYPE_CHECKING:
     import httpx

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from export_tally.errors import DownloadGoneError, ProtocolError
 from export_tally.transport.driver import Exchange, drive
-from export_tally.transport.shared_terms import redact_url
 from export_tally.transport.retry import REAL_CLOCK, Clock
+from export_tally.transport.shared_terms import redact_url
 
 if TYPE_CHECKING:
     import httpx
 
     from export_tally.transport.client import ClientOptions
-    from export_tally.transport.driver import OutageCallback
+    from export_tally.transport.retry import OutageCallback
 
 # The IssueType code `transient` and the codes under it: "try again later", not "it failed".
 TRANSIENT_CODES = frozenset(

@@ -94,8 +94,6 @@ class OutageEvent:
 OutageCallback = Callable[[OutageEvent], None]
 
 
-
-
 class RetryBudget:
     """Counts one request's (or one download's) failed attempts against a policy.
 

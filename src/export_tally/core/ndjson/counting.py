@@ -17,6 +17,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from export_tally.core.aggregation import of_kind
+from export_tally.core.counts.tally import Key, Tally, merge_tallies
 from export_tally.core.ndjson.decoding import decode_line, decode_lines
 from export_tally.core.ndjson.lines import (
     DEFAULT_MAX_LINE_BYTES,
@@ -26,7 +27,6 @@ from export_tally.core.ndjson.lines import (
     is_blank,
 )
 from export_tally.core.ndjson.resources import Counted, FastResource, KeyMode, judge
-from export_tally.core.counts.tally import Key, Tally, merge_tallies
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -118,6 +118,12 @@ def _span(downloads: Sequence[RemoteFile]) -> tuple[datetime, datetime] | None:
         return None
 
 
+def _declared(rows: int | None, counted: int) -> int:
+    """A file's declared rows; one that declared none (a FHIR manifest's count is optional)
+    shows what was counted."""
+    return counted if rows is None else rows
+
+
 def collect_facts(
     choices: RunChoices,
     downloads: Sequence[RemoteFile],
@@ -133,7 +139,7 @@ def collect_facts(
     facts = tuple(
         DownloadFacts(
             id=d.download_id,
-            rows_declared=declared.get(d.download_id, d.result.rows),
+            rows_declared=_declared(declared.get(d.download_id), d.result.rows),
             rows_counted=d.result.rows,
             skipped=d.result.skipped,
             retries=d.retries,
