@@ -221,13 +221,18 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
 def _write_counts(
     settings: Settings, aggregation: Aggregator[Any], result: ExportResult, stdout: TextIO
 ) -> dict[str, Any]:
-    """The answer, to stdout or -o, before anything else can go wrong; the report dict."""
+    """The answer, to stdout or -o, before anything else can go wrong; the report dict as
+    people see it (labelled)."""
     from export_tally.render.files import write_atomically
     from export_tally.render.formats import render_result
 
-    data = aggregation.report(result.tally, settings.precision)
+    data = _for_people(aggregation.report(result.tally, settings.precision), result)
     terminal = _terminal(settings, stdout)
-    text = render_result(data, settings.format, stats=settings.stats, precision=settings.precision, terminal=terminal)  # fmt: skip
+    # JSON and CSV name each event type as counted (the contract); a table, with its label.
+    shown = (
+        data if settings.format == "table" else aggregation.report(result.tally, settings.precision)
+    )
+    text = render_result(shown, settings.format, stats=settings.stats, precision=settings.precision, terminal=terminal)  # fmt: skip
     # The counts go out first: a report that cannot be drawn must not take the result with it.
     if settings.output is not None:
         write_atomically(settings.output, text)
@@ -235,6 +240,15 @@ def _write_counts(
         stdout.write(text)
         stdout.flush()
     return data
+
+
+def _for_people(data: dict[str, Any], result: ExportResult) -> dict[str, Any]:
+    """The report dict with event types named by their labels (an NDJSON code's display), as a
+    table and the report show them."""
+    from export_tally.core.counts.tally import Tally
+    from export_tally.render.labels import with_labels
+
+    return with_labels(data, result.tally.labels) if isinstance(result.tally, Tally) else data
 
 
 def _release(source: Source, stderr: TextIO) -> None:
