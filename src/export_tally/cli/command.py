@@ -5,7 +5,6 @@ status."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
     from export_tally.cli.progress import OutageNotice
     from export_tally.core.aggregation import Aggregator
-    from export_tally.render.number_format import Terminal
     from export_tally.render.report.facts import RunFacts
     from export_tally.scheduling.checkpoint import CheckpointStore
     from export_tally.scheduling.executors import Backend
@@ -148,15 +146,6 @@ def _backend(settings: Settings, rows: int, client: httpx.Client) -> Backend:
     return LocalBackend(settings.jobs)
 
 
-def _terminal(settings: Settings, stdout: TextIO) -> Terminal:
-    """The width a table may take, and whether it may be styled (a terminal, no NO_COLOR)."""
-    from export_tally.render.number_format import Terminal
-
-    if settings.output is not None or not stdout.isatty():
-        return Terminal(settings.columns or 80)
-    return Terminal(shutil.get_terminal_size().columns, styled=not settings.no_color)
-
-
 def _aggregator(settings: Settings) -> Aggregator[Any]:
     if settings.stats:
         from export_tally.core.stats.parser import StatsAggregator
@@ -200,7 +189,9 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
 
         for line in run_summary(result, kept.store):
             _say(stderr, line)
-        data = _write_counts(settings, aggregation, result, stdout)
+        from export_tally.cli.answer import write_counts
+
+        data = write_counts(settings, aggregation, result, stdout)
         _release(source, stderr)
     if kept.store is not None and kept.default_place:
         kept.store.discard(up_to=settings.checkpoint_root)  # the answer is out: nothing piles up
@@ -216,39 +207,6 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
         _write_report(settings.report, facts, data)
         _say(stderr, f"wrote the report to {settings.report}")
     return ExitCode.OK
-
-
-def _write_counts(
-    settings: Settings, aggregation: Aggregator[Any], result: ExportResult, stdout: TextIO
-) -> dict[str, Any]:
-    """The answer, to stdout or -o, before anything else can go wrong; the report dict as
-    people see it (labelled)."""
-    from export_tally.render.files import write_atomically
-    from export_tally.render.formats import render_result
-
-    data = _for_people(aggregation.report(result.tally, settings.precision), result)
-    terminal = _terminal(settings, stdout)
-    # JSON and CSV name each event type as counted (the contract); a table, with its label.
-    shown = (
-        data if settings.format == "table" else aggregation.report(result.tally, settings.precision)
-    )
-    text = render_result(shown, settings.format, stats=settings.stats, precision=settings.precision, terminal=terminal)  # fmt: skip
-    # The counts go out first: a report that cannot be drawn must not take the result with it.
-    if settings.output is not None:
-        write_atomically(settings.output, text)
-    else:
-        stdout.write(text)
-        stdout.flush()
-    return data
-
-
-def _for_people(data: dict[str, Any], result: ExportResult) -> dict[str, Any]:
-    """The report dict with event types named by their labels (an NDJSON code's display), as a
-    table and the report show them."""
-    from export_tally.core.counts.tally import Tally
-    from export_tally.render.labels import with_labels
-
-    return with_labels(data, result.tally.labels) if isinstance(result.tally, Tally) else data
 
 
 def _release(source: Source, stderr: TextIO) -> None:
@@ -269,7 +227,6 @@ def _count(
 ) -> tuple[Source, list[RemoteFile], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
     from export_tally.cli.progress import Progress
-    from export_tally.cli.sources import export_label, make_source
     from export_tally.scheduling.run import SplitPolicy, count_downloads
     from export_tally.scheduling.tasks import RunOptions
     from export_tally.transport.fetch_range import probe_splittable
@@ -282,8 +239,7 @@ def _count(
     checkpoints = None
     if settings.fhir is not None:
         checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
-    source = make_source(settings, connection.api, checkpoints,
-                         lambda line: _say(stderr, line), connection.notice, show)  # fmt: skip
+    source = _source(settings, connection, checkpoints, stderr, show)
     downloads = source.files()
     if settings.fhir is None:
         checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
@@ -293,13 +249,48 @@ def _count(
         lambda file: probe_splittable(client, options, file), settings.min_part_bytes
     )
     total = declared_rows(downloads)
-    with Progress(total, export_label(settings), stderr, show) as progress:
+    label = settings.export_id or ""
+    if settings.fhir is not None:
+        from export_tally.transport.fhir_source import describe_request
+
+        label = describe_request(settings.fhir.request)
+    with Progress(total, label, stderr, show) as progress:
         connection.notice.bar = progress
         result = count_downloads(
             downloads, RunOptions(options, aggregation), _backend(settings, total, client),
             progress.advance, checkpoints, split, connection.notice,
         )  # fmt: skip
     return source, downloads, result
+
+
+def _source(
+    settings: Settings,
+    connection: _Connection,
+    checkpoints: CheckpointStore | None,
+    stderr: TextIO,
+    show_progress: bool,
+) -> Source:
+    """What the run counts: the export API's export, or the FHIR export (`--fhir`), whose job
+    is kept with the checkpoints and whose X-Progress is said while the progress shows."""
+    if settings.fhir is None:
+        from export_tally.transport.export_api import ExportApiSource
+
+        return ExportApiSource(connection.api, settings.export_id or "")
+    from export_tally.cli.fhir_job import ProgressLines, StoredJob
+    from export_tally.transport.fhir_source import FhirSource
+
+    fhir = settings.fhir
+
+    def say(line: str) -> None:
+        _say(stderr, line)
+
+    return FhirSource(
+        connection.api.client, connection.api.options, fhir.request,
+        memory=StoredJob(checkpoints, fhir.request) if checkpoints is not None else None,
+        say=say, on_progress=ProgressLines(say, show_progress), on_outage=connection.notice,
+        resume_job=fhir.resume_job, keep_job=fhir.keep_job,
+        fail_on_errors=settings.on_bad_row == "fail",
+    )  # fmt: skip
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
