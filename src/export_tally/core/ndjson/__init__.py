@@ -4,6 +4,7 @@
 - `resources`: what a resource counts as (patient, key, label) or why it is a bad row
 - `decoding`: bytes to resources, a piece at once where proved exact (msgspec), else per line
 - `counting`: `NdjsonCountingParser` and `NdjsonCountAggregator`
+- `statistics`: `NdjsonStatsParser` and `NdjsonStatsAggregator` (`--stats`)
 
 docs/ndjson.md says what is counted, the proof of the fast path, and how fast it is.
 """
@@ -11,6 +12,7 @@ docs/ndjson.md says what is counted, the proof of the fast path, and how fast it
 from export_tally.core.ndjson.counting import NdjsonCountAggregator, NdjsonCountingParser
 from export_tally.core.ndjson.lines import NdjsonBadRowError, NdjsonFormatError
 from export_tally.core.ndjson.resources import KeyMode
+from export_tally.core.ndjson.statistics import NdjsonStatsAggregator, NdjsonStatsParser
 
 __all__ = [
     "KeyMode",
@@ -18,4 +20,6 @@ __all__ = [
     "NdjsonCountAggregator",
     "NdjsonCountingParser",
     "NdjsonFormatError",
+    "NdjsonStatsAggregator",
+    "NdjsonStatsParser",
 ]
