@@ -17,7 +17,8 @@ import pytest
 from tests.support.cli_run import one_line, run_cli
 from tests.support.servers import RunningServer, StartServer
 
-DEMO = Path(__file__).parent.parent.parent / "demo.json"
+ROOT = Path(__file__).parent.parent.parent
+DEMO = ROOT / "demo.json"
 CODES = {"bp_sys": "8480-6", "bp_dia": "8462-4"}  # the mock's LOINC codings of demo's types
 STATUS = re.compile(r"(?:started the export of \S+: polling|deleted the export job|kept the "
                     r"export job) (http://\S+)")  # fmt: skip
@@ -72,10 +73,17 @@ def test_patients_are_counted_under_their_type(server: RunningServer) -> None:
     assert outcome.json() == expected
 
 
+def test_demo_statistics_by_text_are_the_csv_statistics(server: RunningServer) -> None:
+    """The mock's Observations carry the CSV rows' values and times: the same statistics."""
+    outcome = run_cli("--fhir", f"{server.url}/fhir", "demo", "--key", "text", "--stats")
+    assert outcome.status == 0, outcome.stderr
+    assert outcome.stdout == (ROOT / "examples" / "demo.stats.json").read_text()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--stats"], "--stats is not available with --fhir yet"),
+        (["--stats", "--type", "Patient"], "--stats reads Observations' values: with --fhir it"),
         (["--server", "http://127.0.0.1:1"], "--fhir and --server cannot be used together"),
         (["--type", "observation"], "--type 'observation' is not a FHIR resource type"),
         (["--since", "yesterday"], "--since 'yesterday' is not a FHIR instant"),

@@ -150,7 +150,8 @@ def _aggregator(settings: Settings) -> Aggregator[Any]:
     if settings.stats:
         from export_tally.core.stats.parser import StatsAggregator
 
-        return StatsAggregator(settings.on_bad_row)
+        key = settings.fhir.key if settings.fhir is not None else "code"
+        return StatsAggregator(settings.on_bad_row, key)
     from export_tally.core.counts.parser import CountAggregator
 
     if settings.fhir is not None:

@@ -215,8 +215,8 @@ def _fhir_choices(args: argparse.Namespace) -> FhirChoices | None:
     for flag, clash in (("--server", args.server), ("--list", args.list)):
         if clash:
             raise UsageError(f"--fhir and {flag} cannot be used together")
-    if args.stats:
-        raise UsageError("--stats is not available with --fhir yet")
+    if args.stats and any(names != ["Observation"] for names in args.types or []):
+        raise UsageError("--stats reads Observations' values: with --fhir it takes no --type")
     for flag, url in (("--fhir", args.fhir), ("--resume-job", args.resume_job)):
         parts = urlsplit(url) if url is not None else None
         if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
