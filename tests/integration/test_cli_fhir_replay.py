@@ -21,6 +21,7 @@ from export_tally.transport.fhir_source import FhirSource
 from tests.support.cli_run import run_cli
 from tests.support.fhir_reference import count_body
 from tests.support.fhir_replay import SAMPLE, STATUS_PATH, Replay, fhir_replay, load_sample
+from tests.support.hostile_text import WORST, parses_as_xml, raw_controls, svgs_of
 
 OBSERVATION_FILES = ("2.Observation.ndjson", "4.Observation.ndjson")
 KICK_OFF = "/fhir/Patient/$export?_type=Observation"
@@ -180,3 +181,49 @@ def test_come_back_in_three_hours_is_reported_then_capped(replay: Replay, served
     assert [f.rows for f in files] == [10000, 6315]
     assert told[1] == ("the server asks to be polled again in 10800 s; polling every 0.01 s "
                        "instead (--max-outage still bounds an outage)")  # fmt: skip
+
+
+def test_a_remembered_job_that_is_gone_is_said_and_replaced(
+    replay: Replay, served: str, tmp_path: Path
+) -> None:
+    replay.failing.add(OBSERVATION_FILES[0])
+    argv = ("--fhir", served, "--checkpoint-dir", str(tmp_path / "kept"))
+    assert run_cli(*argv, "--retries", "0").status == 3
+    replay.failing.clear()
+    replay.deleted = True  # the server dropped the job meanwhile (expired)
+    replay.seen.clear()
+    rerun = run_cli(*argv)
+    assert rerun.status == 0, rerun.stderr
+    assert rerun.json() == expected("code")
+    assert "the export job is gone" in rerun.stderr and "starting a new export" in rerun.stderr
+    assert methods(replay)[:2] == [("GET", STATUS_PATH), ("GET", KICK_OFF)]
+
+
+def hostile_observation(patient: str, code: str, display: str) -> bytes:
+    resource = {"resourceType": "Observation", "subject": {"reference": f"Patient/{patient}"},
+                "code": {"coding": [{"code": code, "display": display}]}}  # fmt: skip
+    return json.dumps(resource).encode() + b"\n"
+
+
+def test_hostile_codes_displays_and_ids_are_only_data(
+    replay: Replay, served: str, tmp_path: Path
+) -> None:
+    """Issue 24 on the FHIR path: codes, displays and ids that carry markup and escapes."""
+    lines = [
+        hostile_observation(patient, code, display)
+        for patient in WORST["patients"][:3]
+        for code, display in zip(WORST["types"], ["<script>alert(1)</script>", "x\x1b]0;t\x07",
+                                                  "</svg>\u202e", "=1+1"], strict=True)
+    ]  # fmt: skip
+    replay.files[OBSERVATION_FILES[1]] = b"".join(lines)
+    replay.manifest["output"][1]["count"] = len(lines)
+    report = tmp_path / "r.html"
+    as_json = run_cli("--fhir", served, "--no-checkpoint")
+    assert as_json.status == 0, as_json.stderr
+    assert as_json.json()["patients"][WORST["patients"][0]][WORST["types"][0]] == 1  # exact
+    table = run_cli("--fhir", served, "--format", "table", "--report", str(report))
+    assert table.status == 0, table.stderr
+    assert not raw_controls(table.stdout) and not raw_controls(table.stderr)
+    page = report.read_text()
+    assert "<script>" not in page and "onerror=" not in page
+    assert all(parses_as_xml(svg) for svg in svgs_of(page))

@@ -96,6 +96,7 @@ def fhir_replay(replay: Replay) -> Iterator[str]:
             with lock:
                 replay.seen.append(("GET", self.path))
                 if KICK_OFF.fullmatch(path):
+                    replay.deleted = False  # a new job, at the one status URL this server has
                     self.answer(202, Content_Location=base + STATUS_PATH)
                 elif path == STATUS_PATH and replay.deleted:
                     self.gone()
