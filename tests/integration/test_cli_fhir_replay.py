@@ -133,17 +133,26 @@ def test_error_outcomes_fail_the_run_unless_bad_rows_are_skipped(
     assert "error processing: Observation/x" in skipped.stderr
 
 
-def test_deleted_entries_are_counted_and_told(replay: Replay, served: str) -> None:
+def test_deleted_entries_and_error_files_are_told_and_in_the_report(
+    replay: Replay, served: str, tmp_path: Path
+) -> None:
+    replay.add_error_file("e.ndjson", outcome_line("warning", "Observation/y <b>left out</b>"))
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"request": {"method": "DELETE", "url": "Observation/a"}},
         {"request": {"method": "DELETE", "url": f"{served}/Observation/b"}},
         {"request": {"method": "DELETE", "url": "Patient/c"}},
     ]}  # fmt: skip
     replay.add_deleted_file("d.ndjson", json.dumps(bundle).encode() + b"\n")
-    outcome = run_cli("--fhir", served)
-    assert outcome.status == 0, outcome.stderr
+    report = tmp_path / "r.html"
+    outcome = run_cli("--fhir", served, "--report", str(report))
+    assert outcome.status == 0, outcome.stderr  # a warning does not fail the run
     assert outcome.json() == expected("code")
-    assert "lists 3 deleted resources (2 Observation, 1 Patient)" in outcome.stderr
+    told = "lists 3 deleted resources (2 Observation, 1 Patient)"
+    assert told in outcome.stderr
+    page = report.read_text()
+    assert "Server notes" in page and told in page
+    assert "1 OperationOutcome in 1 error file: 1 warning" in page
+    assert "&lt;b&gt;left out&lt;/b&gt;" in page  # the diagnostics, escaped
 
 
 def test_a_resource_naming_no_patient_is_in_the_totals_and_told(

@@ -199,11 +199,13 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
     if settings.report is not None:
         from datetime import UTC, datetime
 
+        from export_tally.cli.summary import without_patient
         from export_tally.render.report.facts import collect_facts
 
         facts = collect_facts(
             settings, downloads, result, server=identity, version=__version__,
             made=datetime.now(UTC), seconds=time.monotonic() - started,
+            notes=(*source.notes, *without_patient(result.tally)),
         )  # fmt: skip
         _write_report(settings.report, facts, data)
         _say(stderr, f"wrote the report to {settings.report}")

@@ -136,6 +136,17 @@ class FhirSource:
         self.status_url: str | None = None
         self.errors: ErrorSummary | None = None
         self.deleted: dict[str, int] = {}
+        self._notes: list[str] = []
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The lines said about the export's content (error and deleted files, types not asked
+        for, a Retry-After capped), for the report."""
+        return tuple(self._notes)
+
+    def _note(self, line: str) -> None:
+        self._notes.append(line)
+        self.say(line)
 
     def files(self) -> list[RemoteFile]:
         """Start (or resume) the export, wait for its manifest, tell its error and deleted
@@ -194,14 +205,14 @@ class FhirSource:
         )  # fmt: skip
 
     def _long_wait(self, asked: float, waited: float) -> None:
-        self.say(f"the server asks to be polled again in {asked:g} s; polling every "
+        self._note(f"the server asks to be polled again in {asked:g} s; polling every "
                  f"{waited:g} s instead (--max-outage still bounds an outage)")  # fmt: skip
 
     def _tell(self, manifest: Manifest) -> None:
         """Summarise the error files, count the deleted ones, name the types not asked for."""
         if manifest.unrequested:
             kinds = sorted({clean_text(entry.type, 64) for entry in manifest.unrequested})
-            self.say(f"the manifest lists files of types not asked for, not counted: "
+            self._note(f"the manifest lists files of types not asked for, not counted: "
                      f"{', '.join(kinds)}")  # fmt: skip
         if manifest.errors:
             summary = summarise_error_files(
@@ -209,9 +220,9 @@ class FhirSource:
                 on_outage=self.on_outage, clock=self.clock,
             )  # fmt: skip
             self.errors = summary
-            self.say(f"the export's error files: {summary.describe()}")
+            self._note(f"the export's error files: {summary.describe()}")
             for text in summary.first_texts:
-                self.say(f"  {text}")
+                self._note(f"  {text}")
             if summary.fails_run and self.fail_on_errors:
                 raise ProtocolError(
                     "the server reported errors in the export (above); "
@@ -224,4 +235,4 @@ class FhirSource:
             )  # fmt: skip
             self.deleted = dict(counts)
             if counts:
-                self.say(describe_deleted(counts))
+                self._note(describe_deleted(counts))

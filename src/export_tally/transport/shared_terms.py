@@ -87,6 +87,12 @@ class Source(Protocol):
         """The files, in the server's order, each with what the server declared about it."""
         ...
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the server said about the export that a report should show (a FHIR export's
+        error and deleted files, types not asked for); one line each, server text in them."""
+        ...
+
     def succeeded(self) -> None:
         """Every file is counted and the answer is out: release what the server holds for the
         run (a FHIR export job), if anything."""

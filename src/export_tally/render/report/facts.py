@@ -64,6 +64,7 @@ class RunFacts:
     seconds: float
     stats: bool = False
     precision: int = 1
+    notes: tuple[str, ...] = ()  # what the source said about the export (FHIR error files...)
 
     @property
     def rows(self) -> int:
@@ -133,6 +134,7 @@ def collect_facts(
     version: str,
     made: datetime,
     seconds: float,
+    notes: Sequence[str] = (),
 ) -> RunFacts:
     """The facts of a finished run."""
     declared = {info.id: info.rows for info in downloads}
@@ -161,4 +163,5 @@ def collect_facts(
         seconds=seconds,
         stats=choices.stats,
         precision=choices.precision,
+        notes=tuple(notes),
     )
