@@ -62,10 +62,17 @@ def test_demo_by_code_and_a_kept_job(server: RunningServer) -> None:
     httpx.delete(job)
 
 
-def test_patients_are_counted_under_their_type(server: RunningServer) -> None:
+def test_patients_are_counted_under_their_type_and_no_file_is_split(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight workers for three files that the server would serve by range: NDJSON files are
+    never cut into byte ranges (the CSV cutter's records are not NDJSON's lines)."""
+    monkeypatch.setenv("EXPORT_TALLY_IN_PROCESS_ROWS", "0")
     outcome = run_cli("--fhir", f"{server.url}/fhir", "demo", "--type", "Patient", "--type",
-                      "Observation", "--key", "text", "--no-checkpoint")  # fmt: skip
+                      "Observation", "--key", "text", "--no-checkpoint", "-j", "8",
+                      "--min-part-bytes", "1000")  # fmt: skip
     assert outcome.status == 0, outcome.stderr
+    assert "byte-range" not in outcome.stderr
     expected = json.loads(DEMO.read_text())
     for counts in expected["patients"].values():
         counts["Patient"] = 1

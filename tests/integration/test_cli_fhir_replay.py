@@ -179,6 +179,23 @@ def test_a_declared_count_that_is_not_met_fails(replay: Replay, served: str) -> 
     assert "counted 6315 rows but the metadata declares 6316, twice" in outcome.stderr
 
 
+@pytest.mark.parametrize("content_type", ["application/ndjson", "application/x-ndjson"])
+def test_ndjson_under_its_other_names_is_counted(
+    replay: Replay, served: str, content_type: str
+) -> None:
+    replay.file_type = content_type
+    outcome = run_cli("--fhir", served)
+    assert (outcome.status, outcome.json()) == (0, expected("code"))
+
+
+@pytest.mark.parametrize("content_type", ["application/fhir+json", "text/html; charset=utf-8"])
+def test_a_file_that_is_not_ndjson_fails(replay: Replay, served: str, content_type: str) -> None:
+    replay.file_type = content_type
+    outcome = run_cli("--fhir", served)
+    assert outcome.status == 4
+    assert f"answered {content_type.split(';')[0]} instead of NDJSON" in outcome.stderr
+
+
 def test_come_back_in_three_hours_is_reported_then_capped(replay: Replay, served: str) -> None:
     replay.retry_after = "10800"
     told: list[str] = []

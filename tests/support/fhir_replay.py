@@ -36,6 +36,7 @@ class Replay:
     seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path with query)
     deleted: bool = False
     failing: set[str] = field(default_factory=set)  # files that answer 500 while named here
+    file_type: str = "application/fhir+ndjson"  # the Content-Type files are served with
 
     def add_deleted_file(self, name: str, body: bytes) -> None:
         """Serve `body` as one more `deleted` file of the manifest."""
@@ -110,7 +111,7 @@ def fhir_replay(replay: Replay) -> Iterator[str]:
                     self.answer(500, b"failing on purpose", Content_Type="text/plain")
                 elif path.startswith(FILES) and path[len(FILES) :] in replay.files:
                     body = replay.files[path[len(FILES) :]]
-                    self.answer(200, body, Content_Type="application/fhir+ndjson")
+                    self.answer(200, body, Content_Type=replay.file_type)
                 else:
                     self.gone()
 
