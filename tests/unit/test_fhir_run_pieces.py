@@ -15,6 +15,7 @@ from export_tally.errors import ProtocolError, UsageError
 from export_tally.render.labels import with_labels
 from export_tally.scheduling.checkpoint import CheckpointStore
 from export_tally.transport.fhir_bulk import ExportRequest
+from export_tally.transport.fhir_deleted import deleted_types
 from export_tally.transport.fhir_manifest import ExportFile, Manifest
 from export_tally.transport.fhir_source import remote_files
 
@@ -126,3 +127,22 @@ def test_labels_name_event_types_for_people_unless_two_would_merge() -> None:
     }  # fmt: skip
     clash = {"patients": {}, "totals": {"a": 1, "a (x)": 2}}
     assert with_labels(clash, {"a": "x"}) is clash
+
+
+@pytest.mark.parametrize(
+    ("bundle", "types"),
+    [
+        ({"resourceType": "Bundle", "entry": [{"request": {"url": "Observation/1"}},
+          {"request": {"url": "http://s/fhir/Patient/2?x=1"}}]}, ["Observation", "Patient"]),
+        ({"resourceType": "Bundle"}, []),
+        ({"resourceType": "Bundle", "entry": [{"request": {"url": "1"}}]}, ["unknown"]),
+        ({"resourceType": "Bundle", "entry": [{"request": {}}]}, None),
+        ({"resourceType": "Bundle", "entry": {}}, None),
+        ({"resourceType": "Observation"}, None),
+        ([], None),
+    ],
+)  # fmt: skip
+def test_deleted_bundles_name_their_resources_types(
+    bundle: object, types: list[str] | None
+) -> None:
+    assert deleted_types(bundle) == types
