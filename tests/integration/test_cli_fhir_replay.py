@@ -142,6 +142,7 @@ def test_deleted_entries_error_files_and_displays_in_the_table_and_the_report(
         assert f"{code} ({display})" in page  # the codes with their real display texts
         first, last = display.split()
         assert f"({first}" in outcome.stdout and f"{last})" in outcome.stdout  # the table's header
+    assert '<span class="id">Patient</span>' in page  # what was exported: Patient/$export
     assert "Server notes" in page and told in page
     assert "1 OperationOutcome in 1 error file: 1 warning" in page
     assert "&lt;b&gt;left out&lt;/b&gt;" in page  # the diagnostics, escaped

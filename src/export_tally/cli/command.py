@@ -197,13 +197,15 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
     if kept.store is not None and kept.default_place:
         kept.store.discard(up_to=settings.checkpoint_root)  # the answer is out: nothing piles up
     if settings.report is not None:
+        from dataclasses import replace
         from datetime import UTC, datetime
 
         from export_tally.cli.summary import without_patient
         from export_tally.render.report.facts import collect_facts
 
+        choices = replace(settings, export_id=_export_label(settings))
         facts = collect_facts(
-            settings, downloads, result, server=identity, version=__version__,
+            choices, downloads, result, server=identity, version=__version__,
             made=datetime.now(UTC), seconds=time.monotonic() - started,
             notes=(*source.notes, *without_patient(result.tally)),
         )  # fmt: skip
@@ -252,18 +254,22 @@ def _count(
         lambda file: probe_splittable(client, options, file), settings.min_part_bytes
     )
     total = declared_rows(downloads)
-    label = settings.export_id or ""
-    if settings.fhir is not None:
-        from export_tally.transport.fhir_source import describe_request
-
-        label = describe_request(settings.fhir.request)
-    with Progress(total, label, stderr, show) as progress:
+    with Progress(total, _export_label(settings), stderr, show) as progress:
         connection.notice.bar = progress
         result = count_downloads(
             downloads, RunOptions(options, aggregation), _backend(settings, total, client),
             progress.advance, checkpoints, split, connection.notice,
         )  # fmt: skip
     return source, downloads, result
+
+
+def _export_label(settings: Settings) -> str:
+    """How the progress line and the report name what is counted: `demo`, `Group/demo`."""
+    if settings.fhir is None:
+        return settings.export_id or ""
+    from export_tally.transport.fhir_source import describe_request
+
+    return describe_request(settings.fhir.request)
 
 
 def _source(
