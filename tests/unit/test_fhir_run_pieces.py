@@ -13,6 +13,7 @@ from export_tally.core.counts.tally import Tally
 from export_tally.core.ndjson import NdjsonCountingParser
 from export_tally.errors import ProtocolError, UsageError
 from export_tally.render.labels import with_labels
+from export_tally.render.report.facts import shown_options
 from export_tally.scheduling.checkpoint import CheckpointStore
 from export_tally.transport.fhir_bulk import ExportRequest
 from export_tally.transport.fhir_deleted import deleted_types
@@ -146,3 +147,11 @@ def test_deleted_bundles_name_their_resources_types(
     bundle: object, types: list[str] | None
 ) -> None:
     assert deleted_types(bundle) == types
+
+
+def test_a_report_shows_the_fhir_options_as_flags_without_secrets() -> None:
+    settings = parse(["--fhir", "https://u:pw@ehr.example/fhir?key=s", "g", "--type", "Patient,"
+                      "Observation", "--type", "Condition", "--keep-job"], {})  # fmt: skip
+    assert shown_options(settings.given) == (
+        "--fhir https://ehr.example/fhir", "--type Patient,Observation,Condition", "--keep-job",
+    )  # fmt: skip

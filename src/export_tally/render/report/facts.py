@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _NOT_SHOWN = {"token", "header"}  # their values are credentials
 _OWN_LINE = {"export_id"}  # shown in the summary on its own
+_FLAGS = {"types": "--type"}  # options whose flag is not their name
 
 
 class RunChoices(Protocol):
@@ -87,15 +88,17 @@ def shown_options(given: Sequence[tuple[str, object]]) -> tuple[str, ...]:
     for name, value in given:
         if name in _OWN_LINE:
             continue
-        flag = "--" + name.replace("_", "-")
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
         if name in _NOT_SHOWN:
             shown.append(f"{flag} (given, not shown)")
         elif value is True:
             shown.append(flag)
         elif value is False:
             shown.append(f"--no-{name.replace('_', '-')}")
-        elif name == "server":
+        elif name in ("server", "fhir", "resume_job"):
             shown.append(f"{flag} {safe_url(str(value))}")
+        elif name == "types" and isinstance(value, list):  # --type A,B --type C
+            shown.append(f"{flag} {','.join(n for names in value for n in names)}")
         else:
             shown.append(f"{flag} {value}")
     return tuple(shown)
