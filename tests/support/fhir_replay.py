@@ -35,6 +35,13 @@ class Replay:
     retry_after: str = "0"
     seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path with query)
     deleted: bool = False
+    failing: set[str] = field(default_factory=set)  # files that answer 500 while named here
+    file_type: str = "application/fhir+ndjson"  # the Content-Type files are served with
+
+    def add_deleted_file(self, name: str, body: bytes) -> None:
+        """Serve `body` as one more `deleted` file of the manifest."""
+        self.files[name] = body
+        self.manifest.setdefault("deleted", []).append({"type": "Bundle", "url": f"{FILES}{name}"})
 
     def add_error_file(self, name: str, body: bytes) -> None:
         """Serve `body` as one more `error` file of the manifest."""
@@ -90,6 +97,7 @@ def fhir_replay(replay: Replay) -> Iterator[str]:
             with lock:
                 replay.seen.append(("GET", self.path))
                 if KICK_OFF.fullmatch(path):
+                    replay.deleted = False  # a new job, at the one status URL this server has
                     self.answer(202, Content_Location=base + STATUS_PATH)
                 elif path == STATUS_PATH and replay.deleted:
                     self.gone()
@@ -99,9 +107,11 @@ def fhir_replay(replay: Replay) -> Iterator[str]:
                 elif path == STATUS_PATH:
                     body = json.dumps(_moved(replay.manifest, base)).encode()
                     self.answer(200, body, Content_Type="application/json")
+                elif path.startswith(FILES) and path[len(FILES) :] in replay.failing:
+                    self.answer(500, b"failing on purpose", Content_Type="text/plain")
                 elif path.startswith(FILES) and path[len(FILES) :] in replay.files:
                     body = replay.files[path[len(FILES) :]]
-                    self.answer(200, body, Content_Type="application/fhir+ndjson")
+                    self.answer(200, body, Content_Type=replay.file_type)
                 else:
                     self.gone()
 

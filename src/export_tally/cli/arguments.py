@@ -68,6 +68,7 @@ def build_parser(checkpoint_root: Path) -> argparse.ArgumentParser:
     _add_real_servers(parser)
     _add_smart_auth(parser)
     _add_cluster(parser)
+    _add_fhir(parser)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
@@ -76,7 +77,11 @@ def build_parser(checkpoint_root: Path) -> argparse.ArgumentParser:
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """What to count, from where, and where the answer goes."""
     add = parser.add_argument
-    add("export_id", nargs="?", help="the export to count (see --list)")
+    add(
+        "export_id",
+        nargs="?",
+        help="the export to count (see --list); with --fhir, the Group to export (optional)",
+    )
     add(
         "--server",
         metavar="URL",
@@ -253,4 +258,55 @@ def _add_cluster(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="when workers outnumber downloads, split downloads into parts of at "
         f"least N bytes (default: {DEFAULT_MIN_PART_BYTES})",
+    )
+
+
+def _type_names(text: str) -> list[str]:
+    """`--type Observation,Patient`: the names, comma-separated (the flag may be repeated)."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: an empty resource type name")
+    return names
+
+
+def _add_fhir(parser: argparse.ArgumentParser) -> None:
+    """FHIR Bulk Data: what to export from a FHIR server, and what becomes of its job."""
+    fhir = parser.add_argument_group(
+        "FHIR Bulk Data", "count a FHIR server's $export: cli --fhir BASE_URL [GROUP_ID]"
+    )
+    fhir.add_argument(
+        "--fhir",
+        metavar="BASE_URL",
+        help="export from this FHIR server (e.g. https://host/fhir): Group/GROUP_ID/$export "
+        "with a group id, else Patient/$export",
+    )
+    fhir.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        type=_type_names,
+        metavar="TYPE[,TYPE]",
+        help="the resource types to export and count (repeatable; default: Observation)",
+    )
+    fhir.add_argument(
+        "--since",
+        metavar="INSTANT",
+        help="only resources changed after this FHIR instant (e.g. 2024-01-31T00:00:00Z)",
+    )
+    fhir.add_argument(
+        "--key",
+        choices=["code", "text"],
+        default="code",
+        help="an Observation counts under its first coding's code (default: code) or under its "
+        "code.text, else that coding's display (text)",
+    )
+    fhir.add_argument(
+        "--keep-job",
+        action="store_true",
+        help="leave the export job on the server after a successful run (default: DELETE it)",
+    )
+    fhir.add_argument(
+        "--resume-job",
+        metavar="STATUS_URL",
+        help="poll this export job (started elsewhere) instead of starting a new one",
     )

@@ -5,7 +5,6 @@ status."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -30,13 +29,12 @@ if TYPE_CHECKING:
 
     from export_tally.cli.progress import OutageNotice
     from export_tally.core.aggregation import Aggregator
-    from export_tally.render.number_format import Terminal
     from export_tally.render.report.facts import RunFacts
     from export_tally.scheduling.checkpoint import CheckpointStore
     from export_tally.scheduling.executors import Backend
     from export_tally.scheduling.run import ExportResult
     from export_tally.transport.export_api import ExportApi
-    from export_tally.transport.shared_terms import RemoteFile
+    from export_tally.transport.shared_terms import RemoteFile, Source
 
 # The modules a run needs are imported when it needs them (see run and connect.connect), not here:
 # `--version`, a usage error or `--list` start in a fraction of the time, and the bundled server
@@ -148,22 +146,17 @@ def _backend(settings: Settings, rows: int, client: httpx.Client) -> Backend:
     return LocalBackend(settings.jobs)
 
 
-def _terminal(settings: Settings, stdout: TextIO) -> Terminal:
-    """The width a table may take, and whether it may be styled (a terminal, no NO_COLOR)."""
-    from export_tally.render.number_format import Terminal
-
-    if settings.output is not None or not stdout.isatty():
-        return Terminal(settings.columns or 80)
-    return Terminal(shutil.get_terminal_size().columns, styled=not settings.no_color)
-
-
 def _aggregator(settings: Settings) -> Aggregator[Any]:
     if settings.stats:
         from export_tally.core.stats.parser import StatsAggregator
 
-        return StatsAggregator(settings.on_bad_row)
+        key = settings.fhir.key if settings.fhir is not None else "code"
+        return StatsAggregator(settings.on_bad_row, key)
     from export_tally.core.counts.parser import CountAggregator
 
+    if settings.fhir is not None:
+        types = frozenset(settings.fhir.request.types)
+        return CountAggregator(settings.on_bad_row, settings.fhir.key, types)
     return CountAggregator(settings.on_bad_row)
 
 
@@ -192,38 +185,42 @@ def run(settings: Settings, stdout: TextIO, stderr: TextIO, kept: _Kept) -> Exit
                 print(for_terminal(export_id), file=stdout)
             return ExitCode.OK
         connection = _Connection(api, identity, notice)
-        downloads, result = _count(settings, connection, aggregation, stderr, kept)
-    from export_tally.cli.summary import run_summary
+        source, downloads, result = _count(settings, connection, aggregation, stderr, kept)
+        from export_tally.cli.summary import run_summary
 
-    for line in run_summary(result, kept.store):
-        _say(stderr, line)
+        for line in run_summary(result, kept.store):
+            _say(stderr, line)
+        from export_tally.cli.answer import write_counts
 
-    from export_tally.render.files import write_atomically
-    from export_tally.render.formats import render_result
-
-    data = aggregation.report(result.tally, settings.precision)
-    terminal = _terminal(settings, stdout)
-    text = render_result(data, settings.format, stats=settings.stats, precision=settings.precision, terminal=terminal)  # fmt: skip
-    # The counts go out first: a report that cannot be drawn must not take the result with it.
-    if settings.output is not None:
-        write_atomically(settings.output, text)
-    else:
-        stdout.write(text)
-        stdout.flush()
+        data = write_counts(settings, aggregation, result, stdout)
+        _release(source, stderr)
     if kept.store is not None and kept.default_place:
         kept.store.discard(up_to=settings.checkpoint_root)  # the answer is out: nothing piles up
     if settings.report is not None:
+        from dataclasses import replace
         from datetime import UTC, datetime
 
+        from export_tally.cli.summary import without_patient
         from export_tally.render.report.facts import collect_facts
 
+        choices = replace(settings, export_id=_export_label(settings))
         facts = collect_facts(
-            settings, downloads, result, server=identity, version=__version__,
+            choices, downloads, result, server=identity, version=__version__,
             made=datetime.now(UTC), seconds=time.monotonic() - started,
+            notes=(*source.notes, *without_patient(result.tally)),
         )  # fmt: skip
         _write_report(settings.report, facts, data)
         _say(stderr, f"wrote the report to {settings.report}")
     return ExitCode.OK
+
+
+def _release(source: Source, stderr: TextIO) -> None:
+    """Let the source release what the server holds (a FHIR job); the answer is out, so a
+    failure here is a warning, not the run's failure."""
+    try:
+        source.succeeded()
+    except TallyError as exc:
+        _say(stderr, f"warning: {exc}")
 
 
 def _count(
@@ -232,32 +229,77 @@ def _count(
     aggregation: Aggregator[Any],
     stderr: TextIO,
     kept: _Kept,
-) -> tuple[list[RemoteFile], ExportResult]:
+) -> tuple[Source, list[RemoteFile], ExportResult]:
     """Discover the export and count it: the run itself, between connecting and reporting."""
     from export_tally.cli.progress import Progress
     from export_tally.scheduling.run import SplitPolicy, count_downloads
     from export_tally.scheduling.tasks import RunOptions
-    from export_tally.transport.export_api import ExportApiSource
     from export_tally.transport.fetch_range import probe_splittable
+    from export_tally.transport.shared_terms import declared_rows
 
-    export_id = settings.export_id or ""  # parse makes sure there is one when counting
     client, options = connection.api.client, connection.api.options
-    downloads = ExportApiSource(connection.api, export_id).files()
-    checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
+    show = settings.progress if settings.progress is not None else stderr.isatty()
+    # A FHIR job's status URL is kept with the checkpoints as soon as the server gives it; an
+    # export API run opens them once the export is known to exist.
+    checkpoints = None
+    if settings.fhir is not None:
+        checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
+    source = _source(settings, connection, checkpoints, stderr, show)
+    downloads = source.files()
+    if settings.fhir is None:
+        checkpoints = _open_checkpoints(settings, connection.identity, aggregation, stderr)
     kept.store, kept.downloads = checkpoints, len(downloads)
     kept.default_place = settings.checkpoint_dir is None
     split = SplitPolicy(
         lambda file: probe_splittable(client, options, file), settings.min_part_bytes
     )
-    show = settings.progress if settings.progress is not None else stderr.isatty()
-    total = sum(d.rows for d in downloads)
-    with Progress(total, export_id, stderr, show) as progress:
+    total = declared_rows(downloads)
+    with Progress(total, _export_label(settings), stderr, show) as progress:
         connection.notice.bar = progress
         result = count_downloads(
             downloads, RunOptions(options, aggregation), _backend(settings, total, client),
             progress.advance, checkpoints, split, connection.notice,
         )  # fmt: skip
-    return downloads, result
+    return source, downloads, result
+
+
+def _export_label(settings: Settings) -> str:
+    """How the progress line and the report name what is counted: `demo`, `Group/demo`."""
+    if settings.fhir is None:
+        return settings.export_id or ""
+    from export_tally.transport.fhir_source import describe_request
+
+    return describe_request(settings.fhir.request)
+
+
+def _source(
+    settings: Settings,
+    connection: _Connection,
+    checkpoints: CheckpointStore | None,
+    stderr: TextIO,
+    show_progress: bool,
+) -> Source:
+    """What the run counts: the export API's export, or the FHIR export (`--fhir`), whose job
+    is kept with the checkpoints and whose X-Progress is said while the progress shows."""
+    if settings.fhir is None:
+        from export_tally.transport.export_api import ExportApiSource
+
+        return ExportApiSource(connection.api, settings.export_id or "")
+    from export_tally.cli.fhir_job import ProgressLines, StoredJob
+    from export_tally.transport.fhir_source import FhirSource
+
+    fhir = settings.fhir
+
+    def say(line: str) -> None:
+        _say(stderr, line)
+
+    return FhirSource(
+        connection.api.client, connection.api.options, fhir.request,
+        memory=StoredJob(checkpoints, fhir.request) if checkpoints is not None else None,
+        say=say, on_progress=ProgressLines(say, show_progress), on_outage=connection.notice,
+        resume_job=fhir.resume_job, keep_job=fhir.keep_job,
+        fail_on_errors=settings.on_bad_row == "fail",
+    )  # fmt: skip
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

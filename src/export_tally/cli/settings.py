@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from export_tally.core.csv.reader_path import BadRowMode
+    from export_tally.core.ndjson.resources import KeyMode
     from export_tally.render.formats import Format
+    from export_tally.transport.fhir_bulk import ExportRequest
     from export_tally.transport.smart_credentials import SmartCredentials
 
 # An export declaring fewer rows than this is counted in the tool's own process, without starting
@@ -47,6 +49,20 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 # but space; anything else would be refused by the token endpoint after the key was used.
 _CLIENT_ID = re.compile(r"[\x20-\x7e]+")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*")
+
+
+@dataclass(frozen=True)
+class FhirChoices:
+    """A FHIR Bulk Data run's choices (`--fhir`): what to export, how an Observation is keyed,
+    and what becomes of the export job."""
+
+    request: ExportRequest
+    key: KeyMode = "code"
+    keep_job: bool = False
+    resume_job: str | None = None  # --resume-job: a status URL to poll instead of a kick-off
+
+
+FHIR_ONLY = ("types", "since", "keep_job", "resume_job")  # flags that mean nothing without --fhir
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,8 @@ class Settings:
     keep_checkpoints: bool = True
     checkpoint_dir: Path | None = None  # --checkpoint-dir; None: under checkpoint_root
     checkpoint_root: Path = Path("checkpoints")
+    # A FHIR Bulk Data export (--fhir; `server_url` is then its base URL), else the export API.
+    fhir: FhirChoices | None = None
     # The options given that differ from their defaults, in the parser's order, as (dest, value):
     # what a report says was chosen. Secrets among them are the report's to hide.
     given: tuple[tuple[str, object], ...] = field(default=(), repr=False)
@@ -122,11 +140,12 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     args = parser.parse_args(list(argv))
     if args.version:
         return Settings(version=True, debug=args.debug)
-    if not args.list and not args.export_id:
+    fhir = _fhir_choices(args)
+    if not args.list and not args.export_id and fhir is None:
         raise UsageError("an export id is required (or --list to see them)")
     _check_files(args)
     in_process = _in_process_rows(environ)  # before the server: as a run always checked it
-    url, explicit = _server_url(args, environ)
+    url, explicit = (args.fhir.rstrip("/"), True) if fhir else _server_url(args, environ)
     headers = _extra_headers(args, environ)
     credentials = _smart_credentials(args, environ)
     columns = environ.get("COLUMNS", "")
@@ -162,6 +181,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         keep_checkpoints=not args.no_checkpoint,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_root=root,
+        fhir=fhir,
         given=tuple(
             (name, value) for name, value in vars(args).items() if value != parser.get_default(name)
         ),
@@ -190,6 +210,31 @@ def _check_files(args: argparse.Namespace) -> None:
 
         check_report_target(args.report, args.output)
         ensure_available()
+
+
+def _fhir_choices(args: argparse.Namespace) -> FhirChoices | None:
+    """--fhir's choices, checked (UsageError for a flag of it without --fhir, or one that does
+    not go with it); None without --fhir. Only then is the FHIR client imported."""
+    if args.fhir is None:
+        given = [name for name in FHIR_ONLY if getattr(args, name) not in (None, False)]
+        if given or args.key != "code":
+            flag = "--" + (given[0] if given else "key").replace("_", "-")
+            raise UsageError(f"{flag} needs --fhir BASE_URL")
+        return None
+    for flag, clash in (("--server", args.server), ("--list", args.list)):
+        if clash:
+            raise UsageError(f"--fhir and {flag} cannot be used together")
+    if args.stats and any(names != ["Observation"] for names in args.types or []):
+        raise UsageError("--stats reads Observations' values: with --fhir it takes no --type")
+    for flag, url in (("--fhir", args.fhir), ("--resume-job", args.resume_job)):
+        parts = urlsplit(url) if url is not None else None
+        if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise UsageError(f"{flag} {url!r} is not an http:// or https:// URL")
+    from export_tally.transport.fhir_bulk import ExportRequest
+
+    types = tuple(dict.fromkeys(n for names in args.types or [["Observation"]] for n in names))
+    request = ExportRequest(group=args.export_id, types=types, since=args.since)
+    return FhirChoices(request, args.key, args.keep_job, args.resume_job)
 
 
 def _server_url(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, bool]:

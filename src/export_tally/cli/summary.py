@@ -36,7 +36,22 @@ def run_summary(result: ExportResult, checkpoints: CheckpointStore | None) -> li
             where = ", first at line(s) " + ", ".join(map(str, parsed.skipped_lines))
             lines.append(f"download {download.download_id}: skipped {parsed.skipped} bad row(s)"
                          + (where if parsed.skipped_lines else ""))  # fmt: skip
+    lines.extend(without_patient(result.tally))
     return lines
+
+
+def without_patient(aggregate: object) -> list[str]:
+    """What was counted in the totals under no patient (NDJSON resources that name none)."""
+    from export_tally.core.counts.tally import Tally
+
+    if not isinstance(aggregate, Tally):
+        return []
+    counts = aggregate.without_patient
+    if not counts:
+        return []
+    n = sum(counts.values())
+    keys = ", ".join(f"{k} {key}" for key, k in sorted(counts.items()))
+    return [f"{n} resource(s) name no patient: counted in the totals only ({keys})"]
 
 
 def kept_summary(store: CheckpointStore | None, downloads: int) -> str | None:

@@ -5,7 +5,8 @@ depends on what is computed, so that they cannot disagree: the parser it makes, 
 aggregates merge, their checkpoint encoding and key, and the report. There are two:
 `counts.parser.CountAggregator` (counts per patient and event type) and
 `stats.parser.StatsAggregator` (`--stats`). Each makes a parser for a file's format
-(`new_parser(file_format)`): CSV today, one parser family per format under `core/`. Merging aggregates of another kind is a programming error and raises TypeError;
+(`new_parser(file_format)`): CSV or NDJSON, one parser family per format under `core/`
+(`--stats` reads CSV only). Merging aggregates of another kind is a programming error and raises TypeError;
 nothing is ever dropped.
 """
 
@@ -23,7 +24,9 @@ A = TypeVar("A")
 K = TypeVar("K")
 
 CSV = "csv"
-"""The one file format there is parsers for today (a file's `format`)."""
+"""A file's `format`: the export API's CSV (core/csv/)."""
+NDJSON = "ndjson"
+"""A file's `format`: FHIR resources, one JSON object a line (core/ndjson/)."""
 
 
 @dataclass(frozen=True, slots=True)

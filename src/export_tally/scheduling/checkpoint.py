@@ -8,6 +8,9 @@ ETag and its byte range. A stale entry is never found. Entries are JSON (not pic
 checkpoint directory from elsewhere can be read without trusting it with code execution, and each
 carries the SHA-256 of its content: an entry that is truncated, altered or unreadable is ignored
 with a warning and its work done again, never trusted.
+
+Beside the results, a source may keep a note (`remember`, `recall`, `forget`): a FHIR export
+job's status URL, so that a rerun polls the job the first run started.
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ class CheckpointStore:
                 size = entry.get("bytes")
                 if not isinstance(size, int):
                     raise _Untrusted("does not hold a result")
-                if result.rows != task.file.rows:
+                if task.file.rows is not None and result.rows != task.file.rows:
                     raise _Untrusted(f"counts {result.rows} rows, the metadata {task.file.rows}")
                 outcome = FetchOutcome(result, size, retries=0)
             else:
@@ -162,6 +165,37 @@ class CheckpointStore:
             return None
         self._hold(task, key)
         return TaskResult(task, outcome, restored=True)
+
+    # --- a source's notes (a FHIR export job's status URL) ------------------------------------
+
+    def _note_key(self, name: str) -> str:
+        fields = [FORMAT_VERSION, self.server_identity, "note", name]
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+    def recall(self, name: str) -> str | None:
+        """The note saved under `name` for this server (None when there is none, or it cannot be
+        trusted: then it is ignored with a warning)."""
+        key = self._note_key(name)
+        try:
+            entry = self._read(key)
+            if entry is None:
+                return None
+            value = entry.get("note")
+            if not isinstance(value, str):
+                raise _Untrusted("does not hold a note")
+        except _Untrusted as problem:
+            self._warn(f"checkpoint {self._path(key)} {problem}: ignored")
+            return None
+        return value
+
+    def remember(self, name: str, value: str) -> None:
+        """Save a note under `name` (atomically, like a result), so a rerun finds it."""
+        self._write({"key": self._note_key(name), "name": name, "note": value})
+
+    def forget(self, name: str) -> None:
+        """Remove the note saved under `name`, if any."""
+        with contextlib.suppress(OSError):
+            self._path(self._note_key(name)).unlink()
 
     def record(self, done: TaskResult) -> None:
         """Save a finished task's result. A whole file's makes its parts' entries unneeded."""

@@ -55,10 +55,11 @@ def whole_result(done: TaskResult, miscounted: FetchOutcome | None = None) -> Do
 
 
 def check_declared_rows(done: TaskResult, miscounted: FetchOutcome | None) -> bool:
-    """Whether a whole file's rows are the rows the server declared. False the first time they
-    are not (count it once more from scratch); ProtocolError the second."""
+    """Whether a whole file's rows are the rows the server declared (True when it declared
+    none). False the first time they are not (count it once more from scratch); ProtocolError
+    the second."""
     file, rows = done.task.file, done.outcome.result.rows
-    if rows == file.rows:
+    if file.rows is None or rows == file.rows:
         return True
     if miscounted is not None:
         raise ProtocolError(
@@ -82,7 +83,7 @@ def reassemble(parts: Sequence[TaskResult], aggregation: Aggregator[Any]) -> Dow
     file, part = task.file, task.part
     assert part is not None, "reassembling a task that is not a part"
     rows = sum(p.outcome.result.rows for p in parts)
-    if rows != file.rows:
+    if file.rows is not None and rows != file.rows:
         raise ProtocolError(
             f"{file.label}: its parts counted {rows} rows but the metadata declares {file.rows}"
         )

@@ -71,7 +71,7 @@ def plan_tasks(
     if split is None or slots <= among or not files:
         # Largest first: the last task to finish is then a small one, so no worker idles long
         # while another counts a big file at the end.
-        return [Task(file) for file in sorted(files, key=lambda f: f.rows, reverse=True)]
+        return [Task(file) for file in sorted(files, key=_largeness, reverse=True)]
     parts_each = math.ceil(slots / among)
     planned: list[Task] = []
     for file in files:
@@ -89,6 +89,11 @@ def plan_tasks(
             Task(file, Part(splittable, r, i, len(ranges))) for i, r in enumerate(ranges)
         )
     return planned
+
+
+def _largeness(file: RemoteFile) -> int:
+    """How large a file is said to be: its declared rows, else nothing known (last)."""
+    return -1 if file.rows is None else file.rows
 
 
 class _Scheduler:

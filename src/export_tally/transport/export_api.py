@@ -184,3 +184,11 @@ class ExportApiSource:
         unknown export, DownloadGoneError for a listed download that is gone."""
         ids = self.api.download_ids(self.export_id)
         return [self.api.download_info(self.export_id, d) for d in ids]
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Nothing: the export API says all it has to say in its metadata."""
+        return ()
+
+    def succeeded(self) -> None:
+        """Nothing to release: the export API's exports outlive a run."""

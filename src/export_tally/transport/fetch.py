@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from export_tally.core.aggregation import NDJSON
 from export_tally.errors import CsvFormatError, ProtocolError
 from export_tally.transport.driver import BodyExchange, drive
 from export_tally.transport.raw_body import iter_body
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from export_tally.transport.shared_terms import ProgressCallback, RemoteFile
 
 CHUNK_BYTES = 64 * 1024  # what a read asks for (httpcore's own reads are 64 KiB too)
+# What an NDJSON file may be served as (the FHIR Bulk Data guide names both); any other JSON or
+# HTML is an error page, not the file. Its Accept header asks for the FHIR one.
+NDJSON_TYPES = ("application/fhir+ndjson", "application/ndjson", "application/x-ndjson")
 
 
 class _Restart(Exception):
@@ -55,14 +59,20 @@ class _Stream(BodyExchange[FetchOutcome]):
         self.resumable = False
 
     def feed(self, chunk: bytes) -> None:
-        self.parser.feed(chunk)
+        try:
+            self.parser.feed(chunk)
+        except CsvFormatError:
+            raise  # named by `fetch_whole`, which keeps its class
+        except ProtocolError as exc:
+            raise ProtocolError(f"{self.file.label}: {exc}") from exc
         self.offset += len(chunk)
         self.report_rows(self.parser.rows)
 
     def headers(self) -> dict[str, str]:
+        headers = {"Accept": NDJSON_TYPES[0]} if self.file.format == NDJSON else {}
         if self.offset and self.resumable and self.etag:
-            return {"Range": f"bytes={self.offset}-", "If-Range": self.etag}
-        return {}
+            headers.update({"Range": f"bytes={self.offset}-", "If-Range": self.etag})
+        return headers
 
     def progress(self) -> int:
         return self.offset
@@ -93,7 +103,9 @@ class _Stream(BodyExchange[FetchOutcome]):
         if self.offset:
             self.reset()  # the server sent the whole body again (If-Range mismatch, no ranges)
         content_type = response.headers.get("content-type", "").lower()
-        if "html" in content_type or "json" in content_type:
+        if self.file.format == NDJSON and content_type.split(";")[0].strip() in NDJSON_TYPES:
+            pass
+        elif "html" in content_type or "json" in content_type:
             raise ProtocolError(
                 f"{self.file.label} answered {content_type.split(';')[0]} instead of "
                 f"{self.file.format.upper()}"
@@ -130,7 +142,12 @@ class _Stream(BodyExchange[FetchOutcome]):
 
     def finish(self, attempt: int) -> FetchOutcome:
         """The outcome once the whole body is in."""
-        result = self.parser.finish()
+        try:
+            result = self.parser.finish()
+        except CsvFormatError:
+            raise
+        except ProtocolError as exc:  # an NDJSON parser's: the file named as for CSV
+            raise ProtocolError(f"{self.file.label}: {exc}") from exc
         return FetchOutcome(result, self.offset, attempt - 1, self.resumes, self.restarts)
 
 
@@ -146,8 +163,9 @@ def fetch_whole(
     `options.policy`; rows go to `report` as they are counted.
 
     Raises ServerUnreachableError when retries do not cure a failure, DownloadGoneError on a 404,
-    ProtocolError/CsvFormatError when the body is not the CSV promised. The rows counted are
-    not checked against the declared ones here: scheduling does that (and counts once more).
+    ProtocolError/CsvFormatError when the body is not the CSV (or NDJSON) promised. The rows
+    counted are not checked against the declared ones here: scheduling does that (and counts
+    once more).
     """
     stream = _Stream(file, aggregation, report)
     try:

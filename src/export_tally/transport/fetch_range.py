@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from export_tally.core.aggregation import CSV
 from export_tally.core.csv.split import PartCutter
 from export_tally.errors import CsvFormatError, ProtocolError
 from export_tally.transport.driver import BodyExchange, drive, get_stream
@@ -44,7 +45,10 @@ def probe_splittable(
     client: httpx.Client, options: ClientOptions, file: RemoteFile
 ) -> Splittable | None:
     """Ask for the first bytes of a file: a 206 with its total size and an ETag means it can
-    be split, and holds the header line. None when it cannot be split (or on any doubt)."""
+    be split, and holds the header line. None when it cannot be split (or on any doubt), and
+    for a file that is not CSV: only CSV's records are cut at byte boundaries (core/csv/split)."""
+    if file.format != CSV:
+        return None
     headers = {"Range": f"bytes=0-{MAX_HEADER_BYTES - 1}"}
     try:
         with get_stream(client, options.url(file.url), headers) as response:

@@ -14,10 +14,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from export_tally.errors import ProtocolError
-from export_tally.transport.driver import is_absolute
 from export_tally.transport.shared_terms import redact_url
 
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
@@ -77,7 +76,7 @@ def _entries(body: dict[str, Any], name: str, where: str, base: str) -> tuple[Ex
         if not isinstance(url, str) or not url:
             raise ProtocolError(f"{what} has no 'url'")
         url = urljoin(base, url)  # the guide says absolute; a relative one is read as a link
-        if not is_absolute(url):
+        if urlsplit(url).scheme not in ("http", "https"):
             raise ProtocolError(f"{what}: 'url' is not an http(s) URL")
         if count is not None and (type(count) is not int or count < 0):
             raise ProtocolError(f"{what}: 'count' is not a non-negative integer")

@@ -34,9 +34,10 @@ def redact_url(url: str) -> str:
 class RemoteFile:
     """One file a source says to fetch, and what the server declared about it.
 
-    `url` is relative to the server's base URL (a path); `rows` is what the server declared the
-    body holds (CSV rows; for NDJSON, resources), checked against what is counted; `size` is its
-    length in bytes when declared. `metadata` is the server's exact description of the file
+    `url` is relative to the server's base URL (a path), or absolute (a FHIR manifest's); `rows`
+    is what the server declared the body holds (CSV rows; for NDJSON, resources), checked against
+    what is counted, or None when it declared nothing (a FHIR manifest's `count` is optional);
+    `size` is its length in bytes when declared. `metadata` is the server's exact description of the file
     (JSON): with `export_id` and `id` it makes `key`, which names this file's checkpoints, so a
     file the server describes differently is never taken for it.
     """
@@ -45,8 +46,8 @@ class RemoteFile:
     id: str
     label: str  # how messages name it: `download d1`
     url: str
-    rows: int
-    format: str  # which parser reads it: "csv" (see core/aggregation.py)
+    rows: int | None
+    format: str  # which parser reads it: "csv" or "ndjson" (see core/aggregation.py)
     metadata: str = field(repr=False)
     size: int | None = None
 
@@ -75,7 +76,8 @@ class FetchOutcome:
 
 
 class Source(Protocol):
-    """What a protocol gives the run: the files to fetch (the export API's downloads today).
+    """What a protocol gives the run: the files to fetch (the export API's downloads, or a FHIR
+    Bulk Data export's output files), and what it does once they are all counted.
 
     Fetching one, whole or by byte range, is the same for every source: `fetch.fetch_whole`,
     `fetch_range.fetch_range`.
@@ -84,3 +86,19 @@ class Source(Protocol):
     def files(self) -> list[RemoteFile]:
         """The files, in the server's order, each with what the server declared about it."""
         ...
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the server said about the export that a report should show (a FHIR export's
+        error and deleted files, types not asked for); one line each, server text in them."""
+        ...
+
+    def succeeded(self) -> None:
+        """Every file is counted and the answer is out: release what the server holds for the
+        run (a FHIR export job), if anything."""
+        ...
+
+
+def declared_rows(files: list[RemoteFile]) -> int:
+    """The rows the files declare, those that declare none left out."""
+    return sum(file.rows for file in files if file.rows is not None)

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.aggregation import CSV, of_kind, unknown_format
+from export_tally.core.aggregation import CSV, NDJSON, of_kind, unknown_format
 from export_tally.core.counts.tally import Key, Tally, merge_tallies
 from export_tally.core.csv.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
 from export_tally.core.csv.fast_path import count_checked, key_fields, plain_keys
@@ -23,6 +23,9 @@ from export_tally.core.csv.reader_path import BadRowMode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from export_tally.core.aggregation import Parser
+    from export_tally.core.ndjson.resources import KeyMode
 
 
 class CountingParser(BlockParser[Tally]):
@@ -74,27 +77,48 @@ class CountingParser(BlockParser[Tally]):
 
 @dataclass(frozen=True)
 class CountAggregator:
-    """Counts per (patient_id, event_type): the Aggregator of a run without `--stats`."""
+    """Counts per (patient_id, event_type): the Aggregator of a run without `--stats`.
+
+    A CSV file is read by `CountingParser`; an NDJSON file (FHIR resources) by the NDJSON
+    family's counting parser, with `key_mode` (an Observation's code or its text) and `types`
+    (the resourceTypes asked for; None: any), which a CSV file does not use.
+    """
 
     on_bad_row: BadRowMode = "fail"
+    key_mode: KeyMode = "code"
+    types: frozenset[str] | None = None
 
     @property
     def key(self) -> str:
-        return f"counts/{self.on_bad_row}"
+        if self.key_mode == "code" and self.types is None:
+            return f"counts/{self.on_bad_row}"  # as before NDJSON: CSV checkpoints stay valid
+        types = ",".join(sorted(self.types)) if self.types is not None else "*"
+        return f"counts/{self.on_bad_row}/{self.key_mode}/{types}"
 
-    def new_parser(self, file_format: str = CSV) -> CountingParser:
-        if file_format != CSV:
-            raise unknown_format(file_format)
-        return CountingParser(on_bad_row=self.on_bad_row)
+    def new_parser(self, file_format: str = CSV) -> Parser[Tally]:
+        if file_format == CSV:
+            return CountingParser(on_bad_row=self.on_bad_row)
+        if file_format == NDJSON:
+            # Imported here: a CSV run never loads the NDJSON family (nor msgspec).
+            from export_tally.core.ndjson.counting import NdjsonCountingParser
+
+            return NdjsonCountingParser(self.key_mode, self.types, self.on_bad_row)
+        raise unknown_format(file_format)
 
     def merge(self, aggregates: Iterable[Tally]) -> Tally:
         return merge_tallies(*of_kind(Tally, aggregates))
 
     def to_json(self, aggregate: Tally) -> Any:
-        """[[patient_id, event_type, count], ...] sorted by key."""
-        return [[p, e, n] for (p, e), n in sorted(aggregate.counts.items())]
+        """[[patient_id, event_type, count], ...] sorted by key; with labels (NDJSON codes'
+        display texts), {"counts": that list, "labels": {event_type: text}}."""
+        counts = [[p, e, n] for (p, e), n in sorted(aggregate.counts.items())]
+        if not aggregate.labels:
+            return counts
+        return {"counts": counts, "labels": dict(sorted(aggregate.labels.items()))}
 
     def from_json(self, data: Any) -> Tally:
+        if isinstance(data, dict):
+            return Tally({(p, e): n for p, e, n in data["counts"]}, data["labels"])
         return Tally({(p, e): n for p, e, n in data})
 
     def report(self, aggregate: Tally, precision: int) -> dict[str, Any]:

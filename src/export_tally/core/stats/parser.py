@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from export_tally.core.aggregation import CSV, of_kind, unknown_format
+from export_tally.core.aggregation import CSV, NDJSON, of_kind, unknown_format
 from export_tally.core.csv.blocks import DEFAULT_MAX_LINE_BYTES, PIECE_BYTES, BlockParser
 from export_tally.core.csv.fast_path import count_checked, plain_fields
 from export_tally.core.csv.reader_path import BadRowMode
@@ -52,7 +52,9 @@ from export_tally.core.stats.time_bounds import RUN_BYTES, TimeBounds
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from export_tally.core.aggregation import Parser
     from export_tally.core.counts.tally import Key
+    from export_tally.core.ndjson.resources import KeyMode
 
 FOLD_AT = 25_000
 """Distinct (patient_id, event_type, value) entries held before they are folded into sums.
@@ -229,18 +231,28 @@ class StatsParser(BlockParser[Stats]):
 
 @dataclass(frozen=True)
 class StatsAggregator:
-    """Statistics per (patient_id, event_type): the Aggregator of a run with `--stats`."""
+    """Statistics per (patient_id, event_type): the Aggregator of a run with `--stats`.
+
+    A CSV file is read by `StatsParser`; an NDJSON file by the NDJSON family's statistics
+    parser (Observations' values and times), keyed by `key_mode` (code or text).
+    """
 
     on_bad_row: BadRowMode = "fail"
+    key_mode: KeyMode = "code"
 
     @property
     def key(self) -> str:
-        return f"stats/{self.on_bad_row}"
+        mode = "" if self.key_mode == "code" else f"/{self.key_mode}"  # CSV's key as before
+        return f"stats/{self.on_bad_row}{mode}"
 
-    def new_parser(self, file_format: str = CSV) -> StatsParser:
-        if file_format != CSV:
-            raise unknown_format(file_format)
-        return StatsParser(on_bad_row=self.on_bad_row)
+    def new_parser(self, file_format: str = CSV) -> Parser[Stats]:
+        if file_format == CSV:
+            return StatsParser(on_bad_row=self.on_bad_row)
+        if file_format == NDJSON:
+            from export_tally.core.ndjson.statistics import NdjsonStatsParser
+
+            return NdjsonStatsParser(self.key_mode, self.on_bad_row)
+        raise unknown_format(file_format)
 
     def merge(self, aggregates: Iterable[Stats]) -> Stats:
         return merge_stats(*of_kind(Stats, aggregates))

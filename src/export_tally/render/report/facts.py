@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _NOT_SHOWN = {"token", "header", "private_key"}  # credentials, or where they are kept
 _OWN_LINE = {"export_id"}  # shown in the summary on its own
+_FLAGS = {"types": "--type"}  # options whose flag is not their name
 
 
 class RunChoices(Protocol):
@@ -64,6 +65,7 @@ class RunFacts:
     seconds: float
     stats: bool = False
     precision: int = 1
+    notes: tuple[str, ...] = ()  # what the source said about the export (FHIR error files...)
 
     @property
     def rows(self) -> int:
@@ -86,15 +88,17 @@ def shown_options(given: Sequence[tuple[str, object]]) -> tuple[str, ...]:
     for name, value in given:
         if name in _OWN_LINE:
             continue
-        flag = "--" + name.replace("_", "-")
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
         if name in _NOT_SHOWN:
             shown.append(f"{flag} (given, not shown)")
         elif value is True:
             shown.append(flag)
         elif value is False:
             shown.append(f"--no-{name.replace('_', '-')}")
-        elif name == "server":
+        elif name in ("server", "fhir", "resume_job"):
             shown.append(f"{flag} {safe_url(str(value))}")
+        elif name == "types" and isinstance(value, list):  # --type A,B --type C
+            shown.append(f"{flag} {','.join(n for names in value for n in names)}")
         else:
             shown.append(f"{flag} {value}")
     return tuple(shown)
@@ -118,6 +122,12 @@ def _span(downloads: Sequence[RemoteFile]) -> tuple[datetime, datetime] | None:
         return None
 
 
+def _declared(rows: int | None, counted: int) -> int:
+    """A file's declared rows; one that declared none (a FHIR manifest's count is optional)
+    shows what was counted."""
+    return counted if rows is None else rows
+
+
 def collect_facts(
     choices: RunChoices,
     downloads: Sequence[RemoteFile],
@@ -127,13 +137,14 @@ def collect_facts(
     version: str,
     made: datetime,
     seconds: float,
+    notes: Sequence[str] = (),
 ) -> RunFacts:
     """The facts of a finished run."""
     declared = {info.id: info.rows for info in downloads}
     facts = tuple(
         DownloadFacts(
             id=d.download_id,
-            rows_declared=declared.get(d.download_id, d.result.rows),
+            rows_declared=_declared(declared.get(d.download_id), d.result.rows),
             rows_counted=d.result.rows,
             skipped=d.result.skipped,
             retries=d.retries,
@@ -155,4 +166,5 @@ def collect_facts(
         seconds=seconds,
         stats=choices.stats,
         precision=choices.precision,
+        notes=tuple(notes),
     )

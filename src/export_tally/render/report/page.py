@@ -131,6 +131,9 @@ def summary(facts: RunFacts, report: dict[str, Any]) -> str:
         ("Made", _e(_when(facts.made))),
         ("Run took", f"{facts.seconds:,.1f} s"),
     ]
+    if facts.notes:  # server text: escaped, each line in its own <bdi>
+        notes = "".join(f"<li><bdi>{_e(note.strip())}</bdi></li>" for note in facts.notes)
+        items.append(("Server notes", f"<ul>{notes}</ul>"))
     body = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items)
     return _section("summary", "Summary", f'<dl class="summary">{body}</dl>', chart=False)
 
