@@ -27,6 +27,13 @@ from tests.support.servers import Reaper, RunningServer, StartServer, running_se
 
 PREWARMED = ("demo",)
 
+# Bytecode caches for this process and every process the tests start (servers, the tool, its
+# workers: each imports the project afresh). Where PYTHONDONTWRITEBYTECODE is set, each of them
+# would compile the project and the tests from source, a third of the fast tier's CPU. The caches
+# go to __pycache__ folders, which git ignores.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _spawned_processes_skip_pytest() -> Iterator[None]:

@@ -62,6 +62,7 @@ def test_demo_by_code_and_a_kept_job(server: RunningServer) -> None:
     httpx.delete(job)
 
 
+@pytest.mark.slow
 def test_patients_are_counted_under_their_type_and_no_file_is_split(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +81,7 @@ def test_patients_are_counted_under_their_type_and_no_file_is_split(
     assert outcome.json() == expected
 
 
+@pytest.mark.slow
 def test_demo_statistics_by_text_are_the_csv_statistics(server: RunningServer) -> None:
     """The mock's Observations carry the CSV rows' values and times: the same statistics."""
     outcome = run_cli("--fhir", f"{server.url}/fhir", "demo", "--key", "text", "--stats")
@@ -133,6 +135,7 @@ def held_faulty(server_with: StartServer) -> RunningServer:
         pytest.param("0", id="local-pool"),
     ],
 )
+@pytest.mark.slow
 def test_held_and_faulty_demo_is_exact(
     held_faulty: RunningServer, in_process_rows: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

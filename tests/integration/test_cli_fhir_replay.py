@@ -121,6 +121,7 @@ def test_error_outcomes_fail_the_run_unless_bad_rows_are_skipped(
     assert "error processing: Observation/x" in skipped.stderr
 
 
+@pytest.mark.slow
 def test_deleted_entries_error_files_and_displays_in_the_table_and_the_report(
     replay: Replay, served: str, tmp_path: Path
 ) -> None:
@@ -172,6 +173,7 @@ def test_a_declared_count_that_is_not_met_fails(replay: Replay, served: str) -> 
     assert "counted 6315 rows but the metadata declares 6316, twice" in outcome.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content_type", ["application/ndjson", "application/x-ndjson"])
 def test_ndjson_under_its_other_names_is_counted(
     replay: Replay, served: str, content_type: str
@@ -202,6 +204,7 @@ def test_come_back_in_three_hours_is_reported_then_capped(replay: Replay, served
                        "instead (--max-outage still bounds an outage)")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_remembered_job_that_is_gone_is_said_and_replaced(
     replay: Replay, served: str, tmp_path: Path
 ) -> None:
@@ -224,6 +227,7 @@ def hostile_observation(patient: str, code: str, display: str) -> bytes:
     return json.dumps(resource).encode() + b"\n"
 
 
+@pytest.mark.slow
 def test_hostile_codes_displays_and_ids_are_only_data(
     replay: Replay, served: str, tmp_path: Path
 ) -> None:

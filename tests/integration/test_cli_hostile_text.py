@@ -131,13 +131,13 @@ def rows_from(patients: list[str], types: list[str]) -> list[tuple[str, str]]:
     "kind, stats, report",
     [
         pytest.param("json", False, True, id="json-report"),
-        pytest.param("table", True, True, id="table-stats-report"),
-        pytest.param("csv", True, True, id="csv-stats-report"),
+        pytest.param("table", True, True, id="table-stats-report", marks=pytest.mark.slow),
+        pytest.param("csv", True, True, id="csv-stats-report", marks=pytest.mark.slow),
         pytest.param("json", True, False, id="json-stats"),
         pytest.param("table", False, False, id="table"),
         pytest.param("csv", False, False, id="csv"),
     ],
-)  # fast: the chart renderer starts three times, not six
+)  # fast: the chart renderer starts once (the other two report cases are in the slow tier)
 def test_the_worst_texts_are_only_data(
     kind: str, stats: bool, report: bool, tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ def test_every_file_counted_equals_the_csv_answer(
     assert len(set(ids)) == len(ids)
 
 
+@pytest.mark.slow
 def test_the_same_export_gives_the_same_bytes(
     client: httpx.Client, fhir: str, demo_manifest: dict[str, Any]
 ) -> None:
@@ -127,6 +128,7 @@ def test_type_keeps_only_that_type(client: httpx.Client, fhir: str) -> None:
     assert [entry["type"] for entry in manifest["output"]] == ["Patient"]
 
 
+@pytest.mark.slow
 def test_since_keeps_later_resources_only(
     client: httpx.Client, fhir: str, demo_manifest: dict[str, Any]
 ) -> None:
@@ -229,6 +231,7 @@ def test_lenient_handling_ignores_and_says_so(client: httpx.Client, fhir: str) -
     assert "'_elements'" in said and "'Condition'" in said
 
 
+@pytest.mark.slow
 def test_post_with_patients_keeps_only_them(client: httpx.Client, fhir: str) -> None:
     parameters = {
         "resourceType": "Parameters",

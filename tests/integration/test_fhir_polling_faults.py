@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+import pytest
 
 from tests.support.fhir import kick_off, wait_for_manifest
 from tests.support.servers import StartServer
 
 
+@pytest.mark.slow
 def test_a_held_job_answers_202_with_retry_after_then_the_manifest(
     start_server: StartServer,
 ) -> None:

@@ -50,6 +50,7 @@ def assert_refused(response: httpx.Response, diagnostics: str) -> None:
     assert diagnostics in outcome["issue"][0]["diagnostics"]
 
 
+@pytest.mark.slow
 def test_an_export_with_a_token_from_the_token_endpoint(smart_server: SmartServer) -> None:
     kickoff = f"{smart_server.fhir}/Group/demo/$export"
     bearer = Bearer(smart_server)
@@ -80,6 +81,7 @@ def test_an_export_with_a_token_from_the_token_endpoint(smart_server: SmartServe
         assert client.get(status_url, headers=bearer.headers()).status_code == 404
 
 
+@pytest.mark.slow
 def test_an_expired_token_is_refused(smart_server: SmartServer) -> None:
     token, lifetime = smart_server.token()
     headers = {"Authorization": f"Bearer {token}"}

@@ -185,6 +185,7 @@ def test_the_token_is_renewed_during_a_long_run(smart_fhir: SmartFhir) -> None:
     assert seen[0] != seen[-1]
 
 
+@pytest.mark.slow
 def test_pickled_options_in_another_process_get_their_own_token(smart_fhir: SmartFhir) -> None:
     credentials = smart_fhir.credentials("ec")
     options = smart_fhir.options(credentials)
@@ -274,6 +275,7 @@ class VirtualClock:
         return Clock(wall=lambda: self.now, monotonic=lambda: self.now, sleep=self.sleep)
 
 
+@pytest.mark.slow
 def test_a_token_endpoint_that_stays_down_ends_the_run_as_an_outage(smart_fhir: SmartFhir) -> None:
     """A token endpoint that answers 5xx (here 501: the fixture takes no POST) is down, not a
     refusal of the client: waited out for --max-outage, then exit 3, naming it."""
@@ -303,6 +305,7 @@ def _forked_fetch(options: ClientOptions, url: str, pipe: Connection) -> None:
     pipe.send((response.status_code, response.request.headers["authorization"]))
 
 
+@pytest.mark.slow
 def test_a_forked_worker_gets_its_own_token(
     smart_fhir: SmartFhir, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -175,7 +175,7 @@ def check_against_reference(body: bytes, chunks: list[bytes], key_mode: str, lin
         )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.data(), bodies(), st.sampled_from(["code", "text"]), st.sampled_from([1, 3, 256]))
 def test_any_chunking_matches_one_chunk_and_the_naive_counter(
     data: st.DataObject, body: bytes, key_mode: str, lines: int

@@ -22,7 +22,7 @@ from tests.support.hostile_text import hostile_texts, not_html, raw_controls
 ANY_TEXT = hostile_texts() | st.text(st.characters(), min_size=1)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(ANY_TEXT)
 def test_a_terminal_gets_no_raw_control_character(text: str) -> None:
     shown = for_terminal(text)
@@ -30,7 +30,7 @@ def test_a_terminal_gets_no_raw_control_character(text: str) -> None:
     assert shown.encode("utf-8")  # printable: never a lone surrogate
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(ANY_TEXT)
 def test_a_chart_label_is_short_and_xml_can_hold_it(text: str) -> None:
     label = chart_label(text)
@@ -39,7 +39,7 @@ def test_a_chart_label_is_short_and_xml_can_hold_it(text: str) -> None:
     ET.fromstring(f"<text>{escaped(label)}</text>")  # what the renderer does with it
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(ANY_TEXT, ANY_TEXT)
 def test_different_texts_get_different_labels(a: str, b: str) -> None:
     assert (chart_label(a) == chart_label(b)) == (a == b)
@@ -77,7 +77,7 @@ class _Text(HTMLParser):
         self.parts.append(data)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(ANY_TEXT)
 def test_html_text_is_markup_free_valid_and_exact_where_html_can_be(text: str) -> None:
     page = escaped(text)
@@ -89,7 +89,7 @@ def test_html_text_is_markup_free_valid_and_exact_where_html_can_be(text: str) -
         assert "".join(reader.parts) == text
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(ANY_TEXT.filter(lambda t: not not_html(t[:1])))
 def test_a_spreadsheet_runs_no_formula_and_the_text_comes_back(text: str) -> None:
     cell = spreadsheet_text(text)
@@ -97,7 +97,7 @@ def test_a_spreadsheet_runs_no_formula_and_the_text_comes_back(text: str) -> Non
     assert exact_text(cell) == text
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(hostile_texts(), min_size=1, max_size=4, unique=True))
 def test_csv_round_trips_through_csv_reader(names: list[str]) -> None:
     report = {
