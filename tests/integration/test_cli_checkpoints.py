@@ -14,6 +14,7 @@ import pytest
 from export_tally.cli.exitcodes import ExitCode
 from export_tally.cli.settings import IN_PROCESS_ROWS_VARIABLE
 from tests.support.cli_run import run_cli
+from tests.support.damage import alter_a_count, truncate
 from tests.support.fixture_server import csv_answer, export_routes, fixture_server
 from tests.support.processes import wait_while_running
 
@@ -70,16 +71,6 @@ def test_bad_row_mode_is_part_of_the_key(tmp_path: Path) -> None:
         failed = run_cli("x", "--server", url, "--checkpoint-dir", str(tmp_path))
     assert skipped.status == ExitCode.OK
     assert failed.status == ExitCode.PROTOCOL
-
-
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def alter_a_count(path: Path) -> None:
-    entry = json.loads(path.read_text(encoding="utf-8"))
-    entry["aggregate"][0][2] += 1000  # valid JSON, the same rows: only the digest tells
-    path.write_text(json.dumps(entry), encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from export_tally.scheduling.tasks import Part, Task, TaskResult
 from export_tally.transport.export_api import download_file
 from export_tally.transport.fetch_range import Splittable
 from export_tally.transport.shared_terms import FetchOutcome, RemoteFile
+from tests.support.damage import alter_a_count, truncate
 
 INFO = download_file("x", "d1", 3, '{"id": "d1", "rows": 3}')
 OTHER = download_file("x", "d2", 1, '{"id": "d2", "rows": 1}')
@@ -67,16 +68,6 @@ def test_nothing_saved_is_none_without_a_warning(tmp_path: Path) -> None:
     assert fresh.store.lookup(Task(INFO)) is None
     assert fresh.warnings == []
     assert fresh.store.downloads_held == 0
-
-
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:-7])
-
-
-def alter_a_count(path: Path) -> None:
-    entry = json.loads(path.read_text())
-    entry["aggregate"][0][2] += 1  # still valid JSON, still the right number of rows
-    path.write_text(json.dumps(entry))
 
 
 def drop_the_digest(path: Path) -> None:

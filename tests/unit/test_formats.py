@@ -18,16 +18,12 @@ from export_tally.render.formats import COUNT_COLUMNS, STATS_COLUMNS, render_csv
 from export_tally.render.json_text import render_json
 from export_tally.render.number_format import Terminal
 from export_tally.render.table import NO_EVENTS
+from tests.support.committed import committed
 from tests.support.text_table import numbers_by_row, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 EMPTY: dict[str, Any] = {"patients": {}, "totals": {}}
 ANSI = re.compile(r"\x1b\[")
-
-
-def committed(name: str) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads((ROOT / name).read_text())
-    return report
 
 
 def tables_by_title(text: str, titles: list[str]) -> dict[str, dict[str, list[int | float | None]]]:
@@ -69,7 +65,7 @@ def test_table_numbers_equal_the_json(name: str) -> None:
     assert len(rows) == len(report["patients"]) + 1
 
 
-def assert_stats_tables_equal_the_json(report: dict[str, Any], text: str) -> None:
+def assert_text_tables_equal_the_stats_json(report: dict[str, Any], text: str) -> None:
     fields = ("count", "mean", "min", "max", "anomalies", "latency")
     types = sorted(report["totals"])
     tables = tables_by_title(text, types)
@@ -89,7 +85,7 @@ def assert_stats_tables_equal_the_json(report: dict[str, Any], text: str) -> Non
 )
 def test_stats_table_numbers_equal_the_json(name: str) -> None:
     report = committed(name)
-    assert_stats_tables_equal_the_json(report, render_result(report, "table", stats=True))
+    assert_text_tables_equal_the_stats_json(report, render_result(report, "table", stats=True))
 
 
 def test_large_fits_80_columns_in_one_table() -> None:
@@ -150,7 +146,7 @@ def test_stats_tables_split_to_fit(width: int) -> None:
     report = committed("examples/small.stats.json")
     text = render_result(report, "table", stats=True, terminal=Terminal(width))
     assert max(map(len, text.splitlines())) <= max(width, len("patient_id   3,541,898") + 2)
-    assert_stats_tables_equal_the_json(report, text)
+    assert_text_tables_equal_the_stats_json(report, text)
     if width < 80:
         assert "(1 of" in text
 

@@ -6,7 +6,6 @@ The pages are built once per session (`pages`): the chart renderer is slow to st
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from export_tally.render.report.facts import DownloadFacts, RunFacts
 from export_tally.render.report.page import build_page as build_report
 from export_tally.render.report.views import CHART_LIMIT
+from tests.support.committed import committed
 from tests.support.html_page import Node, Table, external_references, number, parse, tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,11 +29,6 @@ HOSTILE = [
     "x' onmouseover='alert(1)",
     "[link=http://evil.example]z",
 ]
-
-
-def committed(name: str) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads((ROOT / name).read_text())
-    return report
 
 
 def facts(report: dict[str, Any], stats: bool, downloads: int = 2) -> RunFacts:
@@ -193,7 +188,7 @@ def test_count_tables_equal_the_json(pages: dict[str, Any]) -> None:
     }
 
 
-def assert_stats_tables_equal_the_json(root: Node, report: dict[str, Any]) -> None:
+def assert_page_tables_equal_the_stats_json(root: Node, report: dict[str, Any]) -> None:
     for event_type, total in report["totals"].items():
         per_patient = {p: v[event_type] for p, v in report["patients"].items() if event_type in v}
 
@@ -222,7 +217,7 @@ def assert_stats_tables_equal_the_json(root: Node, report: dict[str, Any]) -> No
 
 def test_stats_tables_equal_the_json(pages: dict[str, Any]) -> None:
     page, report, _ = pages["demo-stats"]
-    assert_stats_tables_equal_the_json(parse(page), report)
+    assert_page_tables_equal_the_stats_json(parse(page), report)
 
 
 @pytest.mark.parametrize("name", ["demo", "small"])
@@ -236,7 +231,7 @@ def test_committed_reports_hold_the_committed_numbers(name: str) -> None:
     values = dict(zip(terms, (n.text() for n in summary.find_all("dd")), strict=True))
     assert values["Options"] == f"--report examples/{name}.html --stats"
     assert external_references(root) == []
-    assert_stats_tables_equal_the_json(root, report)
+    assert_page_tables_equal_the_stats_json(root, report)
     types = len(report["totals"])
     assert len(root.find_all("section", "chart")) == 3 + 3 * types
 
