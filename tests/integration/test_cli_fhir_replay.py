@@ -121,7 +121,6 @@ def test_error_outcomes_fail_the_run_unless_bad_rows_are_skipped(
     assert "error processing: Observation/x" in skipped.stderr
 
 
-@pytest.mark.slow
 def test_deleted_entries_error_files_and_displays_in_the_table_and_the_report(
     replay: Replay, served: str, tmp_path: Path
 ) -> None:
