@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from export_tally.core.aggregation import BodyResult
+from export_tally.core.counts.parser import CountAggregator
 from export_tally.core.counts.tally import NO_PATIENT, Tally
 from export_tally.core.ndjson import (
     NdjsonBadRowError,
-    NdjsonCountAggregator,
     NdjsonCountingParser,
     NdjsonFormatError,
 )
@@ -272,9 +272,9 @@ def test_bad_options_are_refused(options: dict[str, Any]) -> None:
 
 
 def test_the_aggregator_round_trips_counts_and_labels() -> None:
-    aggregator = NdjsonCountAggregator("code", frozenset({"Observation", "Patient"}), "skip")
-    assert aggregator.key == "ndjson-counts/code/Observation,Patient/skip"
-    tally = feed_all(aggregator.new_parser(), [OBS + b"\n" + OBS_P2]).aggregate
+    aggregator = CountAggregator("skip", "code", frozenset({"Observation", "Patient"}))
+    assert aggregator.key == "counts/skip/code/Observation,Patient"
+    tally = feed_all(aggregator.new_parser("ndjson"), [OBS + b"\n" + OBS_P2]).aggregate
     data = json.loads(json.dumps(aggregator.to_json(tally)))
     assert aggregator.from_json(data) == tally
     assert aggregator.merge([tally, tally]).counts == {("P1", "8867-4"): 2, ("P2", "8867-4"): 2}

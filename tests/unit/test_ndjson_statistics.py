@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from export_tally.core.ndjson import NdjsonBadRowError
-from export_tally.core.ndjson.statistics import NdjsonStatsAggregator, NdjsonStatsParser
+from export_tally.core.ndjson.statistics import NdjsonStatsParser
 from export_tally.core.stats.aggregate import KeyStats, Stats
+from export_tally.core.stats.parser import StatsAggregator
 from tests.support.feeding import feed_all, one_byte_at_a_time
 
 SAMPLE = Path(__file__).parent.parent / "data" / "fhir" / "synthea-100"
@@ -143,9 +144,11 @@ def test_the_synthea_sample_s_quantities() -> None:
 
 
 def test_the_aggregator_round_trips() -> None:
-    aggregator = NdjsonStatsAggregator("text", "skip")
-    stats = feed_all(aggregator.new_parser(), [observation("P1", "heart_rate", 200)]).aggregate
+    aggregator = StatsAggregator("skip", "text")
+    stats = feed_all(
+        aggregator.new_parser("ndjson"), [observation("P1", "heart_rate", 200)]
+    ).aggregate
     assert aggregator.from_json(json.loads(json.dumps(aggregator.to_json(stats)))) == stats
     assert aggregator.merge([stats, stats]).total == 2
     assert aggregator.report(stats, 1)["totals"]["heart_rate"]["anomalies"] == 1
-    assert aggregator.key == "ndjson-stats/text/skip"
+    assert aggregator.key == "stats/skip/text"

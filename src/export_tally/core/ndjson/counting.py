@@ -12,12 +12,10 @@ with its line number. Every other piece goes line by line (`decoding.decode_line
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from export_tally.core.aggregation import of_kind
-from export_tally.core.counts.tally import Key, Tally, merge_tallies
+from export_tally.core.counts.tally import Key, Tally
 from export_tally.core.ndjson.decoding import decode_line, decode_lines
 from export_tally.core.ndjson.lines import (
     DEFAULT_MAX_LINE_BYTES,
@@ -29,7 +27,7 @@ from export_tally.core.ndjson.lines import (
 from export_tally.core.ndjson.resources import Counted, FastResource, KeyMode, judge
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    pass
 
 
 class NdjsonCountingParser(LineParser[Tally]):
@@ -147,41 +145,3 @@ def judge_line(line: bytes, mode: KeyMode, types: frozenset[str] | None) -> Coun
     """What one line (not blank) counts as, or why it is a bad row: the full decoder's way."""
     resource = decode_line(line)
     return resource if isinstance(resource, str) else judge(resource, mode, types)
-
-
-@dataclass(frozen=True)
-class NdjsonCountAggregator:
-    """Counts per (patient_id, key) of NDJSON resources: an Aggregator (`core.aggregation`).
-
-    Its checkpoint JSON carries the labels, which the CSV aggregator's has no room for; its
-    report is `Tally.to_report`, the same shape as the CSV counts' (labels are read from the
-    Tally by whoever shows them).
-    """
-
-    key_mode: KeyMode = "code"
-    types: frozenset[str] | None = None
-    on_bad_row: BadRowMode = "fail"
-
-    @property
-    def key(self) -> str:
-        types = ",".join(sorted(self.types)) if self.types is not None else "*"
-        return f"ndjson-counts/{self.key_mode}/{types}/{self.on_bad_row}"
-
-    def new_parser(self) -> NdjsonCountingParser:
-        return NdjsonCountingParser(self.key_mode, self.types, self.on_bad_row)
-
-    def merge(self, aggregates: Iterable[Tally]) -> Tally:
-        return merge_tallies(*of_kind(Tally, aggregates))
-
-    def to_json(self, aggregate: Tally) -> Any:
-        """{"counts": [[patient_id, key, count], ...] sorted, "labels": {key: text}}."""
-        return {
-            "counts": [[p, k, n] for (p, k), n in sorted(aggregate.counts.items())],
-            "labels": dict(sorted(aggregate.labels.items())),
-        }
-
-    def from_json(self, data: Any) -> Tally:
-        return Tally({(p, k): n for p, k, n in data["counts"]}, data["labels"])
-
-    def report(self, aggregate: Tally, precision: int) -> dict[str, Any]:
-        return aggregate.to_report()  # counts are exact integers: nothing to round

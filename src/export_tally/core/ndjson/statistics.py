@@ -16,14 +16,12 @@ reading numbers as their text), which is simple and exact; this path has no batc
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from export_tally.core.aggregation import of_kind
 from export_tally.core.ndjson.lines import DEFAULT_MAX_LINE_BYTES, BadRowMode, LineParser, is_blank
 from export_tally.core.ndjson.resources import (
     IdentifiedResource,
@@ -38,12 +36,9 @@ from export_tally.core.stats.aggregate import (
     higher,
     is_anomaly,
     lower,
-    merge_stats,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from export_tally.core.counts.tally import Key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -201,30 +196,3 @@ class NdjsonStatsParser(LineParser[Stats]):
                 for key, s in self._sums.items()
             }
         )
-
-
-@dataclass(frozen=True)
-class NdjsonStatsAggregator:
-    """Statistics per (patient_id, key) of NDJSON Observations: an Aggregator."""
-
-    key_mode: KeyMode = "code"
-    on_bad_row: BadRowMode = "fail"
-
-    @property
-    def key(self) -> str:
-        return f"ndjson-stats/{self.key_mode}/{self.on_bad_row}"
-
-    def new_parser(self) -> NdjsonStatsParser:
-        return NdjsonStatsParser(self.key_mode, self.on_bad_row)
-
-    def merge(self, aggregates: Iterable[Stats]) -> Stats:
-        return merge_stats(*of_kind(Stats, aggregates))
-
-    def to_json(self, aggregate: Stats) -> Any:
-        return aggregate.to_json()
-
-    def from_json(self, data: Any) -> Stats:
-        return Stats.from_json(data)
-
-    def report(self, aggregate: Stats, precision: int) -> dict[str, Any]:
-        return aggregate.to_report(precision)
