@@ -1,4 +1,5 @@
-"""The same work on a Dask cluster (a LocalCluster of two worker processes) gives the same answers."""
+"""The same work on a Dask cluster (a LocalCluster of two worker processes) gives the same answers,
+from the export API and from FHIR Bulk Data (open, or behind SMART Backend Services)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
 
 from export_tally.cli.exitcodes import ExitCode
 from tests.support.cli_run import Outcome, run_cli
 from tests.support.fixture_server import export_routes, fixture_server
 from tests.support.processes import default_port_is_free, wait_for
+from tests.support.servers import Reaper, RunningServer
+from tests.support.smart_keys import TestClientKey
+from tests.support.smart_server import SmartServer, running_smart_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +37,44 @@ def test_demo_on_dask_matches_local(server_url: str, scheduler: str) -> None:
     outcome = run_cli("demo", "--server", server_url, "--scheduler", scheduler)
     assert outcome.status == ExitCode.OK, outcome.stderr
     assert outcome.stdout == (ROOT / "demo.json").read_text()
+
+
+@pytest.fixture(scope="module")
+def smart_server(
+    tmp_path_factory: pytest.TempPathFactory, reaper: Reaper, warm_server: RunningServer,
+    server_cache_dir: Path,
+) -> Iterator[SmartServer]:  # fmt: skip
+    """A server whose FHIR routes need a SMART token, on the session's cache (warm for demo)."""
+    directory = tmp_path_factory.mktemp("dask-smart")
+    args = ["--workers", "1"]
+    with running_smart_server(directory, reaper, args, cache_dir=server_cache_dir) as server:
+        yield server
+
+
+def credentials(client: TestClientKey, directory: Path) -> list[str]:
+    """--client-id and --private-key for `client`, its key written as PEM in `directory`."""
+    key = directory / "key.pem"
+    key.write_bytes(client.pem())
+    return ["--client-id", client.client_id, "--private-key", str(key)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("smart", [False, True], ids=["open", "SMART"])
+def test_a_fhir_export_on_dask_is_demo_json(
+    server_url: str, scheduler: str, request: pytest.FixtureRequest, tmp_path: Path, smart: bool
+) -> None:
+    """`--fhir` with `--scheduler`: demo's two files counted by the Dask workers (the scheduler's
+    task stream shows them), which, behind SMART, each get their own token."""
+    argv = ["--fhir", f"{server_url}/fhir"]
+    if smart:
+        server: SmartServer = request.getfixturevalue("smart_server")
+        argv = ["--fhir", server.fhir, *credentials(server.rsa, tmp_path)]
+    with Client(scheduler) as client, get_task_stream(client) as stream:  # type: ignore[no-untyped-call]
+        outcome = run_cli(*argv, "demo", "--key", "text", "--scheduler", scheduler)
+    assert outcome.status == ExitCode.OK, outcome.stderr
+    assert outcome.stdout == (ROOT / "demo.json").read_text()
+    ran = [task for task in stream.data if task["key"].startswith("_run_on_dask")]
+    assert len(ran) == 2, stream.data
 
 
 @pytest.mark.slow
