@@ -1,7 +1,7 @@
 """How fast the NDJSON counting core is, next to a plain `json.loads`-per-line counter.
 
 Run on demand: `uv run python -m benchmarks.bench_ndjson [--shape server|synthea|both]
-[--lines N] [--repeat R] [--clock cpu|wall] [--libraries]`.
+[--lines N] [--repeat R] [--clock cpu|wall] [--libraries] [--cuts]`.
 
 Two shapes of body:
 
@@ -18,11 +18,17 @@ of `--repeat` rounds after a warm-up, in CPU time of this process:
 
   json.loads  a plain counter: every line decoded whole by `json.loads`, its patient and code
               read from the dicts (the baseline; it checks nothing the rules do not need)
-  ours        NdjsonCountingParser fed the chunks (key mode "code"; every rule checked)
+  ours        NdjsonCountingParser fed the chunks (key mode "code"; every rule checked), asked
+              for the types the CLI would ask for: `--type Observation` (its default) on the
+              server's shape, `--type Observation --type Patient` on the sample's
 
 `--libraries` adds the candidates docs/ndjson.md compares: orjson's `loads` per line with the
 same dict reads, and msgspec's untyped `decode` per line (both need installing by hand, e.g.
 `uv run --with orjson python -m benchmarks.bench_ndjson --libraries`; msgspec is a dependency).
+`--cuts` also times cutting the chunks into lines alone: `bytes.split`, which looks at every
+byte in a plain loop, against `BytesIO.readlines`, which finds each LF with `memchr` (what the
+core does).
+
 The machine's load moves the times, not much the ratios: the ratio is what to read. Target:
 ours >= 5x json.loads on both shapes.
 """
@@ -33,6 +39,7 @@ import argparse
 import json
 from collections import Counter
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +127,8 @@ def count_with(loads: Callable[[bytes], Any], body: bytes) -> Counts:
     return counts
 
 
-def count_ours(chunks: list[bytes]) -> Counts:
-    parser = NdjsonCountingParser("code")
+def count_ours(chunks: list[bytes], types: frozenset[str]) -> Counts:
+    parser = NdjsonCountingParser("code", types)
     for chunk in chunks:
         parser.feed(chunk)
     return Counter(parser.finish().aggregate.counts)
@@ -142,13 +149,30 @@ def library_runs(body: bytes) -> dict[str, Callable[[], Counts]]:
     return runs
 
 
-def bench(name: str, body: bytes, args: argparse.Namespace) -> float:
+def cut_runs(chunks: list[bytes]) -> dict[str, Callable[[], object]]:
+    """Cutting every chunk into lines, the two ways."""
+    return {
+        "bytes.split": lambda: [chunk.split(b"\n") for chunk in chunks],
+        "readlines": lambda: [BytesIO(chunk).readlines() for chunk in chunks],
+    }
+
+
+def bench_cuts(chunks: list[bytes], lines: int, args: argparse.Namespace) -> None:
+    seconds = median_seconds(cut_runs(chunks), args.repeat, CLOCKS[args.clock])
+    for run_name, taken in seconds.items():
+        ratio = seconds["bytes.split"] / taken
+        print(
+            f"  cut {run_name:>12}: {taken / lines * 1e9:6.0f} ns a line  {ratio:5.2f}x bytes.split"
+        )
+
+
+def bench(name: str, body: bytes, types: frozenset[str], args: argparse.Namespace) -> float:
     chunks = make_chunks(body)
     lines = body.count(b"\n")
     print(f"{name}: {lines:,} lines, {len(body) / 2**20:.1f} MiB in {len(chunks)} chunks")
     runs: dict[str, Callable[[], Counts]] = {
         "json.loads": lambda: count_with(json.loads, body),
-        "ours": lambda: count_ours(chunks),
+        "ours": lambda: count_ours(chunks, types),
     }
     if args.libraries:
         runs.update(library_runs(body))
@@ -160,6 +184,8 @@ def bench(name: str, body: bytes, args: argparse.Namespace) -> float:
     for run_name, taken in seconds.items():
         ratio = seconds["json.loads"] / taken
         print(f"  {run_name:>12}: {lines / taken / 1e3:8.1f} k lines/s  {ratio:5.2f}x json.loads")
+    if args.cuts:
+        bench_cuts(chunks, lines, args)
     return seconds["json.loads"] / seconds["ours"]
 
 
@@ -170,12 +196,15 @@ def main() -> None:
     options.add_argument("--repeat", type=int, default=5)
     options.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     options.add_argument("--libraries", action="store_true")
+    options.add_argument("--cuts", action="store_true")
     args = options.parse_args()
     ratios = {}
     if args.shape in ("server", "both"):
-        ratios["server"] = bench("server", make_observations(make_body("large", args.lines)), args)
+        body = make_observations(make_body("large", args.lines))
+        ratios["server"] = bench("server", body, frozenset({"Observation"}), args)
     if args.shape in ("synthea", "both"):
-        ratios["synthea"] = bench("synthea", synthea_body(args.lines), args)
+        body = synthea_body(args.lines)
+        ratios["synthea"] = bench("synthea", body, frozenset({"Observation", "Patient"}), args)
     for name, ratio in ratios.items():
         verdict = "ok" if ratio >= TARGET else "BELOW TARGET"
         print(f"ours / json.loads on {name}: {ratio:.2f}x (target >= {TARGET}x): {verdict}")

@@ -157,11 +157,24 @@ def run(chunks: list[bytes], **options: Any) -> BodyResult[Tally] | tuple[str, i
         return ("bad row", error.line_number)
 
 
-def check_against_reference(body: bytes, chunks: list[bytes], key_mode: str, lines: int) -> None:
-    expected = count_body(body, key_mode)
+TYPES = st.sampled_from(
+    [
+        None,  # any type: the untagged fast forms
+        frozenset({"Observation"}),  # the tagged forms from here on
+        frozenset({"Observation", "Patient"}),
+        frozenset({"Observation", "Patient", "Condition", ""}),
+    ]
+)
+
+
+def check_against_reference(
+    body: bytes, chunks: list[bytes], key_mode: str, lines: int, types: frozenset[str] | None
+) -> None:
+    expected = count_body(body, key_mode, types)
     for on_bad_row in ("skip", "fail"):
-        whole = run([body], key_mode=key_mode, on_bad_row=on_bad_row, piece_lines=lines)
-        assert run(chunks, key_mode=key_mode, on_bad_row=on_bad_row, piece_lines=lines) == whole
+        options = {"key_mode": key_mode, "types": types, "piece_lines": lines}
+        whole = run([body], on_bad_row=on_bad_row, **options)
+        assert run(chunks, on_bad_row=on_bad_row, **options) == whole
         if on_bad_row == "fail" and expected.bad_lines:
             assert whole == ("bad row", expected.bad_lines[0])
             continue
@@ -176,17 +189,17 @@ def check_against_reference(body: bytes, chunks: list[bytes], key_mode: str, lin
 
 
 @settings(max_examples=12, deadline=None)
-@given(st.data(), bodies(), st.sampled_from(["code", "text"]), st.sampled_from([1, 3, 256]))
+@given(st.data(), bodies(), st.sampled_from(["code", "text"]), st.sampled_from([1, 3, 256]), TYPES)
 def test_any_chunking_matches_one_chunk_and_the_naive_counter(
-    data: st.DataObject, body: bytes, key_mode: str, lines: int
+    data: st.DataObject, body: bytes, key_mode: str, lines: int, types: frozenset[str] | None
 ) -> None:
-    check_against_reference(body, data.draw(chunkings(body)), key_mode, lines)
+    check_against_reference(body, data.draw(chunkings(body)), key_mode, lines, types)
 
 
 @pytest.mark.slow  # Hypothesis at a full example count
 @settings(max_examples=500, deadline=None)
-@given(st.data(), bodies(), st.sampled_from(["code", "text"]), st.sampled_from([1, 3, 256]))
+@given(st.data(), bodies(), st.sampled_from(["code", "text"]), st.sampled_from([1, 3, 256]), TYPES)
 def test_many_chunkings_match_one_chunk_and_the_naive_counter(
-    data: st.DataObject, body: bytes, key_mode: str, lines: int
+    data: st.DataObject, body: bytes, key_mode: str, lines: int, types: frozenset[str] | None
 ) -> None:
-    check_against_reference(body, data.draw(chunkings(body)), key_mode, lines)
+    check_against_reference(body, data.draw(chunkings(body)), key_mode, lines, types)

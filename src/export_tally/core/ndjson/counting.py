@@ -16,7 +16,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from export_tally.core.counts.tally import Key, Tally
-from export_tally.core.ndjson.decoding import decode_line, decode_lines
+from export_tally.core.ndjson.decoding import decode_line, decode_lines, fast_decoder
 from export_tally.core.ndjson.lines import (
     DEFAULT_MAX_LINE_BYTES,
     PIECE_LINES,
@@ -24,7 +24,14 @@ from export_tally.core.ndjson.lines import (
     LineParser,
     is_blank,
 )
-from export_tally.core.ndjson.resources import Counted, FastResource, KeyMode, judge
+from export_tally.core.ndjson.resources import (
+    CodeResource,
+    Counted,
+    FastResource,
+    KeyMode,
+    TextResource,
+    judge,
+)
 
 if TYPE_CHECKING:
     pass
@@ -61,6 +68,7 @@ class NdjsonCountingParser(LineParser[Tally]):
         )
         self._mode: KeyMode = key_mode
         self._types = types
+        self._decoder = fast_decoder(key_mode, types)
         self._resources: Counter[FastResource] = Counter()  # fast path
         self._judged: dict[FastResource, Counted] = {}  # what each of them counts as
         self._keys: Counter[Key] = Counter()  # line by line
@@ -74,7 +82,7 @@ class NdjsonCountingParser(LineParser[Tally]):
         return self._rows - self._line_rows
 
     def _take_lines(self, lines: list[bytes], first_line: int, ascii: bool) -> int:
-        resources = decode_lines(lines, self._mode, ascii)
+        resources = decode_lines(lines, self._decoder, ascii)
         if resources is not None and self._count_fast(resources, lines):
             return len(resources)
         rows = self._take_one_by_one(lines, first_line)
@@ -87,13 +95,15 @@ class NdjsonCountingParser(LineParser[Tally]):
         counts = self._resources
         before = len(counts)
         counts.update(resources)
+        if len(counts) == before:
+            return True  # most pieces: every resource was judged before
         fresh = list(islice(reversed(counts), len(counts) - before))
         fresh.reverse()  # in the order of their first lines, for the labels
         judged = [judge(resource, self._mode, self._types) for resource in fresh]
         if any(isinstance(verdict, str) for verdict in judged) or any(
-            # A Patient's fast form has no id: its line goes one by one. All Patients' fast
+            # A Patient's untagged fast form has no id: its line goes one by one. All those
             # forms are new (never kept), so none is missed.
-            resource.resourceType == "Patient"
+            resource.resourceType == "Patient" and isinstance(resource, CodeResource | TextResource)
             for resource in fresh
         ):
             counts.subtract(resources)

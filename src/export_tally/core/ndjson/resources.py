@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Union
 
 import msgspec
 
@@ -107,13 +107,54 @@ class TextResource(msgspec.Struct, frozen=True, gc=False):
     id: ClassVar[None] = None
 
 
-FastResource = CodeResource | TextResource
-AnyResource = IdentifiedResource | CodeResource | TextResource
+FastResource = Any
+"""What the fast path counts: a `CodeResource`, a `TextResource` or one of `tagged_forms`."""
+AnyResource = Any
 
 
-def fast_form(mode: KeyMode) -> type[CodeResource] | type[TextResource]:
-    """The Struct the fast path decodes in key mode `mode`."""
-    return CodeResource if mode == "code" else TextResource
+def fast_form(mode: KeyMode, types: frozenset[str] | None = None) -> Any:
+    """The type the fast path decodes in key mode `mode` when `types` are asked for (None:
+    any): `CodeResource` or `TextResource` for any type, else `tagged_forms`' union."""
+    if types is None:
+        return CodeResource if mode == "code" else TextResource
+    return Union[tagged_forms(mode, types)]  # noqa: UP007 (a union of types made at run time)
+
+
+@lru_cache(maxsize=16)
+def tagged_forms(mode: KeyMode, types: frozenset[str]) -> tuple[type[msgspec.Struct], ...]:
+    """One Struct a resourceType asked for, tagged by it (msgspec reads the `resourceType`
+    once, as a key into these, instead of making and counting a string a line), plus one for
+    the empty resourceType, so that the union always has two members: a union requires the
+    tag, where a lone tagged Struct would take an object without one. An `Observation` holds
+    the fields of the key mode's form, a `Patient` its `id` (so Patients count on the fast
+    path), any other type its references alone."""
+    return tuple(_tagged(kind, mode) for kind in sorted(types | {""}))
+
+
+def _tagged(kind: str, mode: KeyMode) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any, Any]] = [
+        ("subject", Reference | None, None),
+        ("patient", Reference | None, None),
+    ]
+    absent: dict[str, Any] = {"resourceType": kind}  # what `judge` reads of a field left out
+    if kind == "Observation":
+        fields.append(("code", (_CodesOnly if mode == "code" else _TextsOnly) | None, None))
+    else:
+        absent["code"] = None
+    if kind == "Patient":
+        fields.append(("id", str | None, None))
+    else:
+        absent["id"] = None
+    return msgspec.defstruct(
+        "TaggedResource",
+        fields,
+        tag_field="resourceType",
+        tag=kind,
+        frozen=True,
+        gc=False,
+        namespace=absent,
+        module=__name__,
+    )
 
 
 def patient_in_reference(reference: Reference | None) -> str | None:

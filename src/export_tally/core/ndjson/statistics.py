@@ -82,7 +82,9 @@ def instant_of(text: str) -> int | None:
 
 def read_line(line: bytes) -> tuple[IdentifiedResource, str | None, str | None] | str:
     """A line's resource, its effectiveDateTime and its value's number text; or why it is a
-    bad row. msgspec when it takes the line (and it is valid UTF-8), else `json.loads`."""
+    bad row. msgspec when it takes the line (and it is valid UTF-8), else `json.loads`. Its
+    LF, if any, is not part of it."""
+    line = line.removesuffix(b"\n")  # so that a column in a message counts on this line
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as error:
