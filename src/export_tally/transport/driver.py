@@ -151,7 +151,11 @@ def _refuse_final(where: str, status: int, options: ClientOptions) -> None:
     SMART client has already tried once more with a new token, in its auth).
     """
     if status in (401, 403):
-        check = "--client-id and --scope" if options.credentials else "--token or --header"
+        check = (
+            "--client-id and --scope"
+            if options.credentials
+            else "--token or --header, or --client-id and --private-key for a SMART server"
+        )
         raise ServerUnreachableError(
             f"{where}: the server refused the credentials (HTTP {status}); check {check}"
         )
