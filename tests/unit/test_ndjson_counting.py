@@ -243,6 +243,37 @@ def test_plain_lines_take_the_fast_path_and_a_patient_does_not() -> None:
     assert parser.fast_rows == 5
 
 
+ASKED = frozenset({"Observation", "Patient"})
+
+
+def test_with_the_types_asked_for_patients_take_the_fast_path_too() -> None:
+    # Tagged forms: a Patient's holds its id, so it counts without going one by one.
+    parser = NdjsonCountingParser(types=ASKED)
+    patients = [line({"resourceType": "Patient", "id": f"P{n}"}) for n in (1, 2, 2)]
+    result = feed_all(parser, [b"\n".join([OBS, *patients, OBS_P2])])
+    assert parser.fast_rows == result.rows == 5
+    assert result.aggregate.counts == {
+        ("P1", "8867-4"): 1,
+        ("P1", "Patient"): 1,
+        ("P2", "Patient"): 2,
+        ("P2", "8867-4"): 1,
+    }
+
+
+@pytest.mark.parametrize("types", [None, ASKED], ids=["any-type", "tagged"])
+def test_an_observation_whose_subject_names_no_patient_reads_its_patient_field(
+    types: frozenset[str] | None,
+) -> None:
+    # The tagged Observation form leaves `patient` out (FHIR's Observation has none); when the
+    # subject names no patient, the line goes one by one, where the rules read it.
+    elsewhere = observation(subject={"reference": "Group/G1"})
+    elsewhere["patient"] = {"reference": "Patient/P9"}
+    parser = NdjsonCountingParser(types=types)
+    result = feed_all(parser, [b"\n".join([OBS, line(elsewhere), OBS])])
+    assert result.aggregate.counts == {("P1", "8867-4"): 2, ("P9", "8867-4"): 1}
+    assert parser.fast_rows == (3 if types is None else 1)  # the last line: a piece of its own
+
+
 def test_a_line_longer_than_the_limit_fails() -> None:
     parser = NdjsonCountingParser(max_line_bytes=10)
     parser.feed(b"0123456789")

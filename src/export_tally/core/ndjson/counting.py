@@ -25,12 +25,11 @@ from export_tally.core.ndjson.lines import (
     is_blank,
 )
 from export_tally.core.ndjson.resources import (
-    CodeResource,
     Counted,
     FastResource,
     KeyMode,
-    TextResource,
     judge,
+    needs_full_form,
 )
 
 if TYPE_CHECKING:
@@ -100,11 +99,11 @@ class NdjsonCountingParser(LineParser[Tally]):
         fresh = list(islice(reversed(counts), len(counts) - before))
         fresh.reverse()  # in the order of their first lines, for the labels
         judged = [judge(resource, self._mode, self._types) for resource in fresh]
-        if any(isinstance(verdict, str) for verdict in judged) or any(
-            # A Patient's untagged fast form has no id: its line goes one by one. All those
-            # forms are new (never kept), so none is missed.
-            resource.resourceType == "Patient" and isinstance(resource, CodeResource | TextResource)
-            for resource in fresh
+        if any(
+            # A bad row, or a form that leaves out what its verdict may need: the piece goes one
+            # by one. Such forms are never kept, so each is new again in the next piece.
+            isinstance(verdict, str) or needs_full_form(resource, verdict)
+            for resource, verdict in zip(fresh, judged, strict=True)
         ):
             counts.subtract(resources)
             for resource in fresh:

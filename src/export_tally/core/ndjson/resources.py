@@ -132,14 +132,16 @@ def tagged_forms(mode: KeyMode, types: frozenset[str]) -> tuple[type[msgspec.Str
 
 
 def _tagged(kind: str, mode: KeyMode) -> type[msgspec.Struct]:
-    fields: list[tuple[str, Any, Any]] = [
-        ("subject", Reference | None, None),
-        ("patient", Reference | None, None),
-    ]
+    fields: list[tuple[str, Any, Any]] = [("subject", Reference | None, None)]
     absent: dict[str, Any] = {"resourceType": kind}  # what `judge` reads of a field left out
     if kind == "Observation":
+        # FHIR's Observation has no `patient`: one field less to decode, hash and compare a
+        # line. The rules still read it when the subject names no patient, so such a form is
+        # incomplete (`needs_full_form`).
         fields.append(("code", (_CodesOnly if mode == "code" else _TextsOnly) | None, None))
+        absent["patient"] = None
     else:
+        fields.append(("patient", Reference | None, None))
         absent["code"] = None
     if kind == "Patient":
         fields.append(("id", str | None, None))
@@ -155,6 +157,15 @@ def _tagged(kind: str, mode: KeyMode) -> type[msgspec.Struct]:
         namespace=absent,
         module=__name__,
     )
+
+
+def needs_full_form(resource: FastResource, verdict: Counted) -> bool:
+    """Whether the fast form `resource` leaves out a field that the verdict on its line may
+    depend on, so that its line must go one by one: an untagged Patient (no `id`), or a tagged
+    Observation (no `patient`) whose subject names no patient."""
+    if isinstance(resource, CodeResource | TextResource):
+        return resource.resourceType == "Patient"
+    return verdict[0] == NO_PATIENT and "patient" not in resource.__struct_fields__
 
 
 def patient_in_reference(reference: Reference | None) -> str | None:
